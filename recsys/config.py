@@ -1,0 +1,144 @@
+"""Frozen dataclass configs, loaded from TOML with ``key.sub=value`` overrides.
+
+Each stage owns its config dataclass (``recsys/<stage>/config.py``); this module only knows how to
+build any frozen dataclass tree from a TOML table and a list of overrides, with type checking and
+errors that name the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message names the key and what to do."""
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union or origin is types.UnionType:
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in {"none", "null"} and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"config key '{key}': {value!r} fits none of {tp}")
+    if origin is typing.Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"config key '{key}': {value!r} is not one of {list(allowed)}")
+        return value
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        args = get_args(tp)
+        inner = args[0] if args else Any
+        seq = [_coerce(v, inner, key) for v in value]
+        return tuple(seq) if origin is tuple else seq
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': expected a table, got {value!r}")
+        return build(tp, value, prefix=f"{key}.")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "false", "0", "no"}:
+            return value.lower() in {"true", "1", "yes"}
+        raise ConfigError(f"config key '{key}': expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}") from None
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key '{key}': expected a number, got {value!r}") from None
+    if tp is str:
+        return str(value)
+    if tp is Path:
+        return Path(value)
+    return value
+
+
+def build(cls: type[T], table: dict[str, Any], *, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a (nested) dict, rejecting unknown keys."""
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(table) - names
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {sorted(prefix + u for u in unknown)}; valid keys here: {sorted(names)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in table.items()}
+    return cls(**kwargs)
+
+
+def _set_path(table: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    cur = table
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+        if not isinstance(cur, dict):
+            raise ConfigError(f"override '{dotted}': '{p}' is not a table")
+    cur[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["student.epochs=3", "data.split=temporal"]`` -> nested dict (values stay strings; types come later)."""
+    table: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected key=value, e.g. student.epochs=3")
+        k, v = item.split("=", 1)
+        _set_path(table, k.strip(), v.strip())
+    return table
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load(cls: type[T], *, path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+    """Load ``cls`` from an optional TOML file, then apply ``key=value`` overrides."""
+    table: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            table = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p}: invalid TOML ({e})") from None
+    table = _merge(table, parse_overrides(overrides or []))
+    return build(cls, table)

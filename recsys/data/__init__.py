@@ -1,0 +1,1 @@
+"""Logs -> validated, id-mapped, split tables (polars). Light: no torch here."""

@@ -1,0 +1,49 @@
+"""Config of the data stage: where the logs come from and how they are prepared and split."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+SourceKind = Literal["beauty", "table", "amazon", "recbole", "uci", "synthetic"]
+SplitKind = Literal["leave_one_out", "temporal"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Columns:
+    """Column mapping for generic CSV/TSV/JSONL/Parquet logs (source = "table")."""
+
+    user: str = "user_id"
+    item: str = "item_id"
+    timestamp: str = "timestamp"
+    event: str | None = None  # absent -> every row is "purchase"
+    quantity: str | None = None
+    price: str | None = None
+    timestamp_format: str | None = None  # strptime format for string times; None -> unix seconds or ISO 8601
+    # item catalogue columns (items_path)
+    item_title: str = "title"
+    item_brand: str | None = "brand"
+    item_categories: str | None = "categories"  # list column, or a string split on `category_sep`
+    item_description: str | None = "description"
+    item_price: str | None = "price"
+    category_sep: str = "|"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Defaults reproduce the standard Beauty protocol: 5-core, leave-one-out, full ranking."""
+
+    source: SourceKind = "beauty"  # "beauty" = the Amazon Beauty 2014 5-core sample shipped in the package
+    path: str | None = None  # interactions file(s) or directory (glob allowed) for table/amazon/recbole/uci
+    items_path: str | None = None  # item catalogue file for table/amazon
+    columns: Columns = Columns()
+    require_catalogue: bool = False  # True: interactions with an item absent from the catalogue are quarantined
+    drop_cancellations: bool = True  # negative quantities / cancelled invoices -> quarantine
+    kcore: int = 5  # iterative k-core on users and items; 0 disables (Beauty is already 5-core: a no-op there)
+    split: SplitKind = "leave_one_out"
+    # temporal split: the last `test_days` form the test window, the `valid_days` before it the valid window
+    valid_days: float = 7.0
+    test_days: float = 7.0
+    synthetic_users: int = 200  # source = "synthetic" only
+    synthetic_items: int = 80
+    seed: int = 0

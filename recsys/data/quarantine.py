@@ -1,0 +1,57 @@
+"""Split a frame into kept rows and quarantined rows, each rejected row with a reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from recsys.data.schema import QUARANTINE
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Rows where ``bad`` is true are rejected with ``reason``; ``column`` names the culprit."""
+
+    bad: pl.Expr
+    column: str
+    reason: str
+
+
+def apply_rules(df: pl.DataFrame, rules: list[Rule], *, raw_cols: list[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Apply ``rules`` in order (first matching rule gives the reason).
+
+    ``df`` must carry ``source_file`` and ``source_row``. Returns (kept, quarantine) where
+    quarantine follows ``schema.QUARANTINE`` and ``kept.height + quarantine.height == df.height``.
+    """
+    raw_cols = raw_cols or [c for c in df.columns if c not in ("source_file", "source_row")]
+    reason = pl.lit(None, dtype=pl.String)
+    column = pl.lit(None, dtype=pl.String)
+    for rule in reversed(rules):
+        cond = rule.bad.fill_null(False)
+        reason = pl.when(cond).then(pl.lit(rule.reason)).otherwise(reason)
+        column = pl.when(cond).then(pl.lit(rule.column)).otherwise(column)
+    tagged = df.with_columns(reason.alias("__reason"), column.alias("__column"))
+    kept = tagged.filter(pl.col("__reason").is_null()).drop("__reason", "__column")
+    bad = tagged.filter(pl.col("__reason").is_not_null())
+    quarantine = to_quarantine(bad, reason_col="__reason", column_col="__column", raw_cols=raw_cols)
+    return kept, quarantine
+
+
+def to_quarantine(bad: pl.DataFrame, *, reason_col: str, column_col: str, raw_cols: list[str]) -> pl.DataFrame:
+    raw = pl.concat_str(
+        [pl.format("{}={}", pl.lit(c), pl.col(c).cast(pl.String).fill_null("null")) for c in raw_cols
+         if c in bad.columns and bad.schema[c] != pl.List(pl.String)],
+        separator="; ",
+    ) if raw_cols else pl.lit("")
+    return bad.select(
+        pl.col("source_file").cast(pl.String),
+        pl.col("source_row").cast(pl.Int64).alias("row"),
+        pl.col(column_col).cast(pl.String).alias("column"),
+        pl.col(reason_col).cast(pl.String).alias("reason"),
+        raw.alias("raw"),
+    )
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema=QUARANTINE)

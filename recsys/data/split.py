@@ -1,0 +1,50 @@
+"""Leave-one-out and temporal splits over prepared interactions.
+
+Both return (train, valid, test). ``valid``/``test`` hold targets; the history used to predict valid
+is ``train`` and the history for test is ``train + valid`` (see ``Tables.history``).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from recsys.data.schema import TABLE_INTERACTIONS, TARGETS, conform
+
+
+def leave_one_out(inter: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Last event = test, second to last = valid, the rest = train (users with >= 3 events get targets;
+    shorter histories stay entirely in train)."""
+    n = pl.len().over("user")
+    eligible = n >= 3
+    test = inter.filter(eligible & (pl.col("pos") == n - 1))
+    valid = inter.filter(eligible & (pl.col("pos") == n - 2))
+    train = inter.filter(~eligible | (pl.col("pos") < n - 2))
+    return conform(train, TABLE_INTERACTIONS), conform(valid, TARGETS), conform(test, TARGETS)
+
+
+def temporal(inter: pl.DataFrame, *, valid_days: float, test_days: float) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A global time cut: the last ``test_days`` are test, the ``valid_days`` before that are valid.
+
+    Targets are kept only for users with at least one earlier event (something to predict from); a
+    repeat of an item already in the user's earlier history is not a target (full ranking excludes
+    seen items) but stays in the history.
+    """
+    t_max = inter["timestamp"].max()
+    t_test = int(t_max - test_days * 86400)
+    t_valid = int(t_test - valid_days * 86400)
+    train = inter.filter(pl.col("timestamp") < t_valid)
+    valid_all = inter.filter((pl.col("timestamp") >= t_valid) & (pl.col("timestamp") < t_test))
+    test_all = inter.filter(pl.col("timestamp") >= t_test)
+
+    def targets(window: pl.DataFrame, before: pl.DataFrame) -> pl.DataFrame:
+        seen = before.select("user", "item").unique()
+        users = before.select("user").unique()
+        first = window.sort("pos").unique(subset=["user", "item"], keep="first")
+        return first.join(users, on="user", how="semi").join(seen, on=["user", "item"], how="anti").sort("user", "pos")
+
+    valid = targets(valid_all, train)
+    test = targets(test_all, pl.concat([train, valid_all]))
+    # Note: valid-window repeats and events of users new in that window are not targets, so they are not
+    # part of the test history either (history(test) = train + valid targets); they are few and it keeps
+    # one rule for both protocols.
+    return conform(train, TABLE_INTERACTIONS), conform(valid, TARGETS), conform(test, TARGETS)

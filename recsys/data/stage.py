@@ -1,0 +1,70 @@
+"""The data stage: source -> validated, id-mapped, split tables in ``<run>/tables``."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import polars as pl
+
+from recsys.artifacts import RunDir, hash_obj, write_parquet
+from recsys.data.config import DataConfig
+from recsys.data.loaders import load_source
+from recsys.data.prepare import prepare
+from recsys.data.split import leave_one_out, temporal
+
+log = logging.getLogger(__name__)
+STAGE = "data"
+
+
+def input_key(cfg: DataConfig) -> str:
+    """Config hash plus a fingerprint of the input files (size + mtime), so new logs re-run the stage."""
+    from pathlib import Path
+
+    fp = []
+    for p in [cfg.path, cfg.items_path]:
+        if p:
+            for f in sorted(Path().glob(p) if any(ch in p for ch in "*?[") else [Path(p)]):
+                if f.is_file():
+                    st = f.stat()
+                    fp.append([str(f), st.st_size, int(st.st_mtime)])
+                elif f.is_dir():
+                    fp.extend([str(g), g.stat().st_size, int(g.stat().st_mtime)] for g in sorted(f.rglob("*")) if g.is_file())
+    return hash_obj({"cfg": cfg, "files": fp, "v": 1})
+
+
+def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, int]:
+    """Load, validate, prepare and split; write tables. Returns the counts (also in the manifest)."""
+    key = input_key(cfg)
+    if not force and run_dir.is_fresh(STAGE, key):
+        counts = run_dir.stage_record(STAGE)["counts"]  # type: ignore[index]
+        log.info("data: up to date (%s users, %s items), skipped", counts["users"], counts["items"])
+        return counts
+    t0 = time.perf_counter()
+    loaded = load_source(cfg)
+    prep = prepare(loaded, kcore_k=cfg.kcore, require_catalogue=cfg.require_catalogue)
+    if cfg.split == "leave_one_out":
+        train, valid, test = leave_one_out(prep.interactions)
+    else:
+        train, valid, test = temporal(prep.interactions, valid_days=cfg.valid_days, test_days=cfg.test_days)
+    lay = run_dir.layout
+    outs = [
+        write_parquet(lay.items, prep.items),
+        write_parquet(lay.users, prep.users),
+        write_parquet(lay.interactions, prep.interactions),
+        write_parquet(lay.quarantine, prep.quarantine),
+        write_parquet(lay.split("train"), train),
+        write_parquet(lay.split("valid"), valid),
+        write_parquet(lay.split("test"), test),
+    ]
+    counts = {**prep.counts, "train": train.height, "valid": valid.height, "test": test.height}
+    reasons = prep.quarantine.group_by("reason").len().sort("len", descending=True) if prep.quarantine.height \
+        else pl.DataFrame()
+    run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, counts=counts,
+                   source=loaded.source,
+                   quarantine_reasons={r: n for r, n in reasons.iter_rows()} if reasons.height else {})
+    assert counts["read"] == counts["kept"] + counts["quarantined"], counts
+    log.info("data: %s — read %d = kept %d + quarantined %d; %d users, %d items; split %s: train %d / valid %d / test %d",
+             loaded.source, counts["read"], counts["kept"], counts["quarantined"], counts["users"], counts["items"],
+             cfg.split, counts["train"], counts["valid"], counts["test"])
+    return counts
