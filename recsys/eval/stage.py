@@ -1,0 +1,83 @@
+"""The evaluation stage: every system found in the run directory, one split, one metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import polars as pl
+
+from recsys.artifacts import RunDir, write_json, write_text
+from recsys.data.tables import load_tables
+from recsys.eval import plots as P
+from recsys.eval.config import EvalConfig
+from recsys.eval.report import render
+from recsys.eval.systems import ORDER, discover, evaluate, load_json, topk_overlap
+from recsys.metrics import history_length_slices, popularity_slices, summarize
+
+log = logging.getLogger(__name__)
+
+
+def _protocol(run_dir: RunDir, split: str) -> str:
+    rec = run_dir.stage_record("data") or {}
+    kind = (rec.get("config") or {}).get("split", "leave_one_out")
+    name = "leave-one-out" if kind == "leave_one_out" else "temporal"
+    return f"{name}, {split} split, full ranking over all items, history excluded"
+
+
+def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict[str, Any]:
+    """Evaluate all systems; write metrics.json, report.md and report/*.png. Always re-runs (cheap)."""
+    t0 = time.perf_counter()
+    lay = run_dir.layout
+    tables = load_tables(lay)
+    split = cfg.split
+    curve_ks = tuple(sorted(set(cfg.curve_ks) | set(cfg.ks)))
+    pop = popularity_slices(tables.train, n_items=tables.n_items, head=cfg.head_share, tail=cfg.tail_share)
+    hist_len = history_length_slices(tables.history(split), bins=cfg.history_bins)
+    systems = sorted(discover(lay, split=split), key=lambda s: (ORDER.index(s.name) if s.name in ORDER else 99, s.name))
+    rows, curves, pop_parts, len_parts = [], {}, [], []
+    found = {}
+    for s in systems:
+        t = time.perf_counter()
+        res = evaluate(s, tables, split=split, ks=curve_ks)
+        summ = res.summary(ks=cfg.ks)
+        rows.append({"model": s.name, "kind": s.kind, **summ, "eval_seconds": round(time.perf_counter() - t, 2)})
+        curves[s.name] = {k: v for k, v in summarize(res.per_target, ks=curve_ks).items() if k.startswith("recall@")}
+        curves[s.name] = {int(k.split("@")[1]): v for k, v in curves[s.name].items()}
+        pop_parts.append(res.by_slice(pop, on="item", ks=cfg.ks).with_columns(pl.lit(s.name).alias("model")))
+        len_parts.append(res.by_slice(hist_len, on="user", ks=cfg.ks).with_columns(pl.lit(s.name).alias("model")))
+        found[s.name] = s
+        log.info("eval: %-24s recall@10 %.4f  ndcg@10 %.4f", s.name, summ.get("recall@10", 0), summ.get("ndcg@10", 0))
+    overlap = {}
+    for a, b in [("teacher_adapted", "student_kd"), ("teacher_raw", "student_kd"), ("teacher_raw", "student_no_kd")]:
+        if a in found and b in found:
+            overlap[f"top-{cfg.overlap_k} overlap {a} / {b}"] = topk_overlap(
+                found[a], found[b], tables, split=split, k=cfg.overlap_k, n_users=cfg.overlap_users)
+    pop_frame = pl.concat(pop_parts, how="diagonal_relaxed") if pop_parts else pl.DataFrame()
+    len_frame = pl.concat(len_parts, how="diagonal_relaxed") if len_parts else pl.DataFrame()
+    slice_counts = dict(tables.targets(split).join(pop, on="item").group_by("slice").len().sort("slice").iter_rows())
+    plots = []
+    if cfg.plots and rows:
+        lay.report.mkdir(parents=True, exist_ok=True)
+        P.recall_curves({k: v for k, v in curves.items()}, lay.report / "recall_at_k.png")
+        P.slice_bars(pop_frame, metric=f"ndcg@{cfg.ks[0]}", title="NDCG by item popularity", path=lay.report / "slices_popularity.png")
+        P.slice_bars(len_frame, metric=f"ndcg@{cfg.ks[0]}", title="NDCG by history length", path=lay.report / "slices_history.png")
+        plots = ["report/recall_at_k.png", "report/slices_popularity.png", "report/slices_history.png"]
+        ann = load_json(lay.stage_dir("index") / "tradeoff.json").get("points")
+        if ann:
+            P.ann_tradeoff(ann, lay.report / "ann_tradeoff.png")
+            plots.append("report/ann_tradeoff.png")
+    manifest = run_dir.manifest()
+    data_rec = manifest.get("stages", {}).get("data", {})
+    dataset = dataset or data_rec.get("source", "dataset")
+    protocol = _protocol(run_dir, split)
+    metrics = {"dataset": dataset, "protocol": protocol, "split": split, "rows": rows,
+               "slices": {"popularity": pop_frame.to_dicts(), "history_length": len_frame.to_dicts()},
+               "overlap": overlap}
+    write_json(lay.metrics, metrics)
+    write_text(lay.report_md, render(dataset=dataset, protocol=protocol, rows=rows, ks=cfg.ks, pop_slices=pop_frame,
+                                     len_slices=len_frame, slice_counts=slice_counts, overlap=overlap,
+                                     manifest=manifest, plots=plots))
+    run_dir.update_manifest(eval={"seconds": round(time.perf_counter() - t0, 2), "rows": [r["model"] for r in rows]})
+    return metrics

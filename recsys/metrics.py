@@ -1,0 +1,205 @@
+"""Full-ranking metrics: Recall, NDCG, HitRate, MRR and coverage @K (pure numpy/polars).
+
+Shared by every stage that needs to measure itself (teacher adapter, student validation, index
+tuning, evaluation), so it lives at the top of the package, beside ``artifacts`` and ``config``.
+
+Protocol. For each (user, target item) the *rank* is the target's 0-based position in the ranking of
+all catalogue items, with the user's history excluded (the target itself always stays a candidate).
+Conservative by construction:
+  * ties with the target count against it: rank = #(score > t) + #(score == t) - 1;
+  * another item's NaN/+inf score ranks above every target;
+  * a target whose own score is NaN or ±inf is a miss (counted in ``nonfinite_targets``).
+Per-user metrics are averaged over users with at least one target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import polars as pl
+
+MISS = np.int64(2**62)  # rank of a target that is not retrieved at all
+ScoreFn = Callable[[np.ndarray], np.ndarray]  # users (B,) -> scores (B, n_items)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+    """Per-target ranks plus what ``summary`` needs. ``per_target``: user, item, rank (i64, MISS = not found)."""
+
+    per_target: pl.DataFrame
+    n_items: int
+    coverage: dict[int, float]  # K -> share of the catalogue in anyone's top-K
+    nonfinite_targets: int = 0
+
+    def summary(self, ks: Sequence[int] = (10, 20)) -> dict[str, float]:
+        out = summarize(self.per_target, ks=ks)
+        for k in ks:
+            if k in self.coverage:
+                out[f"coverage@{k}"] = self.coverage[k]
+        out["users"] = float(self.per_target["user"].n_unique())
+        out["nonfinite_targets"] = float(self.nonfinite_targets)
+        return out
+
+    def by_slice(self, labels: pl.DataFrame, *, on: str, ks: Sequence[int] = (10, 20)) -> pl.DataFrame:
+        """Metrics per slice. ``labels`` has column ``on`` ("user" or "item") and ``slice``."""
+        joined = self.per_target.join(labels.select(on, "slice"), on=on, how="left").with_columns(
+            pl.col("slice").fill_null("unlabelled"))
+        rows = []
+        for (name,), part in joined.group_by(["slice"], maintain_order=True):
+            rows.append({"slice": name, "targets": part.height, **summarize(part, ks=ks)})
+        return pl.DataFrame(rows).sort("slice")
+
+
+def _idcg(n: np.ndarray, k: int) -> np.ndarray:
+    disc = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    return disc[np.minimum(n, k) - 1]
+
+
+def summarize(per_target: pl.DataFrame, *, ks: Sequence[int] = (10, 20)) -> dict[str, float]:
+    """Average per-user Recall/NDCG/HR/MRR@K from per-target 0-based ranks."""
+    if per_target.height == 0:
+        return {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "hr", "mrr")}
+    r = pl.col("rank")
+    aggs = [pl.len().alias("n"), r.min().alias("best")]
+    for k in ks:
+        aggs.append((r < k).sum().alias(f"hits{k}"))
+        aggs.append(pl.when(r < k).then(1.0 / (r.cast(pl.Float64) + 2.0).log(2)).otherwise(0.0).sum().alias(f"dcg{k}"))
+    per_user = per_target.group_by("user").agg(aggs)
+    n = per_user["n"].to_numpy()
+    best = per_user["best"].to_numpy()
+    out: dict[str, float] = {}
+    for k in ks:
+        hits = per_user[f"hits{k}"].to_numpy()
+        out[f"recall@{k}"] = float(np.mean(hits / n))
+        out[f"ndcg@{k}"] = float(np.mean(per_user[f"dcg{k}"].to_numpy() / _idcg(n, k)))
+        out[f"hr@{k}"] = float(np.mean(hits > 0))
+        out[f"mrr@{k}"] = float(np.mean(np.where(best < k, 1.0 / (best + 1.0), 0.0)))
+    return out
+
+
+def _csr(df: pl.DataFrame, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group ``df``'s items by user in the order of ``users`` -> (indptr, items)."""
+    pos = pl.DataFrame({"user": users.astype(np.int32), "_u": np.arange(len(users))})
+    g = df.select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int64)).join(pos, on="user").sort("_u")
+    counts = np.bincount(g["_u"].to_numpy(), minlength=len(users))
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    return indptr, g["item"].to_numpy()
+
+
+def evaluate_scores(
+    *,
+    score_fn: ScoreFn,
+    targets: pl.DataFrame,
+    history: pl.DataFrame,
+    n_items: int,
+    ks: Sequence[int] = (10, 20),
+    batch_size: int = 1024,
+    progress: bool = False,
+) -> EvalResult:
+    """Full ranking: ``score_fn(users)`` gives (B, n_items) scores; ``history`` (user, item) is excluded.
+
+    Args:
+        score_fn: maps a batch of user indices (B,) to scores (B, n_items); higher is better.
+        targets: (user, item) rows to find; several per user allowed.
+        history: (user, item) rows excluded from each user's ranking (the target itself never is).
+    """
+    users = np.unique(targets["user"].to_numpy()).astype(np.int64)
+    t_ptr, t_items = _csr(targets, users)
+    h_ptr, h_items = _csr(history, users)
+    kmax = max(ks)
+    ranks = np.empty(len(t_items), dtype=np.int64)
+    seen = {k: np.zeros(n_items, dtype=bool) for k in ks}
+    nonfinite = 0
+    starts = range(0, len(users), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="evaluate", unit="batch", leave=False)
+    for s in starts:
+        e = min(s + batch_size, len(users))
+        scores = np.array(score_fn(users[s:e]), dtype=np.float32, copy=True)
+        if scores.shape != (e - s, n_items):
+            raise ValueError(f"score_fn returned shape {scores.shape}, expected {(e - s, n_items)}")
+        b = e - s
+        t_lo, t_hi = t_ptr[s], t_ptr[e]
+        t_row = np.repeat(np.arange(b), np.diff(t_ptr[s:e + 1]))
+        t_it = t_items[t_lo:t_hi]
+        t_score = scores[t_row, t_it]
+        h_row = np.repeat(np.arange(b), np.diff(h_ptr[s:e + 1]))
+        scores[np.isnan(scores)] = np.inf  # another item's NaN ranks above the target
+        scores[h_row, h_items[h_ptr[s]:h_ptr[e]]] = -np.inf
+        bad = ~np.isfinite(t_score)
+        nonfinite += int(bad.sum())
+        safe_t = np.where(bad, 0.0, t_score).astype(np.float32)
+        scores[t_row, t_it] = safe_t  # targets stay candidates even when also in history
+        rows = scores[t_row]
+        r = (rows > safe_t[:, None]).sum(1) + (rows == safe_t[:, None]).sum(1) - 1
+        ranks[t_lo:t_hi] = np.where(bad, MISS, r)
+        top = np.argpartition(-scores, kmax - 1, axis=1)[:, :kmax] if kmax < n_items else \
+            np.tile(np.arange(n_items), (b, 1))
+        top_scores = np.take_along_axis(scores, top, 1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, 1)
+        for k in ks:
+            seen[k][top[:, :k].ravel()] = True
+    per_target = pl.DataFrame({
+        "user": np.repeat(users, np.diff(t_ptr)).astype(np.int32),
+        "item": t_items.astype(np.int32),
+        "rank": ranks,
+    })
+    return EvalResult(per_target=per_target, n_items=n_items, coverage={k: float(v.mean()) for k, v in seen.items()},
+                      nonfinite_targets=nonfinite)
+
+
+def evaluate_lists(*, lists: pl.DataFrame, targets: pl.DataFrame, n_items: int,
+                   ks: Sequence[int] = (10, 20)) -> EvalResult:
+    """Evaluate ranked lists ``lists`` (user, item, rank 0-based; history already excluded).
+
+    A target missing from its user's list is a miss; users without a list miss every target. NaN
+    scores in ``lists`` (column ``score`` if present) make that entry a miss too.
+    """
+    lst = lists.select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32), pl.col("rank").cast(pl.Int64),
+                       *( [pl.col("score").cast(pl.Float64)] if "score" in lists.columns else []))
+    nonfinite = 0
+    if "score" in lst.columns:
+        badmask = ~pl.col("score").is_finite() | pl.col("score").is_null()
+        nonfinite = int(lst.join(targets.select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32)),
+                                 on=["user", "item"]).filter(badmask).height)
+        lst = lst.filter(~badmask)
+    per_target = (targets.select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32))
+                  .join(lst.select("user", "item", "rank"), on=["user", "item"], how="left")
+                  .with_columns(pl.col("rank").fill_null(int(MISS))))
+    cov = {k: lst.filter(pl.col("rank") < k)["item"].n_unique() / n_items for k in ks}
+    return EvalResult(per_target=per_target, n_items=n_items, coverage=cov, nonfinite_targets=nonfinite)
+
+
+def dot_scorer(user_vecs: np.ndarray, item_vecs: np.ndarray) -> ScoreFn:
+    """Inner-product scores: (U, d) x (N, d) -> score_fn(users) = user_vecs[users] @ item_vecs.T."""
+    items_t = np.ascontiguousarray(item_vecs.T, dtype=np.float32)
+    uv = np.asarray(user_vecs, dtype=np.float32)
+    return lambda users: uv[users] @ items_t
+
+
+def popularity_slices(train: pl.DataFrame, *, n_items: int, head: float = 0.2, tail: float = 0.5) -> pl.DataFrame:
+    """Label items by training popularity: among items with training events, "head" = the most popular
+    ``head`` share, "tail" = the least popular ``tail`` share, "torso" between; "cold" = no training events."""
+    counts = np.bincount(train["item"].to_numpy(), minlength=n_items)
+    warm = np.flatnonzero(counts > 0)
+    order = warm[np.argsort(-counts[warm], kind="stable")]
+    label = np.full(n_items, "cold", dtype=object)
+    n_head, n_tail = int(round(head * len(warm))), int(round(tail * len(warm)))
+    label[order] = "torso"
+    label[order[:n_head]] = "head"
+    label[order[len(order) - n_tail:]] = "tail"
+    return pl.DataFrame({"item": np.arange(n_items, dtype=np.int32), "slice": label.astype(str)})
+
+
+def history_length_slices(history: pl.DataFrame, *, bins: Sequence[int] = (5, 10, 20)) -> pl.DataFrame:
+    """Label users by history length: "<5", "5-9", "10-19", ">=20" for the default bins."""
+    lens = history.group_by("user").len()
+    expr = pl.lit(f">={bins[-1]}")
+    for lo, hi in reversed(list(zip((0, *bins[:-1]), bins))):
+        expr = pl.when(pl.col("len") < hi).then(pl.lit(f"<{hi}" if lo == 0 else f"{lo}-{hi - 1}")).otherwise(expr)
+    return lens.select(pl.col("user").cast(pl.Int32), expr.alias("slice"))
