@@ -21,6 +21,7 @@ class Columns:
     price: str | None = None
     timestamp_format: str | None = None  # strptime format for string times; None -> unix seconds or ISO 8601
     # item catalogue columns (items_path)
+    catalogue_item: str | None = None  # item id column of the catalogue; None -> same name as `item`
     item_title: str = "title"
     item_brand: str | None = "brand"
     item_categories: str | None = "categories"  # list column, or a string split on `category_sep`

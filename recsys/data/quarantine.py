@@ -18,11 +18,13 @@ class Rule:
     reason: str
 
 
-def apply_rules(df: pl.DataFrame, rules: list[Rule], *, raw_cols: list[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def apply_rules(df: pl.DataFrame, rules: list[Rule], *, raw_cols: list[str] | None = None,
+                raw: pl.Expr | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Apply ``rules`` in order (first matching rule gives the reason).
 
     ``df`` must carry ``source_file`` and ``source_row``. Returns (kept, quarantine) where
     quarantine follows ``schema.QUARANTINE`` and ``kept.height + quarantine.height == df.height``.
+    ``raw`` (a string expression over ``df``), when given, replaces the ``raw_cols`` rendering of the row.
     """
     raw_cols = raw_cols or [c for c in df.columns if c not in ("source_file", "source_row")]
     reason = pl.lit(None, dtype=pl.String)
@@ -34,12 +36,13 @@ def apply_rules(df: pl.DataFrame, rules: list[Rule], *, raw_cols: list[str] | No
     tagged = df.with_columns(reason.alias("__reason"), column.alias("__column"))
     kept = tagged.filter(pl.col("__reason").is_null()).drop("__reason", "__column")
     bad = tagged.filter(pl.col("__reason").is_not_null())
-    quarantine = to_quarantine(bad, reason_col="__reason", column_col="__column", raw_cols=raw_cols)
+    quarantine = to_quarantine(bad, reason_col="__reason", column_col="__column", raw_cols=raw_cols, raw=raw)
     return kept, quarantine
 
 
-def to_quarantine(bad: pl.DataFrame, *, reason_col: str, column_col: str, raw_cols: list[str]) -> pl.DataFrame:
-    raw = pl.concat_str(
+def to_quarantine(bad: pl.DataFrame, *, reason_col: str, column_col: str, raw_cols: list[str],
+                  raw: pl.Expr | None = None) -> pl.DataFrame:
+    raw = raw if raw is not None else pl.concat_str(
         [pl.format("{}={}", pl.lit(c), pl.col(c).cast(pl.String).fill_null("null")) for c in raw_cols
          if c in bad.columns and bad.schema[c] != pl.List(pl.String)],
         separator="; ",

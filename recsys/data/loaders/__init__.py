@@ -19,7 +19,7 @@ def load_source(cfg: DataConfig) -> Loaded:
         from recsys.data.synthetic import make_shop
 
         return make_shop(n_users=cfg.synthetic_users, n_items=cfg.synthetic_items, seed=cfg.seed)
-    if cfg.path is None:
+    if cfg.path is None and cfg.source != "uci":  # uci without a path = the embedded copy
         raise DataError("<config>", f"source '{cfg.source}' needs data.path (the log file or folder).",
                         hint="Pass e.g. data.path=logs/events.csv")
     if cfg.source == "table":
