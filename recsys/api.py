@@ -1,0 +1,150 @@
+"""Query API over a finished run: raw string ids in, ranked raw string ids out.
+
+Serves as of the last point the run was evaluated at (the test point: user vectors from
+``user_vectors_test.npy``, history = train + valid), so what it returns is what the report measured;
+retrain to fold in newer events.
+
+Example::
+
+    from recsys.api import Recommender
+
+    rec = Recommender.load("runs/beauty", variant="student_kd")   # index + vectors (+ ranker if trained)
+    rec.recommend(["A1YJEY40YUW4SE"], k=10)
+    # shape: (10, 4)  user_id | item_id | score | rank (0-based)
+    rec.recommend(["A1YJEY40YUW4SE", "new-user"], k=5, on_unknown="popular")   # adds a `fallback` column
+    rec.similar_items(["B004756YJA"], k=5)
+    # shape: (5, 4)  item_id | similar_item_id | score | rank
+
+Unknown user ids raise ``KeyError`` naming them unless ``on_unknown="popular"`` (most popular unseen
+items, flagged ``fallback=True``). The index is verified against the student's vectors on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from recsys.artifacts import ArtifactError, Layout, read_npy
+from recsys.data.tables import Tables, load_tables
+
+
+class Recommender:
+    """Retrieval (FAISS index over student vectors) plus the LightGBM reranker when the run has one."""
+
+    def __init__(self, *, index: Any, user_vectors: np.ndarray, tables: Tables, ranker: Any = None,
+                 teacher: Any = None, depth: int = 100) -> None:
+        self.index = index
+        self.user_vectors = user_vectors
+        self.tables = tables
+        self.ranker = ranker
+        self.teacher = teacher
+        self.depth = depth  # candidates retrieved per user before reranking
+        self._user_row = dict(zip(tables.users["user_id"].to_list(), tables.users["user"].to_list()))
+        self._item_row = dict(zip(tables.items["item_id"].to_list(), tables.items["item"].to_list()))
+        self._item_ids = np.asarray(tables.items.sort("item")["item_id"].to_list(), dtype=object)
+        self._history = tables.history("test")
+        counts = np.bincount(self._history["item"].to_numpy(), minlength=tables.n_items)
+        self._popular = np.argsort(-counts, kind="stable")
+        self._pop_score = counts / max(1, counts.sum())
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str], *, variant: str = "student_kd", use_ranker: bool = True,
+             use_gpu: Literal["auto", "never", "always"] | None = None) -> Recommender:
+        """Load tables, the verified index, user vectors of ``variant`` and (if present) ``rank/model.txt``."""
+        from recsys.index.io import load_index, read_manifest
+
+        root = Path(run_dir)
+        lay = Layout(root)
+        vdir = root / "student" / variant
+        meta_p = vdir / "meta.json"
+        if not meta_p.exists():
+            raise ArtifactError(f"{meta_p}: missing; is '{variant}' a trained student variant of {root}?")
+        meta = json.loads(meta_p.read_text())
+        index = load_index(lay.stage_dir("index"), vectors_path=vdir / "item_vectors.npy", metric=meta["metric"],
+                           use_gpu=use_gpu)
+        depth = int(read_manifest(lay.stage_dir("index"))["config"].get("k", 100))
+        tables = load_tables(lay)
+        ranker = teacher = None
+        model = lay.stage_dir("rank") / "model.txt"
+        if use_ranker and model.exists():
+            from recsys.rank.stage import load_teacher
+            from recsys.rank.train import load_model
+
+            ranker = load_model(model)
+            if any(f.startswith("t_") for f in ranker.feature_name()):
+                teacher = load_teacher(root, space="auto")
+        return cls(index=index, user_vectors=read_npy(vdir / "user_vectors_test.npy"), tables=tables,
+                   ranker=ranker, teacher=teacher, depth=depth)
+
+    # ------------------------------------------------------------------ users
+    def recommend(self, user_ids: list[str], k: int = 10, *, exclude_seen: bool = True,
+                  on_unknown: Literal["raise", "popular"] = "raise") -> pl.DataFrame:
+        """Top-``k`` items per user: (user_id, item_id, score, rank), users in the order given.
+
+        Args:
+            user_ids: raw user ids (as in the source logs).
+            exclude_seen: drop items in the user's history.
+            on_unknown: "raise" -> KeyError listing unknown ids; "popular" -> popularity fallback, flagged.
+        """
+        from recsys.index.seen import Seen
+
+        unknown = [u for u in user_ids if u not in self._user_row]
+        if unknown and on_unknown == "raise":
+            raise KeyError(f"{len(unknown)} unknown user id(s): {unknown[:10]}{' ...' if len(unknown) > 10 else ''}; "
+                           "pass on_unknown='popular' for a popularity fallback")
+        known = [u for u in user_ids if u in self._user_row]
+        rows = np.array([self._user_row[u] for u in known], dtype=np.int64)
+        seen = Seen.from_frame(self._history, rows) if exclude_seen else None
+        depth = max(k, self.depth) if self.ranker is not None else k
+        s, i = self.index.search(self.user_vectors[rows], k=depth, exclude=seen)
+        keep = (i >= 0).ravel()
+        cands = pl.DataFrame({"user": np.repeat(rows, depth).astype(np.int32)[keep],
+                              "item": i.ravel().astype(np.int32)[keep], "score": s.ravel()[keep],
+                              "rank": np.tile(np.arange(depth, dtype=np.int32), len(rows))[keep]})
+        if self.ranker is not None and cands.height:
+            from recsys.rank.features import build_features
+            from recsys.rank.train import rerank
+
+            cands = rerank(self.ranker, build_features(cands, tables=self.tables, split="test", teacher=self.teacher))
+        out = cands.filter(pl.col("rank") < k)
+        parts = [self._named(out)]
+        if unknown and on_unknown == "popular":
+            parts = [p.with_columns(pl.lit(False).alias("fallback")) for p in parts]
+            top = self._popular[:k]
+            parts.append(pl.DataFrame({
+                "user_id": np.repeat(np.array(unknown, dtype=object), len(top)).tolist(),
+                "item_id": np.tile(self._item_ids[top], len(unknown)).tolist(),
+                "score": np.tile(self._pop_score[top].astype(np.float32), len(unknown)),
+                "rank": np.tile(np.arange(len(top), dtype=np.int32), len(unknown)), "fallback": True}))
+        res = pl.concat(parts, how="vertical_relaxed")
+        order = pl.DataFrame({"user_id": list(dict.fromkeys(user_ids)), "_o": range(len(dict.fromkeys(user_ids)))})
+        return res.join(order, on="user_id").sort("_o", "rank").drop("_o")
+
+    def _named(self, df: pl.DataFrame) -> pl.DataFrame:
+        users = self.tables.users.select(pl.col("user").cast(pl.Int32), "user_id")
+        items = self.tables.items.select(pl.col("item").cast(pl.Int32), "item_id")
+        return (df.join(users, on="user").join(items, on="item")
+                .select("user_id", "item_id", pl.col("score").cast(pl.Float32), pl.col("rank").cast(pl.Int32)))
+
+    # ------------------------------------------------------------------ items
+    def similar_items(self, item_ids: list[str], k: int = 10) -> pl.DataFrame:
+        """Nearest items in the student's item space (the item itself excluded):
+        (item_id, similar_item_id, score, rank)."""
+        from recsys.index.seen import Seen
+
+        unknown = [i for i in item_ids if i not in self._item_row]
+        if unknown:
+            raise KeyError(f"{len(unknown)} unknown item id(s): {unknown[:10]}{' ...' if len(unknown) > 10 else ''}")
+        rows = np.array([self._item_row[i] for i in item_ids], dtype=np.int64)
+        q = self.index.vectors[np.searchsorted(self.index.ids, rows)]
+        s, i = self.index.search(q, k=k, exclude=Seen.from_lists([[r] for r in rows]))
+        keep = (i >= 0).ravel()
+        return pl.DataFrame({
+            "item_id": np.repeat(np.array(item_ids, dtype=object), k)[keep].tolist(),
+            "similar_item_id": self._item_ids[np.clip(i.ravel(), 0, None)][keep].tolist(),
+            "score": s.ravel()[keep], "rank": np.tile(np.arange(k, dtype=np.int32), len(rows))[keep]})

@@ -1,0 +1,119 @@
+"""Build a FAISS index over item vectors: exact flat IP, IVF-Flat, IVF-PQ (+ exact refinement) or HNSW.
+
+Every kind is wrapped in ``IndexIDMap2`` so the saved file answers in catalogue ids. The metric is
+always inner product: ``cosine`` is inner product over L2-normalised vectors (queries are normalised
+at search time). There is no L2 option on purpose: an L2 index over an inner-product model ranks by
+the wrong quantity (the TorchRec retrieval example's bug), so a mismatch is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+from recsys.index._faiss import import_faiss
+from recsys.index.config import IndexConfig
+from recsys.index.errors import MetricMismatchError
+from recsys.index.search import ItemIndex, normalize
+
+log = logging.getLogger(__name__)
+
+
+def check_metric(*, index_metric: str, model_metric: str, where: str = "") -> None:
+    """Refuse an index whose similarity differs from the model's (``"ip"``, ``"cosine"``, ``"l2"``)."""
+    if index_metric != model_metric:
+        raise MetricMismatchError(
+            f"{where + ': ' if where else ''}index metric '{index_metric}' but the model scores with "
+            f"'{model_metric}' (student meta.json). Nearest neighbours under the wrong metric are not the "
+            f"model's top items; set index.metric={model_metric} and rebuild."
+        )
+
+
+def faiss_metric_name(index: Any) -> str:
+    """'ip' or 'l2' (or the raw faiss code) of a faiss index."""
+    faiss = import_faiss()
+    mt = int(index.metric_type)
+    return {faiss.METRIC_INNER_PRODUCT: "ip", faiss.METRIC_L2: "l2"}.get(mt, f"faiss-metric-{mt}")
+
+
+def auto_nlist(n: int) -> int:
+    """~4*sqrt(N) lists, with >= 39 training points each (faiss's k-means minimum)."""
+    return int(max(1, min(round(4 * math.sqrt(n)), n // 39)))
+
+
+def auto_pq(d: int, n: int, *, m: int, nbits: int) -> tuple[int, int]:
+    """Sub-quantizers dividing d (default d/2) and bits small enough for k-means on n points."""
+    m = m or max(1, d // 2)
+    while d % m:
+        m -= 1
+    while nbits > 4 and n < 39 * (1 << nbits):
+        nbits -= 1
+    return m, nbits
+
+
+def build_index(
+    vectors: np.ndarray, *, cfg: IndexConfig, model_metric: str | None = None, ids: np.ndarray | None = None
+) -> ItemIndex:
+    """Build and fill an index.
+
+    Args:
+        vectors: (N, d) item vectors, row i = item ``ids[i]`` (default ``i``).
+        cfg: index kind, metric and build parameters.
+        model_metric: the metric the vectors were trained with (meta.json); refused if != ``cfg.metric``.
+    Returns:
+        ItemIndex with provisional search parameters (``tune`` sets them for a target recall).
+    """
+    faiss = import_faiss()
+    if model_metric is not None:
+        check_metric(index_metric=cfg.metric, model_metric=model_metric)
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"item vectors must be a non-empty (N, d) array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x).all(1))[:5].tolist()
+        raise ValueError(f"item vectors contain NaN/inf (rows {bad}...); the student export is broken")
+    if cfg.metric == "cosine":
+        x = normalize(x)
+    n, d = x.shape
+    ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
+    ip = faiss.METRIC_INNER_PRODUCT
+    params: dict[str, int] = {}
+    if cfg.kind == "flat":
+        inner = faiss.IndexFlatIP(d)
+    elif cfg.kind in ("ivf_flat", "ivf_pq"):
+        nlist = cfg.nlist or auto_nlist(n)
+        quant = faiss.IndexFlatIP(d)
+        if cfg.kind == "ivf_flat":
+            inner = faiss.IndexIVFFlat(quant, d, nlist, ip)
+        else:
+            m, nbits = auto_pq(d, n, m=cfg.pq_m, nbits=cfg.pq_nbits)
+            inner = faiss.IndexIVFPQ(quant, d, nlist, m, nbits, ip)
+        inner.own_fields = True
+        quant.this.disown()
+        rng = np.random.default_rng(cfg.seed)
+        sample = x if n <= 64 * nlist + 50_000 else x[np.sort(rng.choice(n, 64 * nlist + 50_000, replace=False))]
+        inner.train(sample)
+        params["nprobe"] = cfg.nprobe or min(nlist, 16)
+        if cfg.kind == "ivf_pq" and cfg.refine_factor > 0:
+            base = inner
+            inner = faiss.IndexRefineFlat(base)
+            base.this.disown()
+            inner.own_fields = True
+            params["k_factor"] = cfg.refine_factor
+    elif cfg.kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(d, cfg.hnsw_m, ip)
+        inner.hnsw.efConstruction = cfg.ef_construction
+        params["ef_search"] = cfg.ef_search or max(64, cfg.k)
+    else:  # pragma: no cover - Literal-checked by the config loader
+        raise ValueError(f"unknown index kind {cfg.kind!r}")
+    index = faiss.IndexIDMap2(inner)
+    inner.this.disown()
+    index.own_fields = True
+    index.add_with_ids(x, ids)
+    out = ItemIndex(index=index, cfg=cfg, vectors=x, ids=ids)
+    out.set_params(**params)
+    log.info("index: %s over %d x %d (%s), params %s", cfg.kind, n, d, cfg.metric, params)
+    return out

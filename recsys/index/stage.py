@@ -1,0 +1,128 @@
+"""The index stage: student item vectors -> tuned FAISS index + top-K candidates for the ranker.
+
+Reads ``<run>/<vectors>/{item_vectors,user_vectors_valid,user_vectors_test}.npy`` + ``meta.json`` and the
+tables; writes ``<run>/index/{index.faiss, manifest.json, candidates_valid.parquet, candidates_test.parquet}``.
+Candidates are written for the users that have targets at that point (the ones anything is evaluated or
+trained on), history excluded, ``rank`` 0-based.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recsys.artifacts import ArtifactError, RunDir, file_sha256, hash_obj, read_npy, versions, write_parquet
+from recsys.data.tables import Split, Tables, load_tables
+from recsys.index.build import build_index, check_metric
+from recsys.index.config import IndexConfig
+from recsys.index.io import save_index
+from recsys.index.search import ItemIndex
+from recsys.index.seen import Seen
+from recsys.index.tune import recall_vs_exact, tune
+
+log = logging.getLogger(__name__)
+STAGE = "index"
+
+
+def read_meta(vec_dir: Path) -> dict[str, Any]:
+    p = vec_dir / "meta.json"
+    if not p.exists():
+        raise ArtifactError(f"{p}: missing; run the student stage (export) first")
+    meta = json.loads(p.read_text())
+    if meta.get("metric") not in ("ip", "cosine"):
+        raise ArtifactError(f"{p}: metric {meta.get('metric')!r} is not 'ip' or 'cosine'")
+    return meta
+
+
+def search_split(index: ItemIndex, *, user_vectors: np.ndarray, tables: Tables, split: Split, k: int,
+                 exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-``k`` for the users with targets at ``split``, history excluded: users (B,), scores and ids (B, k)."""
+    users = tables.targets(split)["user"].unique().sort().to_numpy().astype(np.int64)
+    seen = Seen.from_frame(tables.history(split), users)
+    s, i = index.search(user_vectors[users], k=k, exclude=seen, exact=exact)
+    return users, s, i
+
+
+def to_frame(users: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> pl.DataFrame:
+    """(user, item, score, rank 0-based) rows; padding (-1) dropped."""
+    k = ids.shape[1]
+    keep = (ids >= 0).ravel()
+    return pl.DataFrame({
+        "user": np.repeat(users, k).astype(np.int32)[keep],
+        "item": ids.ravel().astype(np.int32)[keep],
+        "score": scores.ravel().astype(np.float32)[keep],
+        "rank": np.tile(np.arange(k, dtype=np.int32), len(users))[keep],
+    })
+
+
+def _metrics(cands: pl.DataFrame, tables: Tables, split: Split, ks: tuple[int, ...]) -> dict[str, float]:
+    from recsys.metrics import evaluate_lists
+
+    return evaluate_lists(lists=cands, targets=tables.targets(split), n_items=tables.n_items, ks=ks).summary(ks=ks)
+
+
+def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd", force: bool = False) -> dict:
+    """Build, tune and save the index; write candidates for the valid and test points. Returns the report."""
+    lay = run_dir.layout
+    vdir = run_dir.root / vectors
+    meta = read_meta(vdir)
+    check_metric(index_metric=cfg.metric, model_metric=meta["metric"], where=str(vdir / "meta.json"))
+    paths = {n: vdir / f"{n}.npy" for n in ("item_vectors", "user_vectors_valid", "user_vectors_test")}
+    for p in paths.values():
+        if not p.exists():
+            raise ArtifactError(f"{p}: missing; the student export writes it")
+    table_files = [lay.items, lay.users, lay.split("train"), lay.split("valid"), lay.split("test")]
+    key = hash_obj({"cfg": cfg, "vectors": vectors, "v": 1,
+                    "inputs": {str(p.relative_to(run_dir.root)): file_sha256(p)
+                               for p in [*paths.values(), *table_files] if p.exists()}})
+    if not force and run_dir.is_fresh(STAGE, key):
+        log.info("index: up to date, skipped")
+        return run_dir.stage_record(STAGE)["report"]  # type: ignore[index]
+    t0 = time.perf_counter()
+    tables = load_tables(lay)
+    items = read_npy(paths["item_vectors"])
+    if items.shape != (tables.n_items, meta.get("dim", items.shape[1])):
+        raise ArtifactError(f"{paths['item_vectors']}: shape {items.shape}, expected ({tables.n_items}, {meta.get('dim')})"
+                            " (one row per catalogue item, meta.json dim)")
+    uv = {s: read_npy(paths[f"user_vectors_{s}"]) for s in ("valid", "test")}
+    for s, u in uv.items():
+        if u.shape != (tables.n_users, items.shape[1]):
+            raise ArtifactError(f"{paths[f'user_vectors_{s}']}: shape {u.shape}, expected ({tables.n_users}, {items.shape[1]})")
+    tb = time.perf_counter()
+    index = build_index(items, cfg=cfg, model_metric=meta["metric"])
+    build_s = time.perf_counter() - tb
+    rng = np.random.default_rng(cfg.seed)
+    vusers = tables.targets("valid")["user"].unique().to_numpy()
+    tq = uv["valid"][rng.choice(vusers, min(cfg.tune_queries, len(vusers)), replace=False)] if len(vusers) \
+        else uv["valid"][:cfg.tune_queries]
+    tuned = tune(index, queries=tq, k=cfg.k, target_recall=cfg.target_recall)
+    outs = save_index(index, lay.stage_dir(STAGE), vectors_path=paths["item_vectors"], tune=tuned)
+    report: dict[str, Any] = {"kind": cfg.kind, "metric": cfg.metric, "items": index.count, "dim": index.dim,
+                              "build_seconds": round(build_s, 3), "search_params": dict(index.params),
+                              "tuned_recall_at_k": tuned.recall, "k": cfg.k, "target_recall": cfg.target_recall}
+    for split in ("valid", "test"):
+        ts = time.perf_counter()
+        users, sc, ids = search_split(index, user_vectors=uv[split], tables=tables, split=split, k=cfg.k)
+        report[f"search_seconds_{split}"] = round(time.perf_counter() - ts, 3)
+        cands = to_frame(users, sc, ids)
+        outs.append(write_parquet(lay.stage_dir(STAGE) / f"candidates_{split}.parquet", cands))
+        if split == "test":
+            _, esc, eids = search_split(index, user_vectors=uv[split], tables=tables, split=split, k=cfg.k, exact=True)
+            report["ann_vs_exact_recall@10"] = recall_vs_exact(ids[:, :10], eids[:, :10])
+            report[f"ann_vs_exact_recall@{cfg.k}"] = recall_vs_exact(ids, eids)
+            ks = tuple(sorted({10, 20, cfg.k}))
+            report["test_ann"] = _metrics(cands, tables, split, ks)
+            report["test_exact"] = _metrics(to_frame(users, esc, eids), tables, split, ks)
+    run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, vectors=vectors,
+                   report=report, tune=tuned, versions=versions())
+    log.info("index: %s, exact-vs-ANN recall@10 %.4f, test recall@%d %.4f (exact %.4f)", cfg.kind,
+             report["ann_vs_exact_recall@10"], cfg.k, report["test_ann"][f"recall@{cfg.k}"],
+             report["test_exact"][f"recall@{cfg.k}"])
+    return report
+

@@ -1,0 +1,121 @@
+"""Candidate features, built with polars joins from the tables and the earlier stages' files.
+
+Point-in-time rule: features for the ``valid`` point see only ``Tables.history("valid")`` (train); for
+``test`` they see train + valid. Popularity is a *share* of the events visible at that point, so the
+two points (different history sizes) are on the same scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+
+from recsys.data.tables import Split, Tables
+
+DAY = 86400
+
+
+@dataclasses.dataclass(frozen=True)
+class Teacher:
+    """Teacher embeddings in one space: items (N, D) and users at each point (U, D); top-K lists per point."""
+
+    items: np.ndarray
+    users: dict[str, np.ndarray]  # "valid" / "test" -> (U, D)
+    topk: dict[str, pl.DataFrame]  # "valid" / "test" -> user, item, rank
+
+
+def _leaf(col: str = "categories") -> pl.Expr:
+    return pl.col(col).list.last().fill_null("")
+
+
+def item_frame(tables: Tables) -> pl.DataFrame:
+    return tables.items.select(
+        pl.col("item").cast(pl.Int32), pl.col("brand").fill_null("").alias("brand"), _leaf().alias("cat_leaf"),
+        pl.col("categories").list.get(1, null_on_oob=True).fill_null(_leaf()).alias("cat2"),
+        pl.col("price").cast(pl.Float64).alias("price"),
+    )
+
+
+def build_features(
+    cands: pl.DataFrame, *, tables: Tables, split: Split, teacher: Teacher | None = None, recent_days: float = 30.0
+) -> pl.DataFrame:
+    """One row per candidate: (user, item, <features>), sorted by user then student rank.
+
+    Args:
+        cands: user, item, score, rank (the retriever's top-K at ``split``, history excluded).
+        split: the prediction point; history = ``tables.history(split)``.
+    """
+    hist = tables.history(split).select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32), "timestamp")
+    t_point = int(hist["timestamp"].max()) if hist.height else 0
+    n_events = max(1, hist.height)
+    items = item_frame(tables)
+    pop = hist.group_by("item").agg(
+        (pl.len() / n_events).alias("pop_all"),
+        ((pl.col("timestamp") >= t_point - recent_days * DAY).sum() / n_events).alias("pop_recent"),
+        ((t_point - pl.col("timestamp").max()) / DAY).alias("item_days_since_last"),
+    )
+    hi = hist.join(items, on="item", how="left")
+    user = hi.group_by("user").agg(
+        pl.len().alias("hist_len"),
+        ((t_point - pl.col("timestamp").max()) / DAY).alias("days_since_last"),
+        pl.col("price").mean().alias("user_mean_price"),
+    )
+    brand = hi.group_by("user", "brand").agg(pl.len().alias("n_brand"))
+    leaf = hi.group_by("user", "cat_leaf").agg(pl.len().alias("n_leaf"))
+    cat2 = hi.group_by("user", "cat2").agg(pl.len().alias("n_cat2"))
+    last_item = hi.sort("timestamp").group_by("user").agg(pl.col("cat_leaf").last().alias("last_leaf"),
+                                                          pl.col("brand").last().alias("last_brand"))
+    f = (cands.select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32),
+                      pl.col("score").cast(pl.Float32).alias("s_score"), pl.col("rank").cast(pl.Int32).alias("s_rank"))
+         .with_columns((pl.col("s_score") - pl.col("s_score").max().over("user")).alias("s_gap"))
+         .join(items, on="item", how="left")
+         .join(pop, on="item", how="left")
+         .join(user, on="user", how="left")
+         .join(brand, on=["user", "brand"], how="left")
+         .join(leaf, on=["user", "cat_leaf"], how="left")
+         .join(cat2, on=["user", "cat2"], how="left")
+         .join(last_item, on="user", how="left"))
+    f = f.with_columns(
+        pl.col("pop_all").fill_null(0.0), pl.col("pop_recent").fill_null(0.0),
+        pl.col("hist_len").fill_null(0).cast(pl.Int32),
+        (pl.col("n_brand").fill_null(0) / pl.col("hist_len").clip(1, None)).alias("brand_share"),
+        (pl.col("n_leaf").fill_null(0) / pl.col("hist_len").clip(1, None)).alias("cat_leaf_share"),
+        (pl.col("n_cat2").fill_null(0) / pl.col("hist_len").clip(1, None)).alias("cat2_share"),
+        (pl.col("cat_leaf") == pl.col("last_leaf")).cast(pl.Int8).fill_null(0).alias("same_leaf_as_last"),
+        ((pl.col("brand") == pl.col("last_brand")) & (pl.col("brand") != "")).cast(pl.Int8).fill_null(0)
+        .alias("same_brand_as_last"),
+        (pl.col("price") / pl.col("user_mean_price")).alias("price_ratio"),
+    ).drop("brand", "cat_leaf", "cat2", "n_brand", "n_leaf", "n_cat2", "last_leaf", "last_brand")
+    if teacher is not None:
+        f = _teacher_features(f, teacher, split)
+    return f.sort("user", "s_rank")
+
+
+def _teacher_features(f: pl.DataFrame, teacher: Teacher, split: Split) -> pl.DataFrame:
+    u = f["user"].to_numpy().astype(np.int64)
+    i = f["item"].to_numpy().astype(np.int64)
+    uv = teacher.users[split]
+    score = np.einsum("nd,nd->n", uv[u], teacher.items[i]).astype(np.float32)
+    has = np.abs(uv).sum(1) > 0  # zeros = user without history at this point
+    score[~has[u]] = np.nan
+    top = teacher.topk[split]
+    k_t = int(top["rank"].max()) + 1 if top.height else 0
+    f = f.with_columns(pl.Series("t_score", score)).join(
+        top.select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32), pl.col("rank").cast(pl.Int32)
+                   .alias("t_rank")), on=["user", "item"], how="left")
+    return f.with_columns(pl.col("t_rank").is_not_null().cast(pl.Int8).alias("t_in_topk"),
+                          pl.col("t_rank").fill_null(k_t),
+                          (pl.col("t_score") - pl.col("t_score").max().over("user")).alias("t_gap"))
+
+
+def feature_columns(f: pl.DataFrame) -> list[str]:
+    return [c for c in f.columns if c not in ("user", "item", "label")]
+
+
+def label(f: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """Add ``label`` = 1 where (user, item) is a target at this point, else 0."""
+    t = targets.select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32)).unique() \
+        .with_columns(pl.lit(1, pl.Int8).alias("label"))
+    return f.join(t, on=["user", "item"], how="left").with_columns(pl.col("label").fill_null(0))

@@ -1,0 +1,106 @@
+"""LightGBM LambdaRank: query groups, training with early stopping, prediction, text-format save/load."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recsys.artifacts import atomic_path
+from recsys.rank.config import RankConfig
+
+log = logging.getLogger(__name__)
+
+
+def import_lightgbm() -> Any:
+    try:
+        import lightgbm
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the rank stage needs lightgbm: `pip install 'recsys[rank]'`") from e
+    return lightgbm
+
+
+def matrix(f: pl.DataFrame, features: list[str]) -> np.ndarray:
+    """(n, F) float32 feature matrix; nulls -> NaN (LightGBM's missing value)."""
+    missing = [c for c in features if c not in f.columns]
+    if missing:
+        raise KeyError(f"feature columns {missing} are absent; the model was trained with {features}")
+    return f.select(pl.col(c).cast(pl.Float32) for c in features).to_numpy()
+
+
+def groups(f: pl.DataFrame) -> np.ndarray:
+    """Group sizes of a frame sorted by ``user`` (LightGBM's query layout: contiguous rows per query)."""
+    return f.group_by("user", maintain_order=True).len()["len"].to_numpy()
+
+
+def with_positives(f: pl.DataFrame) -> pl.DataFrame:
+    """Keep only queries with at least one positive (the others carry no ranking signal)."""
+    return f.filter(pl.col("label").max().over("user") > 0)
+
+
+def train_ranker(train: pl.DataFrame, *, cfg: RankConfig, features: list[str]) -> tuple[Any, dict[str, Any]]:
+    """Fit LambdaRank on labelled candidates (user, item, label, <features>).
+
+    Queries without a positive are dropped; a random ``holdout_fraction`` of the remaining queries drives
+    early stopping. Returns the booster and a small training report.
+    """
+    lgb = import_lightgbm()
+    n_queries = train["user"].n_unique()
+    train = with_positives(train).sort("user", "s_rank")
+    users = train["user"].unique().sort().to_numpy()
+    if len(users) == 0:
+        raise ValueError("no training query has its target among the candidates; retrieve deeper (index.k) "
+                         "or check that candidates_valid.parquet belongs to these tables")
+    rng = np.random.default_rng(cfg.seed)
+    n_hold = int(len(users) * cfg.holdout_fraction) if len(users) >= 20 else 0
+    hold = rng.choice(users, n_hold, replace=False) if n_hold else np.zeros(0, users.dtype)
+    is_hold = pl.col("user").is_in(pl.Series(hold))
+    tr, va = train.filter(~is_hold), train.filter(is_hold)
+    params = {
+        "objective": "lambdarank", "metric": "ndcg", "ndcg_eval_at": [cfg.eval_at],
+        "num_leaves": cfg.num_leaves, "learning_rate": cfg.learning_rate, "min_data_in_leaf": cfg.min_data_in_leaf,
+        "feature_fraction": cfg.feature_fraction, "lambdarank_truncation_level": cfg.lambdarank_truncation_level,
+        "seed": cfg.seed, "deterministic": True, "verbose": -1,
+    }
+    dtr = lgb.Dataset(matrix(tr, features), label=tr["label"].to_numpy(), group=groups(tr), feature_name=features)
+    sets, callbacks = [], []
+    if va.height:
+        sets = [lgb.Dataset(matrix(va, features), label=va["label"].to_numpy(), group=groups(va), reference=dtr)]
+        callbacks = [lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)]
+    booster = lgb.train(params, dtr, num_boost_round=cfg.n_estimators, valid_sets=sets, callbacks=callbacks)
+    report = {"queries": n_queries, "queries_with_positive": int(len(users)), "holdout_queries": int(n_hold),
+              "rows": train.height, "best_iteration": int(booster.best_iteration or booster.current_iteration())}
+    if va.height:
+        report[f"holdout_ndcg@{cfg.eval_at}"] = float(booster.best_score["valid_0"][f"ndcg@{cfg.eval_at}"])
+    log.info("rank: trained on %d/%d queries with a positive, %d rounds", len(users), n_queries,
+             report["best_iteration"])
+    return booster, report
+
+
+def rerank(booster: Any, f: pl.DataFrame) -> pl.DataFrame:
+    """Score candidates with the model; (user, item, score, rank 0-based) best first per user."""
+    feats = list(booster.feature_name())
+    score = booster.predict(matrix(f, feats), num_iteration=booster.best_iteration or None)
+    return (f.select("user", "item").with_columns(pl.Series("score", score.astype(np.float32)))
+            .sort(["user", "score"], descending=[False, True])
+            .with_columns(pl.int_range(pl.len()).over("user").cast(pl.Int32).alias("rank")))
+
+
+def save_model(booster: Any, path: str | Path) -> Path:
+    """LightGBM text format (readable, portable across versions); never pickle."""
+    with atomic_path(path) as tmp:
+        booster.save_model(str(tmp), num_iteration=booster.best_iteration or None)
+    return Path(path)
+
+
+def load_model(path: str | Path) -> Any:
+    return import_lightgbm().Booster(model_file=str(path))
+
+
+def importance(booster: Any) -> dict[str, float]:
+    gain = booster.feature_importance(importance_type="gain")
+    pairs = sorted(zip(booster.feature_name(), gain.tolist()), key=lambda p: -p[1])
+    return {name: round(float(g), 4) for name, g in pairs}
