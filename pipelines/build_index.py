@@ -32,14 +32,14 @@ def build(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False, timings:
     with step("teacher", timings):
         teacher.run(cfg.teacher, run_dir, force=force)
     with step("student_kd", timings):
-        student.run(cfg.student, run_dir, variant="student_kd")
+        student.run(cfg.student, run_dir, variant="student_kd", force=force)
     with step("index", timings):
-        index.run(cfg.index, run_dir, vectors="student/student_kd")
+        index.run(cfg.index, run_dir, vectors="student/student_kd", force=force)
     if cfg.rerank:
         from recsys.rank import stage as rank
 
         with step("rank", timings):
-            rank.run(cfg.rank, run_dir)
+            rank.run(cfg.rank, run_dir, force=force)
 
 
 def main(argv: list[str] | None = None) -> int:

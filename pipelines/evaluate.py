@@ -38,7 +38,7 @@ def evaluate(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False) -> di
             if name == "student_kd":
                 continue
             with step(name, timings):
-                student.run(student_variant(cfg.student, name), run_dir, variant=name)
+                student.run(student_variant(cfg.student, name), run_dir, variant=name, force=force)
     with step("evaluate", timings):
         metrics = evaluation.run(cfg.eval, run_dir)
     run_dir.update_manifest(timings=timings, wall_seconds=round(time.perf_counter() - t0, 1))
