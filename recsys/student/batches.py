@@ -1,0 +1,171 @@
+"""Polars tables -> numpy features -> TorchRec ``KeyedJaggedTensor`` batches.
+
+One KJT carries both towers' sparse inputs. Rows ``[0, n_user_rows)`` are users (history bags,
+empty item features); rows ``[n_user_rows, R)`` are candidate items (id/brand/category bags, empty
+user features). One EmbeddingBagCollection then serves both towers and the item-id table is shared
+by the history bags and the candidates. Empty bags pool to zeros and cost almost nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+import torch
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+USER_KEYS = ("hist_item", "recent_item", "hist_brand", "hist_cat", "user")
+ITEM_KEYS = ("item", "brand", "cat")
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemFeatures:
+    """Per-item side features. ``brand[i]`` = -1 when unknown; categories as CSR (path prefixes)."""
+
+    n_items: int
+    brand: np.ndarray  # (N,) i64, -1 = none
+    n_brands: int
+    cat_ptr: np.ndarray  # (N+1,) i64
+    cat_vals: np.ndarray  # (nnz,) i64
+    n_cats: int
+    text: np.ndarray | None  # (N, D) f32 teacher text embedding, or None
+    train_count: np.ndarray  # (N,) i64 training events per item (0 = cold item)
+
+
+@dataclasses.dataclass(frozen=True)
+class Histories:
+    """Each user's time-ordered item sequence as CSR: items of user u are ``items[ptr[u]:ptr[u+1]]``."""
+
+    ptr: np.ndarray  # (U+1,) i64
+    items: np.ndarray  # (nnz,) i64
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """A KJT with ``n_user_rows`` user rows followed by item rows, plus the item rows' dense inputs."""
+
+    kjt: KeyedJaggedTensor
+    n_user_rows: int
+    item_ids: torch.Tensor  # (n_item_rows,) i64
+    keep_id: torch.Tensor  # (n_item_rows,) f32: 0 = drop the item-id vector (ID dropout / cold item)
+    text: torch.Tensor | None  # (n_item_rows, D) f32
+
+
+def item_features(items: pl.DataFrame, train: pl.DataFrame, *, text: np.ndarray | None) -> ItemFeatures:
+    """Vocabularies for brand and category-path prefixes (``Makeup``, ``Makeup>Face``, ...)."""
+    items = items.sort("item")
+    n = items.height
+    brands = items["brand"].fill_null("").to_list()
+    bvocab = {b: i for i, b in enumerate(sorted({b for b in brands if b}))}
+    brand = np.array([bvocab.get(b, -1) for b in brands], dtype=np.int64)
+    cvocab: dict[str, int] = {}
+    ptr, vals = [0], []
+    for cats in items["categories"].to_list():
+        path = []
+        for c in cats or []:
+            path.append(c)
+            vals.append(cvocab.setdefault(">".join(path), len(cvocab)))
+        ptr.append(len(vals))
+    if text is not None and text.shape[0] != n:
+        raise ValueError(f"teacher item embedding has {text.shape[0]} rows, catalogue has {n} items")
+    count = np.bincount(train["item"].to_numpy(), minlength=n).astype(np.int64)
+    return ItemFeatures(n_items=n, brand=brand, n_brands=max(1, len(bvocab)), cat_ptr=np.array(ptr, np.int64),
+                        cat_vals=np.array(vals, np.int64), n_cats=max(1, len(cvocab)),
+                        text=None if text is None else np.ascontiguousarray(text, dtype=np.float32),
+                        train_count=count)
+
+
+def histories(events: pl.DataFrame, *, n_users: int) -> Histories:
+    """CSR of each user's items ordered by ``pos`` (``events``: user, item, pos)."""
+    ev = events.select("user", "item", "pos").sort("user", "pos")
+    counts = np.bincount(ev["user"].to_numpy(), minlength=n_users)
+    return Histories(ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                     items=ev["item"].to_numpy().astype(np.int64))
+
+
+def next_item_examples(train: Histories) -> tuple[np.ndarray, np.ndarray]:
+    """SASRec-style (history prefix -> next item) pairs: (user (E,), position in ``train.items`` (E,)).
+
+    Every train event except a user's first becomes a target; its history is everything before it.
+    """
+    lens = np.diff(train.ptr)
+    users = np.repeat(np.arange(len(lens)), lens)
+    pos = np.arange(len(train.items))
+    first = pos == train.ptr[users]
+    return users[~first].astype(np.int64), pos[~first].astype(np.int64)
+
+
+def _ragged(starts: np.ndarray, ends: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gather ``flat[starts[r]:ends[r]]`` for every row -> (lengths (R,), values (sum,))."""
+    lens = np.maximum(ends - starts, 0)
+    total = int(lens.sum())
+    if total == 0:
+        return lens.astype(np.int64), np.zeros(0, np.int64)
+    out_start = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    idx = np.arange(total) - np.repeat(out_start - starts, lens)
+    return lens.astype(np.int64), flat[idx].astype(np.int64)
+
+
+def _item_side(feats: ItemFeatures, items: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Bags of the item tower for ``items`` (M,)."""
+    b = feats.brand[items]
+    return {
+        "item": (np.ones(len(items), np.int64), items.astype(np.int64)),
+        "brand": ((b >= 0).astype(np.int64), b[b >= 0]),
+        "cat": _ragged(feats.cat_ptr[items], feats.cat_ptr[items + 1], feats.cat_vals),
+    }
+
+
+def _user_side(feats: ItemFeatures, users: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,
+               *, history_len: int, recent_len: int, user_ids: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """History bags of the user tower; history of row r = ``flat[starts[r]:ends[r]]`` (last N kept)."""
+    s = np.maximum(starts, ends - history_len)
+    h_len, h_items = _ragged(s, ends, flat)
+    out = {"hist_item": (h_len, h_items),
+           "recent_item": _ragged(np.maximum(starts, ends - recent_len), ends, flat)}
+    hb = feats.brand[h_items]
+    row = np.repeat(np.arange(len(users)), h_len)
+    out["hist_brand"] = (np.bincount(row[hb >= 0], minlength=len(users)).astype(np.int64), hb[hb >= 0])
+    c_len, c_vals = _ragged(feats.cat_ptr[h_items], feats.cat_ptr[h_items + 1], feats.cat_vals)
+    out["hist_cat"] = (np.bincount(row, weights=c_len, minlength=len(users)).astype(np.int64), c_vals)
+    # without a user-id table the feature still exists (one batch format) but points at a dummy row 0
+    out["user"] = (np.ones(len(users), np.int64), users.astype(np.int64) if user_ids else np.zeros(len(users), np.int64))
+    return out
+
+
+def make_batch(
+    *, feats: ItemFeatures, users: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,
+    items: np.ndarray, keep_id: np.ndarray | None = None, history_len: int = 50, recent_len: int = 3,
+    user_ids: bool = False,
+) -> Batch:
+    """Build a batch of ``len(users)`` user rows then ``len(items)`` item rows.
+
+    Args:
+        users: (Bu,) user indices; their history is ``flat[starts:ends]`` (truncated to the last ``history_len``).
+        items: (Bi,) candidate item indices.
+        keep_id: (Bi,) 1 = use the item-id vector, 0 = drop it (ID dropout, cold items). Default: all 1.
+        user_ids: emit real user ids in the ``user`` feature (only when the student has a user-id table).
+    """
+    bu, bi = len(users), len(items)
+    side_u = _user_side(feats, users, starts, ends, flat, history_len=history_len, recent_len=recent_len,
+                        user_ids=user_ids)
+    side_i = _item_side(feats, items)
+    lengths, values = [], []
+    for key in USER_KEYS:
+        ln, v = side_u[key]
+        lengths += [ln, np.zeros(bi, np.int64)]
+        values.append(v)
+    for key in ITEM_KEYS:
+        ln, v = side_i[key]
+        lengths += [np.zeros(bu, np.int64), ln]
+        values.append(v)
+    kjt = KeyedJaggedTensor(
+        keys=list(USER_KEYS + ITEM_KEYS),
+        values=torch.from_numpy(np.concatenate(values)),
+        lengths=torch.from_numpy(np.concatenate(lengths)),
+    )
+    keep = np.ones(bi, np.float32) if keep_id is None else keep_id.astype(np.float32)
+    text = None if feats.text is None else torch.from_numpy(feats.text[items])
+    return Batch(kjt=kjt, n_user_rows=bu, item_ids=torch.from_numpy(items.astype(np.int64)),
+                 keep_id=torch.from_numpy(keep), text=text)

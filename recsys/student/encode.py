@@ -1,0 +1,61 @@
+"""Encode every item and every user with the (possibly sharded) towers, split across ranks.
+
+Sharded tables need every rank in every lookup, so each rank encodes an equal, padded slice of the
+rows and the slices are all-gathered: every rank ends with the full (N, d) matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from recsys.student.batches import Histories, ItemFeatures, make_batch
+from recsys.student.config import StudentConfig
+from recsys.student.towers import TwoTower
+
+
+def _rows_of_rank(n: int) -> tuple[np.ndarray, int]:
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    per = -(-n // world)
+    rows = np.arange(rank * per, (rank + 1) * per)
+    return np.where(rows < n, rows, 0), per
+
+
+def _gather_rows(local: torch.Tensor, n: int) -> np.ndarray:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, local.contiguous())
+        local = torch.cat(parts)
+    return local[:n].numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def encode_items(*, towers: TwoTower, feats: ItemFeatures, cfg: StudentConfig) -> np.ndarray:
+    """(N_items, d) item vectors; items with no training event use text/brand/category only (id dropped)."""
+    rows, per = _rows_of_rank(feats.n_items)
+    out = []
+    empty = np.zeros(0, np.int64)
+    for s in range(0, per, cfg.eval_batch_size):
+        it = rows[s:s + cfg.eval_batch_size]
+        keep = (feats.train_count[it] > 0).astype(np.float32)
+        batch = make_batch(feats=feats, users=empty, starts=empty, ends=empty, flat=empty, items=it, keep_id=keep)
+        out.append(towers(batch)[1])
+    return _gather_rows(torch.cat(out), feats.n_items)
+
+
+@torch.no_grad()
+def encode_users(*, towers: TwoTower, feats: ItemFeatures, hist: Histories, cfg: StudentConfig) -> np.ndarray:
+    """(N_users, d) user vectors from each user's full history ``hist``."""
+    n = len(hist.ptr) - 1
+    rows, per = _rows_of_rank(n)
+    out = []
+    empty = np.zeros(0, np.int64)
+    for s in range(0, per, cfg.eval_batch_size):
+        us = rows[s:s + cfg.eval_batch_size]
+        batch = make_batch(feats=feats, users=us, starts=hist.ptr[us], ends=hist.ptr[us + 1], flat=hist.items,
+                           items=empty, history_len=cfg.history_len, recent_len=cfg.recent_len,
+                           user_ids=cfg.user_id_dim > 0)
+        out.append(towers(batch)[0])
+    return _gather_rows(torch.cat(out), n)

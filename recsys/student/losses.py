@@ -1,0 +1,168 @@
+"""Losses of the student: retrieval softmax, embedding distillation, ranking distillation.
+
+Each is a pure function from vectors/scores to a scalar, wrapped in a small ``nn.Module`` that holds
+its hyper-parameters (and, for embedding distillation, the learned projection). The towers never see
+these; the training loop combines them as ``L_rec + λ_emb·L_emb + λ_rank·L_rank``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NEG_INF = -1e9
+
+
+def sampled_softmax(
+    *, users: torch.Tensor, items: torch.Tensor, temperature: float, item_ids: torch.Tensor | None = None,
+    log_q: torch.Tensor | None = None, extra_items: torch.Tensor | None = None,
+    extra_ids: torch.Tensor | None = None, extra_log_q: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """In-batch sampled softmax with logQ correction (Yi et al., "Sampling-Bias-Corrected Neural
+    Modeling for Large Corpus Item Recommendations", RecSys 2019), optionally mixed with extra uniform
+    negatives (Yang et al., "Mixed Negative Sampling for Learning Two-tower Neural Networks", WWW 2020).
+
+    Row i's positive is ``items[i]``; every other batch item (and every extra item) is a negative.
+    ``items`` may have more rows than ``users`` (e.g. positives all-gathered from other processes).
+    ``log_q`` (B,) is the log sampling probability of each batch item, subtracted from its logit;
+    batch items equal to row i's positive (duplicates) are masked out as false negatives.
+
+    Args:
+        users: (B, d), items: (B' >= B, d), rows :B aligned positives; item_ids: (B',) for the duplicate mask.
+        extra_items: (M, d) extra negatives with ids (M,) and log-probabilities (M,).
+    Returns: scalar mean cross-entropy.
+    """
+    logits = users @ items.T / temperature
+    if log_q is not None:
+        logits = logits - log_q[None, :]
+    b = users.shape[0]
+    if item_ids is not None:
+        diag = torch.arange(b, device=users.device)[:, None] == torch.arange(items.shape[0], device=users.device)
+        dup = (item_ids[:b, None] == item_ids[None, :]) & ~diag
+        logits = logits.masked_fill(dup, NEG_INF)
+    if extra_items is not None:
+        ex = users @ extra_items.T / temperature
+        if extra_log_q is not None:
+            ex = ex - extra_log_q[None, :]
+        if item_ids is not None and extra_ids is not None:
+            ex = ex.masked_fill(item_ids[:b, None] == extra_ids[None, :], NEG_INF)
+        logits = torch.cat([logits, ex], dim=1)
+    return F.cross_entropy(logits, torch.arange(b, device=users.device))
+
+
+def full_softmax(*, users: torch.Tensor, all_items: torch.Tensor, targets: torch.Tensor,
+                 temperature: float) -> torch.Tensor:
+    """Exact softmax over the whole catalogue. users (B, d), all_items (N, d), targets (B,) -> scalar."""
+    return F.cross_entropy(users @ all_items.T / temperature, targets)
+
+
+class RetrievalLoss(nn.Module):
+    """L_rec: sampled softmax (in-batch + logQ [+ uniform]) or full softmax; see ``sampled_softmax``."""
+
+    def __init__(self, *, temperature: float) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, **kw: torch.Tensor) -> torch.Tensor:
+        if "all_items" in kw:
+            return full_softmax(temperature=self.temperature, **kw)
+        return sampled_softmax(temperature=self.temperature, **kw)
+
+
+def embedding_alignment(*, student: torch.Tensor, teacher: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
+    """Point-wise alignment of projected student vectors (B, D) with teacher vectors (B, D).
+
+    ``cosine``: mean(1 - cos); ``mse``: mean squared distance between the L2-normalised vectors (summed
+    over D). Embedding distillation in the FitNets sense (Romero et al., ICLR 2015).
+    """
+    s, t = F.normalize(student, dim=1), F.normalize(teacher, dim=1)
+    if kind == "cosine":
+        return (1.0 - (s * t).sum(1)).mean()
+    if kind == "mse":
+        return ((s - t) ** 2).sum(1).mean()
+    raise ValueError(f"embedding loss kind {kind!r}: expected 'cosine' or 'mse'")
+
+
+def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Relational distillation (Park et al., "Relational Knowledge Distillation", CVPR 2019, in its
+    similarity-distribution form): KL(P_teacher || P_student) where row i of P is the softmax of
+    row i's cosine similarities to the other in-batch items (diagonal excluded) over ``temperature``.
+
+    student (B, d), teacher (B, D) -> scalar mean KL per row.
+    """
+    s, t = F.normalize(student, dim=1), F.normalize(teacher, dim=1)
+    eye = torch.eye(s.shape[0], dtype=torch.bool, device=s.device)
+    ls = (s @ s.T / temperature).masked_fill(eye, NEG_INF)
+    lt = (t @ t.T / temperature).masked_fill(eye, NEG_INF)
+    p_t = F.softmax(lt, dim=1)
+    kl = (p_t * (F.log_softmax(lt, dim=1) - F.log_softmax(ls, dim=1))).masked_fill(eye, 0.0).sum(1)
+    return kl.mean()
+
+
+class EmbeddingDistillLoss(nn.Module):
+    """L_emb = align(W·v_student, v_teacher) + λ_rel · relational_kl(v_student, v_teacher).
+
+    ``W`` (d -> D_teacher) is learned, so the student keeps its own geometry and only has to be
+    linearly predictive of the teacher's text space.
+    """
+
+    def __init__(self, *, dim: int, teacher_dim: int, kind: str = "cosine", lambda_relational: float = 1.0,
+                 relational_temperature: float = 0.1) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, teacher_dim, bias=False)
+        self.kind, self.lam, self.tau = kind, lambda_relational, relational_temperature
+
+    def forward(self, *, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        loss = embedding_alignment(student=self.proj(student), teacher=teacher, kind=self.kind)
+        if self.lam > 0 and student.shape[0] > 1:
+            loss = loss + self.lam * relational_kl(student=student, teacher=teacher, temperature=self.tau)
+        return loss
+
+
+def listwise_kl(*, student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0,
+                weights: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Listwise ranking distillation: KL(softmax(teacher/T) || softmax(student/T)) · T² over each
+    user's teacher top-K list (Hinton et al. 2015 applied to ranking lists). ``weights`` (K,) or (B, K)
+    re-weight positions, e.g. ``exp(-rank/λ)`` as in Ranking Distillation (Tang & Wang, KDD 2018);
+    they are normalised to mean 1 over valid positions. ``mask`` (B, K) marks valid candidates.
+
+    student, teacher: (B, K) scores -> scalar mean over users.
+    """
+    if mask is None:
+        mask = torch.ones_like(student, dtype=torch.bool)
+    ls = (student / temperature).masked_fill(~mask, NEG_INF)
+    lt = (teacher / temperature).masked_fill(~mask, NEG_INF)
+    p_t = F.softmax(lt, dim=1)
+    terms = (p_t * (F.log_softmax(lt, dim=1) - F.log_softmax(ls, dim=1))).masked_fill(~mask, 0.0)
+    if weights is not None:
+        w = weights.expand_as(terms).masked_fill(~mask, 0.0)
+        w = w * mask.sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1e-12)
+        terms = terms * w
+    return terms.sum(1).mean() * temperature**2
+
+
+def position_weights(k: int, *, scale: float) -> torch.Tensor:
+    """Tang & Wang 2018 rank weights ``exp(-r / scale)`` for r = 0..K-1 (K,)."""
+    return torch.exp(-torch.arange(k, dtype=torch.float32) / scale) if scale > 0 else torch.ones(k)
+
+
+class RankingDistillLoss(nn.Module):
+    """L_rank: ``listwise_kl`` with temperature and optional position weights; see there."""
+
+    def __init__(self, *, temperature: float = 1.0, position_scale: float = 0.0) -> None:
+        super().__init__()
+        self.temperature, self.position_scale = temperature, position_scale
+
+    def forward(self, *, student: torch.Tensor, teacher: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        w = position_weights(student.shape[1], scale=self.position_scale).to(student.device) \
+            if self.position_scale > 0 else None
+        return listwise_kl(student=student, teacher=teacher, temperature=self.temperature, weights=w, mask=mask)
+
+
+def uniform_log_q(*, n_items: int, n_samples: int) -> float:
+    """log of the expected count of an item among ``n_samples`` uniform draws from ``n_items``."""
+    return math.log(n_samples / n_items)

@@ -1,0 +1,89 @@
+"""The training objective: towers + losses in one module, so DMP/DDP see every trainable parameter.
+
+``forward(step)`` returns the separate loss terms; the total is
+``L_rec + λ_emb·L_emb + λ_rank·L_rank``. With several processes the positives' vectors are
+all-gathered so every rank scores its users against the whole global batch (same negatives as the
+1-process run); ``torch.distributed.nn.all_gather`` carries the gradients back to their owners.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from recsys.student.config import StudentConfig
+from recsys.student.dataset import StepBatch
+from recsys.student.losses import EmbeddingDistillLoss, RankingDistillLoss, RetrievalLoss
+from recsys.student.towers import TwoTower
+
+
+def _gather(x: torch.Tensor, *, grad: bool) -> torch.Tensor:
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return x
+    if grad:
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(x), dim=0)
+    out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, x.contiguous())
+    return torch.cat(out, dim=0)
+
+
+class StudentObjective(nn.Module):
+    """Two-tower + L_rec (+ L_emb, L_rank). ``towers`` stays loss-free and is what gets exported."""
+
+    def __init__(self, *, cfg: StudentConfig, towers: TwoTower, teacher_dim: int) -> None:
+        super().__init__()
+        self.cfg, self.towers = cfg, towers
+        self.rec = RetrievalLoss(temperature=cfg.temperature)
+        self.emb = EmbeddingDistillLoss(dim=cfg.dim, teacher_dim=teacher_dim, kind=cfg.emb_loss,
+                                        lambda_relational=cfg.lambda_relational,
+                                        relational_temperature=cfg.relational_temperature) \
+            if cfg.lambda_emb > 0 else None
+        self.rank = RankingDistillLoss(temperature=cfg.rank_temperature, position_scale=cfg.rank_position_weight) \
+            if cfg.lambda_rank > 0 else None
+
+    def forward(self, step: StepBatch) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        users, items = self.towers(step.batch)
+        b = step.n_pos
+        u, pos = users[:b], items[:b]
+        ids = step.batch.item_ids[:b]
+        log_q = torch.from_numpy(step.log_q) if cfg.logq else None
+        all_pos, all_ids = _gather(pos, grad=True), _gather(ids, grad=False)
+        all_lq = _gather(log_q, grad=False) if log_q is not None else None
+        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        # put this rank's positives first so row i's label is column i, as sampled_softmax expects
+        order = torch.cat([torch.arange(rank * b, (rank + 1) * b), torch.arange(0, rank * b),
+                           torch.arange((rank + 1) * b, world * b)])
+        kw: dict[str, torch.Tensor] = {"users": u, "items": all_pos[order], "item_ids": all_ids[order]}
+        if all_lq is not None:
+            kw["log_q"] = all_lq[order]
+        if step.n_uniform:
+            extra = items[b:b + step.n_uniform]
+            kw.update(extra_items=extra, extra_ids=step.batch.item_ids[b:b + step.n_uniform],
+                      extra_log_q=torch.full((step.n_uniform,), step.uniform_log_q))
+        out = {"rec": self.rec(**kw)}
+        zero = torch.zeros((), dtype=u.dtype)
+        if self.emb is not None and step.teacher_pos is not None:
+            out["emb"] = self.emb(student=pos, teacher=torch.from_numpy(step.teacher_pos))
+        elif cfg.lambda_emb > 0:
+            out["emb"] = zero
+        if self.rank is not None:
+            if step.n_kd:
+                k = step.topk_scores.shape[1]
+                kd_u = users[b:b + step.n_kd]
+                kd_v = items[b + step.n_uniform:].reshape(step.n_kd, k, -1)
+                student = (kd_u[:, None, :] * kd_v).sum(-1) / cfg.temperature
+                teacher = torch.from_numpy(step.topk_scores * cfg.rank_teacher_scale)
+                out["rank"] = self.rank(student=student, teacher=teacher, mask=torch.from_numpy(step.topk_mask))
+            else:
+                out["rank"] = zero + 0.0 * users.sum()
+        out["total"] = out["rec"] + cfg.lambda_emb * out.get("emb", zero) + cfg.lambda_rank * out.get("rank", zero)
+        return out
+
+
+def to_numpy_losses(losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: float(np.float64(v.detach())) for k, v in losses.items()}

@@ -1,0 +1,127 @@
+"""The student stage: train one variant, export its vectors, record it in the manifest.
+
+``run(cfg, run_dir, variant=...)`` writes ``<run>/student/<variant>/``; with ``cfg.nproc > 1`` it
+launches torchrun workers (``recsys.student.launch``) and rank 0 writes the exports and the manifest.
+A variant whose config and inputs are unchanged (and whose outputs still match) is skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from recsys.artifacts import RunDir, file_sha256, hash_obj, versions, write_json
+from recsys.student.config import StudentConfig
+from recsys.student.dataset import teacher_paths
+
+log = logging.getLogger(__name__)
+
+
+def needs_teacher(cfg: StudentConfig) -> bool:
+    return cfg.use_text or cfg.lambda_emb > 0 or cfg.lambda_rank > 0
+
+
+def stage_name(variant: str) -> str:
+    return f"student/{variant}"
+
+
+def input_key(cfg: StudentConfig, run_dir: RunDir, *, variant: str) -> str:
+    """Hash of the config (minus nproc, which changes speed not the model family), the data stage's outputs
+    and the teacher files this variant reads."""
+    teacher = {}
+    if needs_teacher(cfg):
+        for name, p in teacher_paths(run_dir.layout).items():
+            if p.exists():
+                teacher[name] = file_sha256(p)
+    try:
+        data = run_dir.output_hash("data")
+    except Exception:  # tables made outside the data stage (tests): hash the split files themselves
+        data = hash_obj([file_sha256(run_dir.layout.split(s)) for s in ("train", "valid", "test")])
+    return hash_obj({"cfg": cfg, "variant": variant, "data": data, "teacher": teacher, "v": 1})
+
+
+def run(cfg: StudentConfig, run_dir: RunDir, *, variant: str, force: bool = False) -> dict[str, Any]:
+    """Train + export ``variant``; returns its manifest record (metrics, plan, timings)."""
+    key = input_key(cfg, run_dir, variant=variant)
+    stage = stage_name(variant)
+    if not force and run_dir.is_fresh(stage, key):
+        log.info("student %s: up to date, skipped", variant)
+        return run_dir.stage_record(stage)  # type: ignore[return-value]
+    if cfg.nproc > 1:
+        from recsys.student.launch import launch
+
+        launch(cfg=cfg, run_dir=run_dir.root, variant=variant, key=key)
+        rec = run_dir.stage_record(stage)
+        if rec is None or rec.get("key") != key:
+            raise RuntimeError(f"student workers finished but {run_dir.layout.manifest} has no record of {stage}")
+        return rec
+    return execute(cfg=cfg, run_dir=run_dir, variant=variant, key=key)
+
+
+def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> dict[str, Any]:
+    """Body of the stage in one process of a (possibly 1-process) group. Rank 0 writes everything."""
+    import torch.distributed as dist
+
+    from recsys.student.dataset import load_data
+    from recsys.student.encode import encode_items, encode_users
+    from recsys.student.export import write_exports
+    from recsys.student.train import train
+
+    t0 = time.perf_counter()
+    out_dir = run_dir.layout.stage_dir("student") / variant
+    data = load_data(cfg=cfg, layout=run_dir.layout, need_teacher=needs_teacher(cfg))
+    trained = train(cfg=cfg, data=data, out_dir=out_dir, run_key=key)
+    towers = trained.towers
+    towers.eval()
+    items = encode_items(towers=towers, feats=data.feats, cfg=cfg)
+    users_valid = encode_users(towers=towers, feats=data.feats, hist=data.train, cfg=cfg)
+    users_test = encode_users(towers=towers, feats=data.feats, hist=data.train_valid, cfg=cfg)
+    record: dict[str, Any] = {}
+    if trained.rank == 0:
+        paths, info = write_exports(out_dir=out_dir, items=items, users_valid=users_valid, users_test=users_test,
+                                    tables=data.tables, quantize=cfg.quantize_int8)
+        params = _param_counts(trained)
+        meta = {"metric": "ip", "dim": cfg.dim, "variant": variant, "normalized": True, "plan": trained.plan,
+                "params": params, "bytes": {**info["bytes"], "tables_f32": params["tables"] * 4,
+                                            "dense_f32": params["dense"] * 4},
+                "best_epoch": trained.best_epoch, "epochs_run": len(trained.history),
+                "train_seconds": round(trained.train_seconds, 2),
+                "examples_per_s": _median([h["examples_per_s"] for h in trained.history]),
+                "valid": info["valid"], "test": info["test"], "int8": info.get("int8"),
+                "items_without_train_events": int((data.feats.train_count == 0).sum()),
+                "config": dataclasses.asdict(cfg), "versions": versions()}
+        paths.append(write_json(out_dir / "meta.json", meta))
+        paths.append(write_json(out_dir / "train_log.json", {"variant": variant, "epochs": trained.history}))
+        seconds = time.perf_counter() - t0
+        run_dir.record(stage_name(variant), key=key, config=cfg, outputs=paths, seconds=seconds,
+                       plan=trained.plan, valid=info["valid"], test=info["test"], best_epoch=trained.best_epoch,
+                       train_seconds=meta["train_seconds"], examples_per_s=meta["examples_per_s"],
+                       int8=info.get("int8"), params=params, world_size=trained.world)
+        record = run_dir.stage_record(stage_name(variant)) or {}
+        log.info("student %s: test ndcg@10 %.4f recall@10 %.4f (valid ndcg@10 %.4f), %.0fs, plan %s", variant,
+                 info["test"]["ndcg@10"], info["test"]["recall@10"], info["valid"]["ndcg@10"], seconds,
+                 {t: p["sharding_type"] for t, p in trained.plan["tables"].items()})
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return record
+
+
+def _median(xs: list[float]) -> float:
+    return float(sorted(xs)[len(xs) // 2]) if xs else 0.0
+
+
+def _param_counts(trained: Any) -> dict[str, int]:
+    """Global parameter counts: table rows x dims from the configs, dense parameters of the towers."""
+    towers = trained.towers
+    tables = sum(c.num_embeddings * c.embedding_dim for c in towers.tables)
+    dense = sum(p.numel() for n, p in towers.named_parameters() if "ebc" not in n)
+    kd = sum(p.numel() for n, p in trained.dmp.module.named_parameters() if n.startswith(("emb.", "rank.")))
+    return {"tables": int(tables), "dense": int(dense), "distillation_heads": int(kd), "total": int(tables + dense)}
+
+
+def out_dir(run_dir: RunDir, variant: str) -> Path:
+    return run_dir.layout.stage_dir("student") / variant

@@ -1,0 +1,98 @@
+"""The two towers: sparse tables in one TorchRec EmbeddingBagCollection, dense MLPs on top.
+
+The towers turn a batch into L2-normalised vectors and know nothing of losses, indexes or FAISS.
+
+User tower:  mean(history item ids) ‖ mean(last few item ids) ‖ mean(history brands) ‖
+             mean(history categories) [‖ user id]  -> MLP -> (d,)
+Item tower:  item id (dropped with prob ``id_dropout``) ‖ brand ‖ mean(category paths) ‖
+             Linear(teacher text embedding)  -> MLP -> (d,)
+
+The item-id table is shared by the candidate and both history bags (one table, three features), so
+history and candidates live in one space; brand and category tables are shared the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
+from torchrec.modules.embedding_modules import EmbeddingBagCollection
+
+from recsys.student.batches import Batch, ItemFeatures
+from recsys.student.config import StudentConfig
+
+
+def table_configs(*, cfg: StudentConfig, feats: ItemFeatures, n_users: int) -> list[EmbeddingBagConfig]:
+    """One table per vocabulary; feature names say which tower reads it."""
+    tables = [
+        EmbeddingBagConfig(name="t_item", embedding_dim=cfg.item_id_dim, num_embeddings=feats.n_items,
+                           feature_names=["hist_item", "recent_item", "item"], pooling=PoolingType.MEAN),
+        EmbeddingBagConfig(name="t_brand", embedding_dim=cfg.brand_dim, num_embeddings=feats.n_brands,
+                           feature_names=["hist_brand", "brand"], pooling=PoolingType.MEAN),
+        EmbeddingBagConfig(name="t_cat", embedding_dim=cfg.category_dim, num_embeddings=feats.n_cats,
+                           feature_names=["hist_cat", "cat"], pooling=PoolingType.MEAN),
+    ]
+    # the "user" feature always exists in the batch; with user_id_dim == 0 it maps to a 1-row dummy
+    # table that is never read by the user tower (keeps one batch format for every config)
+    tables.append(EmbeddingBagConfig(name="t_user", embedding_dim=max(cfg.user_id_dim, 4),
+                                     num_embeddings=n_users if cfg.user_id_dim > 0 else 1,
+                                     feature_names=["user"], pooling=PoolingType.MEAN))
+    return tables
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear-ReLU stack; no activation after the last layer."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class TwoTower(nn.Module):
+    """EBC + user/item MLPs. ``forward(batch)`` -> (user vectors (Bu, d), item vectors (Bi, d)), L2-normed.
+
+    Args:
+        text_dim: width of the teacher text embedding fed to the item tower (0 = no text input).
+        device: where the tables are created; ``meta`` when DistributedModelParallel will shard them.
+    """
+
+    def __init__(self, *, cfg: StudentConfig, feats: ItemFeatures, n_users: int, text_dim: int,
+                 device: torch.device | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tables = table_configs(cfg=cfg, feats=feats, n_users=n_users)  # kept: sharding hides the EBC's
+        self.ebc = EmbeddingBagCollection(tables=self.tables, device=device or torch.device("cpu"))
+        self.text_dim = text_dim if cfg.use_text else 0
+        u_in = 2 * cfg.item_id_dim + cfg.brand_dim + cfg.category_dim + cfg.user_id_dim
+        i_in = cfg.item_id_dim + cfg.brand_dim + cfg.category_dim + (cfg.dim if self.text_dim else 0)
+        self.text_proj = nn.Linear(self.text_dim, cfg.dim) if self.text_dim else None
+        self.user_mlp = mlp([u_in, *cfg.mlp, cfg.dim])
+        self.item_mlp = mlp([i_in, *cfg.mlp, cfg.dim])
+
+    def user_tower(self, pooled: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled user-row features (Bu, *) -> (Bu, d) L2-normed."""
+        parts = [pooled["hist_item"], pooled["recent_item"], pooled["hist_brand"], pooled["hist_cat"]]
+        if self.cfg.user_id_dim > 0:
+            parts.append(pooled["user"])
+        return F.normalize(self.user_mlp(torch.cat(parts, dim=1)), dim=1)
+
+    def item_tower(self, pooled: dict[str, torch.Tensor], *, keep_id: torch.Tensor,
+                   text: torch.Tensor | None) -> torch.Tensor:
+        """Pooled item-row features (Bi, *), keep_id (Bi,), text (Bi, D) -> (Bi, d) L2-normed."""
+        parts = [pooled["item"] * keep_id[:, None], pooled["brand"], pooled["cat"]]
+        if self.text_proj is not None:
+            if text is None:
+                raise ValueError("this student was built with text input but the batch carries no text")
+            parts.append(self.text_proj(text))
+        return F.normalize(self.item_mlp(torch.cat(parts, dim=1)), dim=1)
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.ebc(batch.kjt).to_dict()
+        n = batch.n_user_rows
+        users = self.user_tower({k: v[:n] for k, v in pooled.items()}) if n else None
+        items = self.item_tower({k: v[n:] for k, v in pooled.items()}, keep_id=batch.keep_id, text=batch.text) \
+            if batch.item_ids.numel() else None
+        return users, items  # type: ignore[return-value]

@@ -1,0 +1,149 @@
+"""The training loop: sharded two-tower, validation NDCG@10 each epoch, early stopping, per-epoch
+checkpoints and resume after a kill.
+
+Determinism: every random draw of epoch ``e`` comes from ``default_rng([seed, e])`` (same on every
+rank), and a checkpoint holds model, fused and dense optimizer states, so a run killed after epoch
+``e``'s checkpoint and resumed gives the same vectors as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from recsys import metrics
+from recsys.student import checkpoint
+from recsys.student.config import StudentConfig
+from recsys.student.dataset import StudentData, step_batch
+from recsys.student.encode import encode_items, encode_users
+from recsys.student.objective import StudentObjective, to_numpy_losses
+from recsys.student.sharding import dense_parameters, init_process_group, shard_model
+from recsys.student.towers import TwoTower
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Trained:
+    dmp: Any  # DistributedModelParallel; ``dmp.module.towers`` is the loss-free two-tower
+    plan: dict[str, Any]
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_valid: dict[str, float]
+    train_seconds: float
+    rank: int
+    world: int
+
+    @property
+    def towers(self) -> TwoTower:
+        return self.dmp.module.towers
+
+
+def validate(*, towers: TwoTower, data: StudentData, cfg: StudentConfig) -> dict[str, float]:
+    """Full-ranking NDCG/Recall on the valid split (history = train). All ranks encode; rank 0 scores."""
+    towers.eval()
+    items = encode_items(towers=towers, feats=data.feats, cfg=cfg)
+    users = encode_users(towers=towers, feats=data.feats, hist=data.train, cfg=cfg)
+    towers.train()
+    out = {"ndcg@10": 0.0, "recall@10": 0.0}
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        res = metrics.evaluate_scores(score_fn=lambda u: users[u] @ items.T, targets=data.tables.valid,
+                                      history=data.tables.train, n_items=data.feats.n_items)
+        out = {k: v for k, v in res.summary(ks=(10, 20)).items() if "@" in k}
+    box = [out]
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _state(dmp: Any) -> dict[str, Any]:
+    return {k: v for k, v in dmp.state_dict().items()}
+
+
+def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str) -> Trained:
+    """Train (or resume) the student; afterwards the model holds the best-validation weights.
+
+    Args:
+        out_dir: ``<run>/student/<variant>``; checkpoints go to ``out_dir/ckpt/{last,best}.rank{r}.pt``.
+        run_key: hash of config + inputs; a checkpoint with another key is ignored (training restarts).
+    """
+    rank, world, device = init_process_group(device=cfg.device)
+    if cfg.batch_size % world:
+        raise ValueError(f"student.batch_size={cfg.batch_size} must be divisible by nproc={world}")
+    torch.manual_seed(cfg.seed)
+    text_dim = 0 if data.feats.text is None else data.feats.text.shape[1]
+    towers = TwoTower(cfg=cfg, feats=data.feats, n_users=data.n_users, text_dim=text_dim,
+                      device=torch.device("meta"))
+    objective = StudentObjective(cfg=cfg, towers=towers,
+                                 teacher_dim=0 if data.teacher is None else data.teacher.shape[1])
+    dmp, plan = shard_model(model=objective, cfg=cfg, device=device, batch_size=cfg.batch_size // world)
+    dense_opt = torch.optim.AdamW(list(dense_parameters(dmp).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ckpt = out_dir / "ckpt"
+    last, best_path = ckpt / f"last.rank{rank}.pt", ckpt / f"best.rank{rank}.pt"
+    meta: dict[str, Any] = {"key": run_key, "world": world, "epoch": -1, "best": -1.0, "best_epoch": -1,
+                            "bad": 0, "history": [], "best_valid": {}, "seconds": 0.0}
+    if last.exists():
+        blob = checkpoint.load(last)
+        if blob["meta"].get("key") == run_key and blob["meta"].get("world") == world:
+            checkpoint.copy_into(dmp.state_dict(), blob["model"], what="model")
+            checkpoint.copy_into(dmp.fused_optimizer.state_dict(), blob["fused_opt"], what="fused optimizer")
+            dense_opt.load_state_dict(blob["dense_opt"])
+            meta = blob["meta"]
+            log.info("student: resumed from %s after epoch %d", last, meta["epoch"])
+        else:
+            log.info("student: ignoring checkpoint %s (other config or world size)", last)
+    n_ex, b = len(data.ex_users), cfg.batch_size
+    steps = max(1, n_ex // b)
+    stopped = meta["bad"] >= cfg.patience or (cfg.max_seconds > 0 and meta["seconds"] >= cfg.max_seconds)
+    for epoch in range(meta["epoch"] + 1, cfg.epochs):
+        if stopped:
+            break
+        rng = np.random.default_rng([cfg.seed, epoch])
+        perm = rng.permutation(n_ex)
+        if n_ex < b:
+            perm = np.resize(perm, b)
+        t0, sums, curve = time.perf_counter(), {}, []
+        for s in range(steps):
+            step = step_batch(data=data, cfg=cfg, idx=perm[s * b:(s + 1) * b], rng=rng, rank=rank, world=world)
+            losses = dmp(step)
+            losses["total"].backward()
+            dense_opt.step()
+            dense_opt.zero_grad(set_to_none=True)
+            vals = to_numpy_losses(losses)
+            for k, v in vals.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if s % max(1, steps // 10) == 0:
+                curve.append({"step": s, **vals})
+        train_s = time.perf_counter() - t0
+        valid = validate(towers=dmp.module.towers, data=data, cfg=cfg)
+        rec = {"epoch": epoch, **{f"loss_{k}": v / steps for k, v in sums.items()}, "train_seconds": train_s,
+               "examples_per_s": steps * b / train_s, "seconds": time.perf_counter() - t0,
+               **{f"valid_{k}": v for k, v in valid.items()}, "curve": curve}
+        meta["history"].append(rec)
+        meta["seconds"] += rec["seconds"]
+        if rank == 0:
+            log.info("student epoch %d: loss %.4f (%s) | %.0f ex/s | valid ndcg@10 %.4f recall@10 %.4f",
+                     epoch, rec["loss_total"], ", ".join(f"{k} {v / steps:.4f}" for k, v in sums.items()),
+                     rec["examples_per_s"], valid["ndcg@10"], valid["recall@10"])
+        if valid["ndcg@10"] > meta["best"]:
+            meta.update(best=valid["ndcg@10"], best_epoch=epoch, bad=0, best_valid=valid)
+            checkpoint.save(best_path, model=_state(dmp), fused_opt={}, dense_opt={}, meta={"epoch": epoch})
+        else:
+            meta["bad"] += 1
+        meta["epoch"] = epoch
+        checkpoint.save(last, model=_state(dmp), fused_opt=dmp.fused_optimizer.state_dict(),
+                        dense_opt=dense_opt.state_dict(), meta=meta)
+        if dist.is_initialized():
+            dist.barrier()
+        stopped = meta["bad"] >= cfg.patience or (cfg.max_seconds > 0 and meta["seconds"] >= cfg.max_seconds)
+    if best_path.exists():
+        checkpoint.copy_into(dmp.state_dict(), checkpoint.load(best_path)["model"], what="best model")
+    return Trained(dmp=dmp, plan=plan, history=meta["history"], best_epoch=meta["best_epoch"],
+                   best_valid=meta["best_valid"], train_seconds=meta["seconds"], rank=rank, world=world)

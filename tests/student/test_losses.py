@@ -1,0 +1,99 @@
+"""Loss functions against values computed by hand on 2x3 / 3x3 tensors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchrec")
+
+from recsys.student.losses import (  # noqa: E402
+    EmbeddingDistillLoss, RankingDistillLoss, embedding_alignment, full_softmax, listwise_kl, position_weights,
+    relational_kl, sampled_softmax,
+)
+
+E = math.e
+U = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def close(a: torch.Tensor, b: float) -> None:
+    assert float(a.detach()) == pytest.approx(b, rel=1e-5, abs=1e-6)
+
+
+def test_in_batch_softmax_plain() -> None:
+    # logits [[1, 0], [0, 1]] -> each row: -log(e / (e + 1))
+    close(sampled_softmax(users=U, items=U, temperature=1.0), math.log(1 + 1 / E))
+
+
+def test_in_batch_softmax_logq() -> None:
+    # log_q = [ln 2, 0]: row 0 logits [1 - ln2, 0], row 1 [-ln2, 1]
+    lq = torch.tensor([math.log(2.0), 0.0])
+    want = (math.log(1 + 2 / E) + math.log(1 + 1 / (2 * E))) / 2
+    close(sampled_softmax(users=U, items=U, temperature=1.0, log_q=lq), want)
+
+
+def test_in_batch_softmax_temperature_and_duplicates() -> None:
+    close(sampled_softmax(users=U, items=U, temperature=0.5), math.log(1 + math.exp(-2)))
+    # both rows have the same positive item: the other "negative" is masked, the loss is 0
+    close(sampled_softmax(users=U, items=U, temperature=1.0, item_ids=torch.tensor([5, 5])), 0.0)
+
+
+def test_mixed_negatives() -> None:
+    extra = torch.tensor([[0.0, 0.0, 1.0]])
+    # each row: logits [1, 0, 0] -> log((e + 2) / e)
+    close(sampled_softmax(users=U, items=U, temperature=1.0, extra_items=extra, extra_ids=torch.tensor([9]),
+                          item_ids=torch.tensor([0, 1])), math.log(1 + 2 / E))
+    # an extra negative equal to the row's positive is masked
+    close(sampled_softmax(users=U, items=U, temperature=1.0, extra_items=U[:1], extra_ids=torch.tensor([0]),
+                          item_ids=torch.tensor([0, 1])), (math.log(1 + 1 / E) + math.log(1 + 2 / E)) / 2)
+
+
+def test_full_softmax() -> None:
+    all_items = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    close(full_softmax(users=U, all_items=all_items, targets=torch.tensor([0, 1]), temperature=1.0),
+          math.log(1 + 2 / E))
+
+
+def test_embedding_alignment() -> None:
+    t = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+    close(embedding_alignment(student=U, teacher=t, kind="cosine"), (1 - 1 / math.sqrt(2)) / 2)
+    close(embedding_alignment(student=U, teacher=t, kind="mse"), 1 - 1 / math.sqrt(2))
+
+
+def test_relational_kl() -> None:
+    s = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    t = torch.eye(3)  # teacher: uniform over the two others
+    want = 2 / 3 * (math.log(0.5 * (1 + E)) - 0.5)
+    close(relational_kl(student=s, teacher=t, temperature=1.0), want)
+    close(relational_kl(student=t, teacher=t, temperature=1.0), 0.0)
+
+
+def test_embedding_distill_module_identity_projection() -> None:
+    loss = EmbeddingDistillLoss(dim=3, teacher_dim=3, lambda_relational=0.0)
+    with torch.no_grad():
+        loss.proj.weight.copy_(torch.eye(3))
+    close(loss(student=U, teacher=U), 0.0)
+
+
+def test_listwise_kl() -> None:
+    s, t = torch.tensor([[1.0, 0.0, 0.0]]), torch.zeros(1, 3)
+    close(listwise_kl(student=s, teacher=t), math.log((E + 2) / 3) - 1 / 3)
+    close(listwise_kl(student=s, teacher=t, temperature=2.0), 4 * (math.log((math.sqrt(E) + 2) / 3) - 1 / 6))
+    close(listwise_kl(student=s, teacher=t, mask=torch.tensor([[True, True, False]])), math.log((E + 1) / 2) - 0.5)
+    close(listwise_kl(student=s, teacher=t, weights=torch.tensor([1.0, 0.0, 0.0])), math.log((E + 2) / 3) - 1)
+    close(listwise_kl(student=t, teacher=t), 0.0)
+
+
+def test_ranking_module_two_rows_and_position_weights() -> None:
+    s = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    close(RankingDistillLoss()(student=s, teacher=torch.zeros(2, 3)), (math.log((E + 2) / 3) - 1 / 3) / 2)
+    w = position_weights(3, scale=1.0)
+    assert torch.allclose(w, torch.tensor([1.0, math.exp(-1), math.exp(-2)]))
+
+
+def test_gradients_flow() -> None:
+    u = U.clone().requires_grad_(True)
+    sampled_softmax(users=u, items=U, temperature=0.1).backward()
+    assert u.grad is not None and torch.isfinite(u.grad).all()
