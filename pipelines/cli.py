@@ -24,8 +24,10 @@ commands:
   prepare       load + validate + split logs only; prints read = kept + quarantined
   retrain       retrain a published version on new logs; gated, atomically published
   rollback      point `current` back at the previous published version
+  retrain-demo  weekly retrains on UCI Online Retail and Beauty: incremental vs published vs from scratch
   recommend     top-K items for users from a run directory (recsys.api.Recommender)
   doctor        preflight: versions, torch/fbgemm/torchrec together, CUDA, faiss-GPU
+  plan          dry-run the TorchRec sharding planner for N GPUs (e.g. --items 100000000 --gpus 8 64)
 
 Run `recsys <command> --help` for its options. Config: -c file.toml plus key=value overrides,
 e.g. `recsys evaluate student.epochs=5 data.split=temporal`. Examples: pipelines/configs/.
@@ -68,8 +70,20 @@ def _rollback(argv: list[str]) -> int:
     return rollback_main(argv)
 
 
+def _retrain_demo(argv: list[str]) -> int:
+    from pipelines.retrain_demo import main
+
+    return main(argv)
+
+
 def _recommend(argv: list[str]) -> int:
     from pipelines.recommend import main
+
+    return main(argv)
+
+
+def _plan(argv: list[str]) -> int:
+    from pipelines.plan import main
 
     return main(argv)
 
@@ -86,7 +100,8 @@ def _doctor(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": _demo, "evaluate": _evaluate, "build-index": _build_index, "prepare": _prepare,
-    "retrain": _retrain, "rollback": _rollback, "recommend": _recommend, "doctor": _doctor,
+    "retrain": _retrain, "rollback": _rollback, "retrain-demo": _retrain_demo, "recommend": _recommend, "doctor": _doctor,
+    "plan": _plan,
 }
 
 
