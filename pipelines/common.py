@@ -31,9 +31,12 @@ def add_common_args(ap: argparse.ArgumentParser, *, default_out: str) -> None:
 
 
 def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
+    """Our loggers (``recsys.*``) at INFO; third-party libraries only at WARNING (fbgemm, for one, logs
+    every shared object it loads at INFO on the root logger)."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname).1s %(message)s", datefmt="%H:%M:%S",
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname).1s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr, force=True)
+    logging.getLogger("recsys").setLevel(level)
 
 
 def load_config(cls: type[T], args: argparse.Namespace) -> T:

@@ -1,8 +1,13 @@
 """Everything training reads, loaded once from the run directory into numpy; per-step batch sampling.
 
-Inputs are files only: the data stage's tables and the teacher's ``item_emb.safetensors`` and
-``topk_valid.parquet``. A step's batch holds user rows [next-item examples | ranking-distillation
-users] and item rows [positives | uniform negatives | teacher top-K candidates].
+Inputs are files only: the data stage's tables and the teacher's ``item_emb.safetensors`` (and, for
+top-K ranking distillation, ``topk_valid.parquet``). A step's batch holds user rows [next-item examples |
+top-K distillation users] and item rows [positives | uniform negatives | teacher top-K candidates].
+
+In-batch ranking distillation needs no extra rows: the teacher's user vector of an example's history
+prefix is the recency-weighted mean of the teacher's item vectors (the teacher stage's own pooling,
+which reproduces its ``user_emb`` to cosine > 0.997 on Beauty), computed once per run for every
+example with ``embedding_bag`` over the frozen teacher table.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import torch
+import torch.nn.functional as F
 
 from recsys.artifacts import ArtifactError, Layout, read_safetensors
 from recsys.data.tables import Tables, load_tables
@@ -30,10 +37,11 @@ class StudentData:
     ex_users: np.ndarray  # (E,) next-item examples: user
     ex_pos: np.ndarray  # (E,) index of the target in ``train.items`` (history = items before it)
     log_q: np.ndarray  # (N,) f32 log share of item i among training targets
-    teacher: np.ndarray | None  # (N, D) teacher item embedding used for distillation
+    teacher: np.ndarray | None  # (N, D) teacher item embedding used for distillation (None without KD)
     topk_items: np.ndarray  # (U, K) i64 teacher top-K at the valid point (-1 padded)
     topk_scores: np.ndarray  # (U, K) f32
     kd_users: np.ndarray  # users with a teacher list
+    teacher_ex: np.ndarray | None = None  # (E, D) f16 teacher vector of each example's history prefix
 
     @property
     def n_users(self) -> int:
@@ -49,14 +57,17 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
     """Load tables and teacher files. Teacher files are required when text input or any KD is on."""
     tables = load_tables(layout)
     tp = teacher_paths(layout)
-    emb = None
+    text = emb = None
     if need_teacher:
         embs = read_safetensors(tp["item_emb"])
-        if cfg.teacher_emb not in embs:
-            raise ArtifactError(f"{tp['item_emb']}: no '{cfg.teacher_emb}' tensor (has {sorted(embs)}); "
-                                "set student.teacher_emb to one it has")
-        emb = embs[cfg.teacher_emb].astype(np.float32)
-    feats = item_features(tables.items, tables.train, text=emb if cfg.use_text else None)
+        for field in ("text_emb", "teacher_emb"):
+            if getattr(cfg, field) not in embs:
+                raise ArtifactError(f"{tp['item_emb']}: no '{getattr(cfg, field)}' tensor (has {sorted(embs)}); "
+                                    f"set student.{field} to one it has")
+        text = embs[cfg.text_emb].astype(np.float32) if cfg.use_text else None
+        if cfg.lambda_emb > 0 or cfg.lambda_rank > 0:
+            emb = np.ascontiguousarray(embs[cfg.teacher_emb], dtype=np.float32)
+    feats = item_features(tables.items, tables.train, text=text)
     train = histories(tables.train, n_users=tables.n_users)
     ex_users, ex_pos = next_item_examples(train)
     counts = np.bincount(train.items[ex_pos], minlength=tables.n_items).astype(np.float64) + 1.0
@@ -64,19 +75,27 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
     k = cfg.rank_k
     top_i = np.full((tables.n_users, k), -1, np.int64)
     top_s = np.zeros((tables.n_users, k), np.float32)
-    if need_teacher and cfg.lambda_rank > 0:
+    if need_teacher and cfg.lambda_rank > 0 and cfg.rank_candidates == "topk":
         if not tp["topk_valid"].exists():
             raise ArtifactError(f"{tp['topk_valid']}: missing; run the teacher stage (ranking distillation needs it)")
         top = pl.read_parquet(tp["topk_valid"]).filter(pl.col("rank") < k)
         top_i[top["user"].to_numpy(), top["rank"].to_numpy()] = top["item"].to_numpy()
         top_s[top["user"].to_numpy(), top["rank"].to_numpy()] = top["score"].to_numpy()
     kd_users = np.flatnonzero((top_i >= 0).any(1))
+    teacher_ex = None
+    if emb is not None and cfg.lambda_rank > 0 and cfg.rank_candidates == "in_batch":
+        # once per run (~1 s on Beauty) instead of one embedding_bag per step; f16 halves the memory
+        teacher_ex = np.concatenate([
+            teacher_prefix_vectors(teacher=emb, starts=train.ptr[ex_users[s:s + 65536]], ends=ex_pos[s:s + 65536],
+                                   flat=train.items, last_n=cfg.teacher_history_len,
+                                   decay=cfg.teacher_recency_decay).numpy().astype(np.float16)
+            for s in range(0, len(ex_users), 65536)]) if len(ex_users) else np.zeros((0, emb.shape[1]), np.float16)
     return StudentData(tables=tables, feats=feats, train=train,
                        train_valid=histories(pl.concat([tables.train.select("user", "item", "pos"),
                                                         tables.valid.select("user", "item", "pos")]),
                                              n_users=tables.n_users),
                        ex_users=ex_users, ex_pos=ex_pos, log_q=log_q, teacher=emb, topk_items=top_i,
-                       topk_scores=top_s, kd_users=kd_users)
+                       topk_scores=top_s, kd_users=kd_users, teacher_ex=teacher_ex)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +111,25 @@ class StepBatch:
     teacher_pos: np.ndarray | None  # (n_pos, D) teacher vectors of the positives
     topk_scores: np.ndarray  # (n_kd, K)
     topk_mask: np.ndarray  # (n_kd, K) bool
+    teacher_users: torch.Tensor | None = None  # (n_pos, D) in-batch KD: teacher vector of each history prefix
+    teacher_items: torch.Tensor | None = None  # (B_global, D) in-batch KD: teacher vectors of all positives
+
+
+def teacher_prefix_vectors(*, teacher: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,
+                           last_n: int, decay: float) -> torch.Tensor:
+    """Teacher user vectors of history prefixes ``flat[starts[r]:ends[r]]``: sum over the last ``last_n``
+    items of ``decay**k * teacher[item]`` (k = 0 for the most recent), L2-normalised -> (R, D); an empty
+    prefix gives a zero row."""
+    s = np.maximum(starts, ends - last_n)
+    lens = np.maximum(ends - s, 0)
+    total = int(lens.sum())
+    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    idx = np.arange(total) - np.repeat(offsets - s, lens)
+    age = np.repeat(ends, lens) - 1 - idx  # 0 = most recent
+    out = F.embedding_bag(torch.from_numpy(flat[idx].astype(np.int64)), torch.from_numpy(teacher),
+                          torch.from_numpy(offsets), mode="sum",
+                          per_sample_weights=torch.from_numpy((decay ** age).astype(np.float32)))
+    return F.normalize(out, dim=1)
 
 
 def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: np.random.Generator,
@@ -102,11 +140,17 @@ def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: n
     keep = (rng.random(b) >= cfg.id_dropout).astype(np.float32)
     n_uni = cfg.n_uniform_negatives if cfg.negatives == "mixed" else 0
     uni = rng.integers(0, data.feats.n_items, n_uni)
-    n_kd = cfg.rank_users_per_step if cfg.lambda_rank > 0 and len(data.kd_users) else 0
+    topk_kd = cfg.lambda_rank > 0 and cfg.rank_candidates == "topk"
+    n_kd = cfg.rank_users_per_step if topk_kd and len(data.kd_users) else 0
     kd = data.kd_users[rng.integers(0, len(data.kd_users), n_kd)] if n_kd else np.zeros(0, np.int64)
     mine = slice(rank * b // world, (rank + 1) * b // world)
     uni = uni[rank * n_uni // world:(rank + 1) * n_uni // world]
     kd = kd[rank * n_kd // world:(rank + 1) * n_kd // world]
+    t_items = None
+    t_users = None
+    if data.teacher_ex is not None and data.teacher is not None:
+        t_items = torch.from_numpy(data.teacher[data.train.items[data.ex_pos[idx]]])  # global batch, global order
+        t_users = torch.from_numpy(data.teacher_ex[idx[mine]].astype(np.float32))
     idx, keep = idx[mine], keep[mine]
     users, pos = data.ex_users[idx], data.ex_pos[idx]
     pos_items = data.train.items[pos]
@@ -125,4 +169,5 @@ def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: n
                      log_q=data.log_q[pos_items] + math.log(b),
                      uniform_log_q=math.log(max(n_uni, 1) / data.feats.n_items),
                      teacher_pos=None if data.teacher is None else data.teacher[pos_items],
-                     topk_scores=data.topk_scores[kd], topk_mask=mask)
+                     topk_scores=data.topk_scores[kd], topk_mask=mask,
+                     teacher_users=t_users, teacher_items=t_items)

@@ -1,5 +1,8 @@
 """Launch the student stage under torchrun: ``python -m recsys.student.launch --run-dir R --variant V
---nproc 2 [key=value ...]``. ``--nproc 1`` runs in this process (no torchrun)."""
+--nproc 2 [key=value ...]``. ``--nproc 1`` runs in this process (no torchrun).
+
+``StudentConfig()`` is the distilled student. The ablation names zero distillation weights exactly as
+``pipelines/config.py`` does (``ABLATION`` below); explicit ``key=value`` overrides win."""
 
 from __future__ import annotations
 
@@ -14,9 +17,15 @@ from pathlib import Path
 
 from recsys.artifacts import RunDir, to_jsonable
 from recsys.config import build, parse_overrides
-from recsys.student.config import VARIANTS, StudentConfig
+from recsys.student.config import StudentConfig
 
 log = logging.getLogger(__name__)
+
+ABLATION: dict[str, dict[str, float]] = {  # variant -> the distillation weights it zeroes; others: none
+    "student_no_kd": {"lambda_emb": 0.0, "lambda_rank": 0.0},
+    "student_kd_emb": {"lambda_rank": 0.0},
+    "student_kd_rank": {"lambda_emb": 0.0},
+}
 
 
 def torchrun_command(*, cfg: StudentConfig, run_dir: Path, variant: str, key: str) -> list[str]:
@@ -40,8 +49,9 @@ def launch(*, cfg: StudentConfig, run_dir: Path, variant: str, key: str, timeout
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--variant", default="student_kd", help=f"one of {sorted(VARIANTS)} (sets the lambdas)")
-    ap.add_argument("--nproc", type=int, default=1)
+    ap.add_argument("--variant", default="student_kd",
+                    help=f"output name; {sorted(ABLATION)} also zero their distillation weights")
+    ap.add_argument("--nproc", type=int, default=None, help="processes (default: StudentConfig.nproc)")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("overrides", nargs="*", help="StudentConfig overrides, e.g. epochs=5 sharding=column_wise")
     args = ap.parse_args(argv)
@@ -50,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.student.worker import quiet_libraries
 
     quiet_libraries()
-    base = {**dataclasses.asdict(StudentConfig()), **VARIANTS.get(args.variant, {})}
-    cfg = build(StudentConfig, {**base, **parse_overrides(args.overrides), "nproc": args.nproc})
+    base = {**dataclasses.asdict(StudentConfig()), **ABLATION.get(args.variant, {})}
+    nproc = {} if args.nproc is None else {"nproc": args.nproc}
+    cfg = build(StudentConfig, {**base, **parse_overrides(args.overrides), **nproc})
     rec = run(cfg, RunDir(args.run_dir), variant=args.variant, force=args.force)
     print(json.dumps({"variant": args.variant, "test": rec.get("test"), "seconds": rec.get("seconds")}, indent=2))
     return 0

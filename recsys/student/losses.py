@@ -1,4 +1,5 @@
-"""Losses of the student: retrieval softmax, embedding distillation, ranking distillation.
+"""Losses of the student: retrieval softmax, embedding distillation, ranking distillation (over the
+in-batch candidates, the default, or over the teacher's top-K list).
 
 Each is a pure function from vectors/scores to a scalar, wrapped in a small ``nn.Module`` that holds
 its hyper-parameters (and, for embedding distillation, the learned projection). The towers never see
@@ -150,17 +151,52 @@ def position_weights(k: int, *, scale: float) -> torch.Tensor:
 
 
 class RankingDistillLoss(nn.Module):
-    """L_rank: ``listwise_kl`` with temperature and optional position weights; see there."""
+    """L_rank over a teacher top-K list: ``listwise_kl`` with temperature and optional position weights
+    (see there). ``in_batch`` is the in-batch candidate-list form, ``in_batch_listwise_kl``."""
 
     def __init__(self, *, temperature: float = 1.0, position_scale: float = 0.0) -> None:
         super().__init__()
         self.temperature, self.position_scale = temperature, position_scale
+
+    def in_batch(self, **kw: torch.Tensor | float) -> torch.Tensor:
+        return in_batch_listwise_kl(temperature=self.temperature, **kw)  # type: ignore[arg-type]
 
     def forward(self, *, student: torch.Tensor, teacher: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         w = position_weights(student.shape[1], scale=self.position_scale).to(student.device) \
             if self.position_scale > 0 else None
         return listwise_kl(student=student, teacher=teacher, temperature=self.temperature, weights=w, mask=mask)
+
+
+def in_batch_listwise_kl(*, users: torch.Tensor, items: torch.Tensor, teacher_users: torch.Tensor,
+                         teacher_items: torch.Tensor, student_scale: float, teacher_scale: float,
+                         temperature: float = 1.0, item_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Ranking distillation over the in-batch candidate list: every example's candidates are the batch's
+    positives (its own target included), the teacher's logits are ``teacher_scale · <t_u, t_i>`` and the
+    student's ``student_scale · <u, v>``, and the loss is ``listwise_kl`` between the two softmaxes.
+
+    This is the listwise KD of Hinton et al. ("Distilling the Knowledge in a Neural Network", 2015) over a
+    candidate list as in Ranking Distillation (Tang & Wang, KDD 2018) and DLLM2Rec (Cui et al., "Distillation
+    is All You Need for Practically Using Different Pre-trained Recommendation Models", RecSys 2024); with
+    the hard-label softmax beside it, it is label smoothing towards the teacher's distribution. It costs one
+    (B, B') matmul per side and no extra tower forwards, unlike a teacher top-K list. Columns that repeat
+    row i's positive (other than column i) are masked, as in ``sampled_softmax``. Scores are raw (no logQ):
+    the KD matches the rankings the vectors give at serving time.
+
+    Args:
+        users: (B, d), items: (B' >= B, d) student vectors, rows :B aligned with their positives.
+        teacher_users: (B, D), teacher_items: (B', D) teacher vectors of the same rows/columns.
+        item_ids: (B',) for the duplicate mask.
+    Returns: scalar mean KL per row (times temperature²).
+    """
+    student = users @ items.T * student_scale
+    teacher = teacher_users @ teacher_items.T * teacher_scale
+    mask = None
+    if item_ids is not None:
+        b = users.shape[0]
+        diag = torch.arange(b, device=users.device)[:, None] == torch.arange(items.shape[0], device=users.device)
+        mask = ~((item_ids[:b, None] == item_ids[None, :]) & ~diag)
+    return listwise_kl(student=student, teacher=teacher, temperature=temperature, mask=mask)
 
 
 def uniform_log_q(*, n_items: int, n_samples: int) -> float:

@@ -1,7 +1,8 @@
 """The training objective: towers + losses in one module, so DMP/DDP see every trainable parameter.
 
 ``forward(step)`` returns the separate loss terms; the total is
-``L_rec + λ_emb·L_emb + λ_rank·L_rank``. With several processes the positives' vectors are
+``L_rec + λ_emb·L_emb + λ_rank·L_rank``. L_rank is by default the in-batch form: each example's list
+is the global batch's positives, scored by the teacher from the same history prefix. With several processes the positives' vectors are
 all-gathered so every rank scores its users against the whole global batch (same negatives as the
 1-process run); ``torch.distributed.nn.all_gather`` carries the gradients back to their owners.
 """
@@ -71,7 +72,16 @@ class StudentObjective(nn.Module):
             out["emb"] = self.emb(student=pos, teacher=torch.from_numpy(step.teacher_pos))
         elif cfg.lambda_emb > 0:
             out["emb"] = zero
-        if self.rank is not None:
+        if self.rank is not None and cfg.rank_candidates == "in_batch":
+            if step.teacher_users is not None and step.teacher_items is not None:
+                out["rank"] = self.rank.in_batch(users=u, items=kw["items"], item_ids=kw["item_ids"],
+                                                 teacher_users=step.teacher_users,
+                                                 teacher_items=step.teacher_items[order],
+                                                 student_scale=1.0 / cfg.temperature,
+                                                 teacher_scale=cfg.rank_teacher_scale)
+            else:
+                out["rank"] = zero + 0.0 * users.sum()
+        elif self.rank is not None:
             if step.n_kd:
                 k = step.topk_scores.shape[1]
                 kd_u = users[b:b + step.n_kd]

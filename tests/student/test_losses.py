@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchrec")
 
 from recsys.student.losses import (  # noqa: E402
-    EmbeddingDistillLoss, RankingDistillLoss, embedding_alignment, full_softmax, listwise_kl, position_weights,
-    relational_kl, sampled_softmax,
+    EmbeddingDistillLoss, RankingDistillLoss, embedding_alignment, full_softmax, in_batch_listwise_kl, listwise_kl,
+    position_weights, relational_kl, sampled_softmax,
 )
 
 E = math.e
@@ -91,6 +91,43 @@ def test_ranking_module_two_rows_and_position_weights() -> None:
     close(RankingDistillLoss()(student=s, teacher=torch.zeros(2, 3)), (math.log((E + 2) / 3) - 1 / 3) / 2)
     w = position_weights(3, scale=1.0)
     assert torch.allclose(w, torch.tensor([1.0, math.exp(-1), math.exp(-2)]))
+
+
+def test_in_batch_listwise_kl() -> None:
+    z = torch.zeros(2, 4)
+    # student logits [[1, 0], [0, 1]] vs a uniform teacher: each row log((1 + e) / 2) - 1/2
+    close(in_batch_listwise_kl(users=U, items=U, teacher_users=z, teacher_items=z, student_scale=1.0,
+                               teacher_scale=1.0), math.log((1 + E) / 2) - 0.5)
+    # scales multiply the cosines: student logits [[2, 0], [0, 2]] -> log((1 + e²) / 2) - 1
+    close(in_batch_listwise_kl(users=U, items=U, teacher_users=z, teacher_items=z, student_scale=2.0,
+                               teacher_scale=5.0), math.log((1 + E**2) / 2) - 1.0)
+    # teacher logits [[3, 0], [0, 3]] = student's [[3, 0], [0, 3]]: no loss
+    t = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    close(in_batch_listwise_kl(users=U, items=U, teacher_users=t, teacher_items=t, student_scale=3.0,
+                               teacher_scale=3.0), 0.0)
+    # both rows hold the same item: the other column is masked, one candidate left, KL 0
+    close(in_batch_listwise_kl(users=U, items=U, teacher_users=z, teacher_items=z, student_scale=1.0,
+                               teacher_scale=1.0, item_ids=torch.tensor([5, 5])), 0.0)
+    # temperature 2 on both sides, times 4: 4 * (log((1 + sqrt(e)) / 2) - 1/4)
+    close(RankingDistillLoss(temperature=2.0).in_batch(users=U, items=U, teacher_users=z, teacher_items=z,
+                                                       student_scale=1.0, teacher_scale=1.0),
+          4 * (math.log((1 + math.sqrt(E)) / 2) - 0.25))
+
+
+def test_teacher_prefix_vectors() -> None:
+    import numpy as np
+
+    from recsys.student.dataset import teacher_prefix_vectors
+
+    teacher = np.eye(3, dtype=np.float32)
+    flat = np.array([0, 1, 2, 2, 0])
+    # row 0: last 2 of [0, 1, 2] = [1, 2], weights 0.5, 1 -> (0, .5, 1)/|.|; row 1: [2, 0] -> (1, 0, .5)/|.|;
+    # row 2: empty prefix -> zeros
+    out = teacher_prefix_vectors(teacher=teacher, starts=np.array([0, 3, 3]), ends=np.array([3, 5, 3]), flat=flat,
+                                 last_n=2, decay=0.5)
+    want = torch.tensor([[0.0, 0.5, 1.0], [1.0, 0.0, 0.5], [0.0, 0.0, 0.0]])
+    want = want / want.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    assert torch.allclose(out, want, atol=1e-6)
 
 
 def test_gradients_flow() -> None:
