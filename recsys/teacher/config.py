@@ -1,0 +1,68 @@
+"""Config of the teacher stage: which text model embeds the catalogue, how users are built from it,
+and how a light adapter tunes the frozen embeddings to the shop's co-purchase signal."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+Pooling = Literal["auto", "mean", "cls", "last"]
+UserMode = Literal["pooled", "text"]
+DType = Literal["auto", "fp32", "bf16", "fp16"]
+AdapterKind = Literal["linear", "mlp"]
+TopkSource = Literal["raw", "adapted"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig:
+    """Defaults run the whole Beauty catalogue on a 2-core CPU in a few minutes, once; the cache makes
+    every later run seconds."""
+
+    # --- encoder -----------------------------------------------------------------------------------
+    # None -> the packaged all-MiniLM-L6-v2 (22M params): the largest model that embeds 12k items on a
+    # laptop CPU in minutes. Any local HF dir works; a *.gguf file (or a dir holding one) too.
+    model_path: str | None = None
+    gguf_file: str | None = None  # file name inside model_path when it is a dir with several .gguf files
+    # "auto": decoders (Llama/Qwen/Mistral-like) -> last token; encoders -> what their
+    # sentence-transformers pooling config says, else mean (mean beats CLS for models not trained for CLS).
+    pooling: Pooling = "auto"
+    # Beauty item texts are ~20-40 tokens; 64 keeps title + brand + categories whole and caps the
+    # quadratic attention cost when a catalogue carries 100 KB descriptions.
+    max_tokens: int = 64
+    # 64 texts of <= 64 tokens is ~16 MB of activations for MiniLM: big enough to keep BLAS busy,
+    # small enough that length-sorted batches waste little padding.
+    batch_size: int = 64
+    # Decoder LLMs embed better when told what the embedding is for (E5-Mistral / GTE-Qwen recipe);
+    # encoders get no prefix (MiniLM was not trained with one).
+    instruction: str = "Represent this product for recommending what a shopper buys next: "
+    item_template: str = "{title}. Brand: {brand}. Category: {categories}. {description}. Price: {price}"
+    dtype: DType = "auto"  # auto: bf16 on CUDA, fp32 on CPU (CPU bf16 matmuls are slow without AMX)
+    # torch intra-op threads; 0 -> os.cpu_count(). On a box shared with other jobs use 1: oversubscribed
+    # OpenMP threads spin-wait on each other (measured 3.4x slower adapter steps with 2 threads vs 1).
+    threads: int = 0
+    cache_dir: str = "~/.cache/recsys/teacher"  # per-text embedding cache, shared by every run dir
+    # --- users -------------------------------------------------------------------------------------
+    # "pooled": recency-weighted mean of the item embeddings of the history — no model call, so it is
+    # the CPU default. "text": encode the titles of the last `history_n` items as one text.
+    user_mode: UserMode = "pooled"
+    history_n: int = 20  # Beauty users have ~7 train events; 20 covers almost every history whole
+    recency_decay: float = 0.8  # weight of the k-th most recent item = decay**k: the last buys matter most
+    # --- top-K -------------------------------------------------------------------------------------
+    topk: int = 100  # students distil from the top 100: covers recall@100 and leaves room for the ranker
+    topk_source: TopkSource = "adapted"  # the better teacher is the one students should copy
+    # --- adapter -----------------------------------------------------------------------------------
+    # "linear": affine, so A(pooled raw history) is exactly the pooled adapted items, and 148k weights
+    # barely overfit 153k events; "mlp" adds a 2-layer residual branch (more capacity, more overfit).
+    adapter: AdapterKind = "linear"
+    adapter_dim: int = 0  # 0 -> same as the encoder (residual, identity init); >0 -> projection
+    adapter_hidden: int = 512  # "mlp" only
+    # Each epoch is ~0.5 TFLOP on Beauty (2 adapter passes per event + the B x B logits): ~10 s on 2 cores.
+    # Valid NDCG@10 gains most in the first 2-3 epochs; early stopping ends the rest.
+    adapter_epochs: int = 4  # 0 disables the adapter (adapted = raw)
+    adapter_lr: float = 2e-3
+    adapter_batch: int = 512  # in-batch negatives; the logits cost O(B) per event, 512 keeps them < the adapter's
+    adapter_temperature: float = 0.05  # unit vectors need a low temperature to spread softmax mass
+    adapter_logq: bool = True  # subtract log item frequency: in-batch negatives over-sample popular items
+    adapter_patience: int = 1  # epochs without valid NDCG@10 gain before stopping
+    adapter_eval_users: int = 5000  # valid users sampled for early stopping (all users for the report)
+    seed: int = 0

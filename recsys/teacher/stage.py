@@ -1,0 +1,153 @@
+"""The teacher stage: tables -> teacher item/user embeddings and top-K lists in ``<run>/teacher``.
+
+Reads only ``tables/`` (via ``recsys.data.tables``); writes the files of docs/CONTRACTS.md atomically and
+records itself in the manifest. Skipped when config, model and data are unchanged; when they changed,
+the per-text cache still spares every text the model has embedded before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from recsys.artifacts import RunDir, hash_obj, write_parquet, write_safetensors
+from recsys.data.tables import Split, Tables, load_tables
+from recsys.teacher.cache import EmbeddingCache, encode_cached
+from recsys.teacher.config import TeacherConfig
+from recsys.teacher.encoder import Encoder, ModelSpec, resolve_spec
+from recsys.teacher.scores import topk
+from recsys.teacher.text import clean_text, history_texts, item_texts
+from recsys.teacher.users import normalize_rows, pooled_mean, pooled_users
+
+log = logging.getLogger(__name__)
+STAGE = "teacher"
+SPLITS: tuple[Split, ...] = ("valid", "test")
+
+
+def model_spec(cfg: TeacherConfig) -> ModelSpec:
+    return resolve_spec(model_path=cfg.model_path, pooling=cfg.pooling, dtype=cfg.dtype, instruction=cfg.instruction,
+                        max_tokens=cfg.max_tokens, gguf_file=cfg.gguf_file)
+
+
+def stage_key(cfg: TeacherConfig, run_dir: RunDir, spec: ModelSpec) -> str:
+    """Config + data outputs + model weights fingerprint (cache_dir and threads do not change results)."""
+    same = dataclasses.replace(cfg, cache_dir="", threads=0)
+    return hash_obj({"cfg": same, "data": run_dir.output_hash("data"), "model": spec.fingerprint, "v": 1})
+
+
+class LazyEncoder:
+    """Loads the model on first use, so a run served wholly from the cache does no model work."""
+
+    def __init__(self, cfg: TeacherConfig) -> None:
+        self.cfg, self.encoder = cfg, None
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if self.encoder is None:
+            c = self.cfg
+            self.encoder = Encoder(model_path=c.model_path, pooling=c.pooling, max_tokens=c.max_tokens,
+                                   batch_size=c.batch_size, instruction=c.instruction, dtype=c.dtype,
+                                   threads=c.threads, cache_dir=c.cache_dir, gguf_file=c.gguf_file)
+        return self.encoder.encode(texts)
+
+
+def user_embeddings(*, cfg: TeacherConfig, tables: Tables, item_emb: np.ndarray, split: Split,
+                    encode: LazyEncoder, cache: EmbeddingCache) -> tuple[np.ndarray, int, int]:
+    """(n_users, D) float32 at ``split``'s prediction point -> (emb, encoded_new, from_cache).
+
+    Only ``tables.history(split)`` is read: a split's own targets never reach its users.
+    """
+    hist = tables.history(split)
+    if cfg.user_mode == "pooled":
+        return pooled_users(item_emb=item_emb, history=hist, n_users=tables.n_users, last_n=cfg.history_n,
+                            decay=cfg.recency_decay), 0, 0
+    titles = [clean_text(t) for t in tables.items["title"].to_list()]
+    texts = history_texts(hist, titles, n_users=tables.n_users, last_n=cfg.history_n)
+    emb, st = encode_cached(texts=texts, encode=encode, cache=cache, what=f"{split} users")
+    if emb.shape[1] == 0:
+        emb = np.zeros((tables.n_users, item_emb.shape[1]), dtype=np.float32)
+    return emb, st.encoded_new, st.from_cache
+
+
+def evaluate(*, user_emb: np.ndarray, item_emb: np.ndarray, tables: Tables, split: Split) -> dict[str, float]:
+    """Full-ranking metrics of inner-product scores at ``split`` (history excluded)."""
+    from recsys.metrics import dot_scorer, evaluate_scores
+
+    res = evaluate_scores(score_fn=dot_scorer(user_emb, item_emb), targets=tables.targets(split),
+                          history=tables.history(split), n_items=tables.n_items)
+    s = res.summary(ks=(10, 20))
+    return {k: round(float(s[k]), 5) for k in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")}
+
+
+def run(cfg: TeacherConfig, run_dir: RunDir, *, force: bool = False, eval_splits: tuple[Split, ...] = ("valid",),
+        ) -> dict[str, Any]:
+    """Embed the catalogue and users, adapt, score top-K; write ``<run>/teacher``. Returns stats.
+
+    ``eval_splits``: where the raw and adapted teacher are measured (valid by default: test is for the
+    report, which the eval stage computes from these files). ``raw_*`` users follow ``cfg.user_mode``;
+    ``adapted_*`` users are always A(recency-weighted mean of the raw history), the form the adapter is fit in.
+    """
+    from recsys.teacher.adapter import train_adapter
+
+    spec = model_spec(cfg)
+    key = stage_key(cfg, run_dir, spec)
+    if not force and run_dir.is_fresh(STAGE, key):
+        log.info("teacher: up to date, skipped")
+        return dict(run_dir.stage_record(STAGE).get("stats", {}))  # type: ignore[union-attr]
+    t0 = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)  # the adapter and top-K run on these too
+    tables = load_tables(run_dir.layout)
+    cache = EmbeddingCache(cfg.cache_dir, fingerprint=spec.fingerprint)
+    encode = LazyEncoder(cfg)
+    texts = item_texts(tables.items, template=cfg.item_template)
+    raw_items, st = encode_cached(texts=texts, encode=encode, cache=cache, what="items")
+    t_items = time.perf_counter() - t0
+    new, cached = st.encoded_new, st.from_cache
+    users: dict[str, np.ndarray] = {}
+    for split in SPLITS:
+        users[f"raw_{split}"], n_new, n_cached = user_embeddings(cfg=cfg, tables=tables, item_emb=raw_items,
+                                                                 split=split, encode=encode, cache=cache)
+        new, cached = new + n_new, cached + n_cached
+    raw_means = {split: pooled_mean(item_emb=raw_items, history=tables.history(split), n_users=tables.n_users,
+                                    last_n=cfg.history_n, decay=cfg.recency_decay) for split in SPLITS}
+    if cfg.adapter_epochs > 0:
+        ad = train_adapter(item_emb=raw_items, train=tables.train, valid=tables.valid,
+                           valid_history=tables.history("valid"), n_users=tables.n_users, cfg=cfg)
+        adapted_items = ad.apply(raw_items)
+        for split in SPLITS:  # adapted users = A(recency-weighted mean of raw history), as in training
+            users[f"adapted_{split}"] = ad.apply(raw_means[split])
+        adapter_stats = {"epochs": ad.epochs, "best_epoch": ad.best_epoch, "seconds": round(ad.seconds, 2)}
+    else:
+        adapted_items, adapter_stats = raw_items.copy(), {"epochs": [], "best_epoch": 0, "seconds": 0.0}
+        for split in SPLITS:
+            users[f"adapted_{split}"] = normalize_rows(raw_means[split])
+    metrics = {f"{kind}_{split}": evaluate(user_emb=users[f"{kind}_{split}"], item_emb=items, tables=tables,
+                                           split=split)
+               for split in eval_splits for kind, items in (("raw", raw_items), ("adapted", adapted_items))}
+    top_items = adapted_items if cfg.topk_source == "adapted" else raw_items
+    lay = run_dir.layout
+    out_dir = lay.stage_dir(STAGE)
+    outs = [write_safetensors(out_dir / "item_emb.safetensors", {"raw": raw_items, "adapted": adapted_items},
+                              metadata={"model": str(spec.source), "pooling": spec.pooling}),
+            write_safetensors(out_dir / "user_emb.safetensors", users, metadata={"user_mode": cfg.user_mode})]
+    for split in SPLITS:
+        top = topk(user_emb=users[f"{cfg.topk_source}_{split}"], item_emb=top_items, history=tables.history(split),
+                   k=cfg.topk)
+        outs.append(write_parquet(out_dir / f"topk_{split}.parquet", top))
+    seconds = time.perf_counter() - t0
+    stats = {"items": tables.n_items, "users": tables.n_users, "dim_raw": int(raw_items.shape[1]),
+             "dim_adapted": int(adapted_items.shape[1]), "encoded_new": new, "from_cache": cached,
+             "encode_seconds": round(t_items, 2), "seconds": round(seconds, 2), "metrics": metrics,
+             "adapter": adapter_stats, "model": str(spec.source), "pooling": spec.pooling}
+    run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=seconds, encoded_new=new, from_cache=cached,
+                   user_mode=cfg.user_mode, stats=stats)
+    log.info("teacher: %d items (%d encoded, %d cached) in %.1fs; valid ndcg@10 raw %s adapted %s", tables.n_items,
+             new, cached, seconds, metrics.get("raw_valid", {}).get("ndcg@10"),
+             metrics.get("adapted_valid", {}).get("ndcg@10"))
+    return stats

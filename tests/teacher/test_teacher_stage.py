@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from recsys.artifacts import read_safetensors
+from recsys.data.tables import load_tables
+from recsys.teacher.config import TeacherConfig
+from recsys.teacher.stage import run
+
+
+def test_stage_writes_contract_files_and_skips_when_fresh(syn_run, tiny_bert: Path, tmp_path: Path) -> None:
+    cfg = TeacherConfig(model_path=str(tiny_bert), cache_dir=str(tmp_path / "cache"), adapter_epochs=2,
+                        adapter_batch=64, topk=20, threads=1)
+    stats = run(cfg, syn_run)
+    t = load_tables(syn_run.layout)
+    d = syn_run.layout.stage_dir("teacher")
+    items = read_safetensors(d / "item_emb.safetensors")
+    users = read_safetensors(d / "user_emb.safetensors")
+    assert set(items) == {"raw", "adapted"} and items["raw"].shape == (t.n_items, 16)
+    assert set(users) == {"raw_valid", "raw_test", "adapted_valid", "adapted_test"}
+    for v in [*items.values(), *users.values()]:
+        assert v.dtype == np.float32 and v.shape[0] in (t.n_items, t.n_users)
+        norms = np.linalg.norm(v, axis=1)
+        assert np.all((np.abs(norms - 1) < 1e-4) | (norms == 0))
+    for split in ("valid", "test"):
+        top = pl.read_parquet(d / f"topk_{split}.parquet")
+        assert top.schema == pl.Schema({"user": pl.Int32, "item": pl.Int32, "score": pl.Float32, "rank": pl.Int32})
+        assert top.group_by("user").len()["len"].max() == 20
+        assert top.join(t.history(split).select("user", "item"), on=["user", "item"]).height == 0
+    assert stats["encoded_new"] == t.n_items and set(stats["metrics"]) == {"raw_valid", "adapted_valid"}
+    rec = syn_run.stage_record("teacher")
+    assert rec["user_mode"] == "pooled" and len(rec["outputs"]) == 4
+    mtime = (d / "item_emb.safetensors").stat().st_mtime_ns
+    run(cfg, syn_run)  # fresh: skipped, nothing rewritten
+    assert (d / "item_emb.safetensors").stat().st_mtime_ns == mtime
+    again = run(cfg, syn_run, force=True)  # rerun: every text from the cache
+    assert again["encoded_new"] == 0 and again["from_cache"] == t.n_items
+    np.testing.assert_array_equal(read_safetensors(d / "item_emb.safetensors")["raw"], items["raw"])
+
+
+def test_stage_text_user_mode(syn_run, tiny_bert: Path, tmp_path: Path) -> None:
+    cfg = TeacherConfig(model_path=str(tiny_bert), cache_dir=str(tmp_path / "cache"), adapter_epochs=0,
+                        user_mode="text", topk=5, threads=1)
+    stats = run(cfg, syn_run)
+    t = load_tables(syn_run.layout)
+    users = read_safetensors(syn_run.layout.stage_dir("teacher") / "user_emb.safetensors")
+    assert users["raw_valid"].shape == (t.n_users, 16)
+    assert stats["encoded_new"] > t.n_items  # item texts + history texts
+    assert not np.allclose(users["raw_valid"], users["raw_test"])
