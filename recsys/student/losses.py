@@ -132,16 +132,18 @@ def listwise_kl(*, student: torch.Tensor, teacher: torch.Tensor, temperature: fl
 
     student, teacher: (B, K) scores -> scalar mean over users.
     """
-    if mask is None:
-        mask = torch.ones_like(student, dtype=torch.bool)
-    ls = (student / temperature).masked_fill(~mask, NEG_INF)
-    lt = (teacher / temperature).masked_fill(~mask, NEG_INF)
-    p_t = F.softmax(lt, dim=1)
-    terms = (p_t * (F.log_softmax(lt, dim=1) - F.log_softmax(ls, dim=1))).masked_fill(~mask, 0.0)
+    if mask is not None:
+        student, teacher = student.masked_fill(~mask, NEG_INF), teacher.masked_fill(~mask, NEG_INF)
+    with torch.no_grad():  # masked columns: p_t = 0 and a finite log-ratio, so they add exactly 0
+        log_pt = F.log_softmax(teacher.detach() / temperature, dim=1)
+        p_t = log_pt.exp()
+    terms = p_t * (log_pt - F.log_softmax(student / temperature, dim=1))
     if weights is not None:
-        w = weights.expand_as(terms).masked_fill(~mask, 0.0)
-        w = w * mask.sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1e-12)
-        terms = terms * w
+        w = weights.expand_as(terms)
+        if mask is not None:
+            w = w.masked_fill(~mask, 0.0)
+        n = mask.sum(1, keepdim=True) if mask is not None else torch.full_like(w[:, :1], w.shape[1])
+        terms = terms * (w * n / w.sum(1, keepdim=True).clamp_min(1e-12))
     return terms.sum(1).mean() * temperature**2
 
 
@@ -190,7 +192,8 @@ def in_batch_listwise_kl(*, users: torch.Tensor, items: torch.Tensor, teacher_us
     Returns: scalar mean KL per row (times temperature²).
     """
     student = users @ items.T * student_scale
-    teacher = teacher_users @ teacher_items.T * teacher_scale
+    with torch.no_grad():
+        teacher = teacher_users @ teacher_items.T * teacher_scale
     mask = None
     if item_ids is not None:
         b = users.shape[0]
