@@ -1,0 +1,247 @@
+"""Retrain the published version on new logs: append -> teacher -> student -> gate -> index + ranker -> publish.
+
+    recsys retrain -o ROOT logs=new_week.csv [-c pipelines/configs/retrain_uci.toml] [key=value ...]
+    recsys retrain -o ROOT                    first version: builds from data.path (nothing published yet)
+    recsys rollback -o ROOT [--to NNNN] [--list]
+
+ROOT holds versions/<NNNN>/ (complete run directories), a `current` symlink switched atomically, work/
+(the candidate being built) and rejected/ (candidates the gate refused). The candidate is built in
+work/<NNNN>/ and renamed into versions/ only when complete, so a killed retrain never disturbs what is
+served; re-running the same command resumes where it stopped (finished steps are skipped) and, once the
+version is published, does nothing. Exit codes: 0 published (or nothing to do), 3 refused by the gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from pipelines.common import add_common_args, default_config_path, load_config, quiet_third_party, setup_logging, step
+from recsys.artifacts import RunDir, hash_obj, versions, write_json
+from recsys.data.config import DataConfig
+from recsys.index.config import IndexConfig
+from recsys.publish import store
+from recsys.publish.config import GateConfig, PublishConfig
+from recsys.rank.config import RankConfig
+from recsys.student.config import StudentConfig
+from recsys.teacher.config import TeacherConfig
+
+log = logging.getLogger("recsys")
+REFUSED = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainConfig:
+    """What `recsys retrain` reads. TOML tables = these field names (see pipelines/configs/retrain_*.toml)."""
+
+    logs: str | None = None  # the new batch (file, folder or glob, read with data.source's loader)
+    variant: str = "student_kd"  # the student variant that is served
+    rerank: bool = True
+    # Defaults = the dataclasses'; the recommended values (temporal split, distillation lambdas) are in
+    # pipelines/configs/retrain_default.toml, which is read when no -c is given.
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    index: IndexConfig = IndexConfig()
+    rank: RankConfig = RankConfig()
+    gate: GateConfig = GateConfig()
+    publish: PublishConfig = PublishConfig()
+
+
+def required_stages(cfg: RetrainConfig) -> tuple[str, ...]:
+    return ("data", "teacher", f"student/{cfg.variant}", "gate", "index", *(("rank",) if cfg.rerank else ()))
+
+
+def student_config(cfg: RetrainConfig, parent: RunDir | None) -> tuple[StudentConfig, bool]:
+    """Warm start from the published checkpoint when the student stage supports it (an ``init_from`` field)."""
+    fields = {f.name for f in dataclasses.fields(StudentConfig)}
+    if parent is not None and "init_from" in fields:
+        init = str(parent.root / "student" / cfg.variant)
+        return dataclasses.replace(cfg.student, init_from=init), True  # type: ignore[call-arg]
+    return cfg.student, False
+
+
+def batch_key(cfg: RetrainConfig) -> str:
+    """The new logs' fingerprint + the config that shapes the model (gate and keep do not)."""
+    from recsys.data.stage import input_key
+
+    logs = input_key(dataclasses.replace(cfg.data, path=cfg.logs or cfg.data.path))
+    return hash_obj({"logs": logs, "cfg": dataclasses.replace(cfg, publish=PublishConfig(), gate=GateConfig())})
+
+
+def request_key(cfg: RetrainConfig, parent: RunDir | None) -> str:
+    """Identity of one retrain: the parent version (name + outputs) and the batch."""
+    par = None if parent is None else [parent.root.name, {s: parent.output_hash(s) for s in ("data", "teacher")}]
+    return hash_obj({"parent": par, "batch": batch_key(cfg), "v": 1})
+
+
+def gate_step(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: bool) -> dict[str, Any]:
+    """Candidate vs published on the candidate's test window; recorded as stage ``gate`` (gate.json)."""
+    from recsys.data.tables import load_tables
+    from recsys.publish.gate import compare
+
+    stage = f"student/{cfg.variant}"
+    key = hash_obj({"cand": work.output_hash(stage), "gate": cfg.gate, "variant": cfg.variant,
+                    "pub": None if parent is None else [parent.root.name, parent.output_hash(stage)]})
+    path = work.root / "gate.json"
+    if not force and work.is_fresh("gate", key):
+        log.info("gate: up to date, skipped")
+        return json.loads(path.read_text())
+    t0 = time.perf_counter()
+    d = compare(cfg.gate, candidate=work.root, published=None if parent is None else parent.root,
+                tables=load_tables(work.layout), variant=cfg.variant)
+    out = {**dataclasses.asdict(d), "published_version": None if parent is None else parent.root.name}
+    write_json(path, out)
+    work.record("gate", key=key, config=cfg.gate, outputs=[path], seconds=time.perf_counter() - t0,
+                passed=d.passed, reason=d.reason)
+    return out
+
+
+def build(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: bool,
+          timings: dict[str, float]) -> dict[str, Any]:
+    """Every step up to the gate; then index + ranker when it passed. Returns the gate decision."""
+    from recsys.data import append
+    from recsys.data import stage as data
+    from recsys.student import stage as student
+    from recsys.teacher import stage as teacher
+
+    store.pause_point("retrain:data")
+    with step("data", timings):
+        if parent is None:
+            data.run(dataclasses.replace(cfg.data, path=cfg.logs or cfg.data.path), work, force=force)
+        else:
+            append.run(cfg.data, work, base=parent, logs=str(cfg.logs), force=force)
+    store.pause_point("retrain:teacher")
+    with step("teacher", timings):
+        teacher.run(cfg.teacher, work, force=force)
+    store.pause_point("retrain:student")
+    scfg, warm = student_config(cfg, parent)
+    work.update_manifest(retrain={**work.manifest().get("retrain", {}), "warm_start": warm,
+                                  "student_training": "warm start from the published checkpoint" if warm else
+                                  "from scratch on all events (published + new): the student stage has no "
+                                  "init_from, so there is no warm start and no replay sampling"})
+    with step(f"student/{cfg.variant}", timings):
+        student.run(scfg, work, variant=cfg.variant, force=force)
+    store.pause_point("retrain:gate")
+    with step("gate", timings):
+        decision = gate_step(cfg, work, parent, force=force)
+    if not decision["passed"]:
+        return decision
+    from recsys.index import stage as index
+
+    store.pause_point("retrain:index")
+    with step("index", timings):
+        index.run(cfg.index, work, vectors=f"student/{cfg.variant}", force=force)
+    if cfg.rerank:
+        from recsys.rank import stage as rank
+
+        store.pause_point("retrain:rank")
+        with step("rank", timings):
+            rank.run(cfg.rank, work, force=force)
+    return decision
+
+
+def retrain(cfg: RetrainConfig, root: Path, *, force: bool = False, accept: bool = False) -> tuple[str, dict[str, Any]]:
+    """Run one retrain under the root's lock. Returns (outcome, info): outcome is "published", "refused",
+    "up_to_date" or "completed" (a publish killed after its rename, finished now)."""
+    with store.locked(root):
+        cur = store.current_name(root)
+        parent = store.load_current(root) if cur else None  # verified: never build on a damaged version
+        if parent is not None and not cfg.logs:
+            raise SystemExit(f"error: {root} already has version {cur}; pass the new batch: logs=PATH")
+        if parent is not None and parent.manifest().get("retrain", {}).get("batch") == batch_key(cfg):
+            return "up_to_date", {"version": cur, "current": cur}  # these logs are what is served now
+        request = request_key(cfg, parent)
+        found = store.find_request(root, request)
+        if found and found[0] == store.REJECTED:
+            return "refused", store.read_manifest(found[1]).get("rejected", {})
+        if found and found[0] == store.VERSIONS:
+            name = found[1].name
+            if name in [e.get("version") for e in store.events(root) if e.get("action") == "publish"] or name == cur:
+                return "up_to_date", {"version": name, "current": cur}
+            store.finish_publish(root, name, parent=cur, keep=cfg.publish.keep)
+            return "completed", {"version": name}
+        if found:
+            work = RunDir(found[1])
+            log.info("resuming %s", work.root)
+        else:
+            for gone in store.discard_work(root):
+                log.info("discarded abandoned candidate work/%s", gone)
+            work = store.new_work(root)
+            work.update_manifest(retrain={"request": request, "batch": batch_key(cfg), "parent": cur, "logs": cfg.logs,
+                                          "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                                 config=cfg, versions=versions())
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        decision = build(cfg, work, parent, force=force, timings=timings)
+        info = {"gate": decision, "timings": timings, "seconds": round(time.perf_counter() - t0, 2),
+                "version": work.root.name, "parent": cur}
+        work.update_manifest(timings=timings)
+        if not decision["passed"] and not accept:
+            store.reject(root, work, keep=cfg.publish.keep_rejected, info=info)
+            return "refused", info
+        info["accepted_by_hand"] = not decision["passed"]
+        store.publish(root, work, keep=cfg.publish.keep, required=required_stages(cfg), info=info)
+        return "published", info
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="recsys retrain", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(ap, default_out="runs/published")
+    ap.add_argument("--accept", action="store_true", help="publish even if the gate refuses (recorded as such)")
+    args = ap.parse_args(argv)
+    setup_logging(quiet=args.quiet, verbose=args.verbose)
+    quiet_third_party()
+    if args.config is None:
+        args.config = default_config_path("retrain_default.toml")
+    cfg = load_config(RetrainConfig, args)
+    if cfg.data.split != "temporal":
+        log.warning("data.split=%s: the gate's test window is then not the newest days of the logs", cfg.data.split)
+    outcome, info = retrain(cfg, args.out, force=args.force, accept=args.accept)
+    gate = info.get("gate") or {}
+    if outcome == "published":
+        print(f"published {info['version']} (previous {info['parent']}): {gate.get('reason')} "
+              f"in {info['seconds']:.0f}s -> {args.out / store.CURRENT}")
+    elif outcome == "refused":
+        print(f"refused by the gate: {gate.get('reason')}; current stays {store.current_name(args.out)} "
+              f"(candidate kept in {args.out / store.REJECTED})")
+        return REFUSED
+    elif outcome == "completed":
+        print(f"finished the interrupted publish of {info['version']} -> {args.out / store.CURRENT}")
+    else:
+        print(f"up to date: these logs are already version {info['version']} (current {info['current']})")
+    return 0
+
+
+def rollback_main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="recsys rollback",
+                                 description="Point `current` back at the previous published version (one rename).")
+    ap.add_argument("-o", "--out", type=Path, default=Path("runs/published"), help="published root")
+    ap.add_argument("--to", default=None, help="version to point at (default: the one published before current)")
+    ap.add_argument("--list", action="store_true", help="list versions and exit")
+    args = ap.parse_args(argv)
+    setup_logging()
+    if args.list:
+        cur = store.current_name(args.out)
+        for v in store.list_versions(args.out):
+            m = store.read_manifest(store.version_dir(args.out, v)).get("publish", {})
+            reason = (m.get("gate") or {}).get("reason", "")
+            print(f"{'*' if v == cur else ' '} {v}  {m.get('published_at', '?')}  {reason}")
+        return 0
+    try:
+        with store.locked(args.out):
+            old, new = store.rollback(args.out, to=args.to)
+    except store.PublishError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"rolled back: current {old} -> {new} ({args.out / store.CURRENT})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

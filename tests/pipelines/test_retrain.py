@@ -1,0 +1,205 @@
+"""Retraining: appending logs (stable ids, quarantine, re-split), the gate, and `recsys retrain` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from pipeline_helpers import copy_root, tree_digest
+
+from recsys.artifacts import RunDir
+from recsys.data.config import DataConfig
+from recsys.data.schema import INTERACTIONS, ITEMS, Loaded, conform
+from recsys.data.stage import run as run_data
+from recsys.publish import store
+from recsys.publish.config import GateConfig
+from recsys.publish.gate import Vectors, align_rows, decide, evaluate_vectors
+
+DAY = 86_400
+
+
+def _loaded(rows: list[tuple[str, str, int]], items: list[tuple[str, str]] | None = None) -> Loaded:
+    inter = pl.DataFrame([(u, i, t, "purchase", 1.0, None, "new.csv", r + 1) for r, (u, i, t) in enumerate(rows)],
+                         schema=list(INTERACTIONS), orient="row")
+    cat = None if items is None else conform(pl.DataFrame(items, schema=["item_id", "title"], orient="row"), ITEMS)
+    q = pl.DataFrame(schema={"source_file": pl.String, "row": pl.Int64, "column": pl.String, "reason": pl.String,
+                             "raw": pl.String})
+    return Loaded(interactions=conform(inter, INTERACTIONS), items=cat, quarantine=q, n_read=len(rows), source="t")
+
+
+@pytest.fixture()
+def base(tmp_path: Path) -> RunDir:
+    rd = RunDir(tmp_path / "base")
+    run_data(DataConfig(source="synthetic", synthetic_users=30, synthetic_items=20, kcore=0), rd)
+    return rd
+
+
+def test_append_keeps_ids_gives_new_users_and_items_the_next_ids_and_counts_every_row(base: RunDir) -> None:
+    from recsys.data.append import append
+
+    old_items, old_users = pl.read_parquet(base.layout.items), pl.read_parquet(base.layout.users)
+    old = pl.read_parquet(base.layout.interactions)
+    t = int(old["timestamp"].max()) + DAY
+    first = old.join(old_users, on="user").join(old_items, on="item").row(0, named=True)
+    rows = [("u0", "i3", t), ("zz_new_user", "i1", t + 1), ("u1", "brand_new_item", t + 2),
+            ("u1", "brand_new_item", t + 2),  # exact repeat inside the batch
+            (first["user_id"], first["item_id"], first["timestamp"])]  # repeat of a published event
+    a = append(base=base.layout, loaded=_loaded(rows, items=[("i3", "a new title for i3"), ("brand_new_item", "x")]),
+               kcore_k=0, require_catalogue=False)
+    assert a.counts["read"] == a.counts["kept"] + a.counts["quarantined"] == 5
+    assert a.counts["kept"] == 3 and sorted(a.quarantine["reason"].to_list()) == [
+        "duplicate event (same user, item, time, event)", "repeat of an event already in the published tables"]
+    # stable ids: the published rows are unchanged prefixes of the new maps
+    assert a.users.head(old_users.height)["user_id"].to_list() == old_users["user_id"].to_list()
+    assert a.items.head(old_items.height)["item_id"].to_list() == old_items["item_id"].to_list()
+    assert a.users.tail(1).to_dicts() == [{"user": old_users.height, "user_id": "zz_new_user"}]
+    assert a.items.tail(1)["item"].item() == old_items.height and a.counts["new_items"] == 1
+    assert a.counts["edited_items"] == 1
+    assert a.items.filter(pl.col("item_id") == "i3")["title"].item() == "a new title for i3"
+    # published events keep their positions; new ones come after
+    merged = a.interactions.join(old.select("user", "item", "timestamp", pl.col("pos").alias("old_pos")),
+                                 on=["user", "item", "timestamp"])
+    assert (merged["pos"] == merged["old_pos"]).all() and a.interactions.height == old.height + 3
+    assert a.interactions.group_by("user").agg(ok=(pl.col("pos").sort() == pl.int_range(pl.len())).all())["ok"].all()
+
+
+def test_catalogue_text_from_log_lines_only_fills_gaps_but_a_catalogue_file_rewrites_it() -> None:
+    from recsys.data.append import merge_catalogue
+
+    old = conform(pl.DataFrame({"item_id": ["a", "b"], "title": ["old a", None]}), ITEMS).with_row_index("item")
+    old = old.with_columns(pl.col("item").cast(pl.Int32))
+    new = pl.DataFrame({"item_id": ["a", "b", "c"], "title": ["new a", "new b", "new c"]})
+    kept, n_kept = merge_catalogue(old, new, overwrite=False)
+    assert kept["title"].to_list() == ["old a", "new b", "new c"] and n_kept == 1
+    assert kept["item"].to_list() == [0, 1, None]  # the new item gets its id later
+    rewritten, n_rewritten = merge_catalogue(old, new, overwrite=True)
+    assert rewritten["title"].to_list() == ["new a", "new b", "new c"] and n_rewritten == 2
+
+
+def test_append_kcore_counts_published_plus_new_events(base: RunDir) -> None:
+    from recsys.data.append import append
+
+    t = int(pl.read_parquet(base.layout.interactions)["timestamp"].max()) + DAY
+    rows = [("u0", "i1", t), ("u0", "i2", t + 1), ("lonely", "i1", t + 2)]  # "lonely" has 1 event < k=2
+    a = append(base=base.layout, loaded=_loaded(rows), kcore_k=2, require_catalogue=False)
+    assert a.counts["kept"] + a.counts["quarantined"] == 3
+    assert a.quarantine["reason"].to_list() == ["filtered by 2-core (user or item has < 2 events)"]
+
+
+def test_append_stage_resplits_so_the_newest_days_are_the_test_window(base: RunDir, tmp_path: Path) -> None:
+    from recsys.data import append
+
+    old = pl.read_parquet(base.layout.interactions)
+    users = pl.read_parquet(base.layout.users)["user_id"].to_list()
+    t = int(old["timestamp"].max()) + 10 * DAY
+    logs = tmp_path / "new.csv"
+    pl.DataFrame({"user_id": users[:10], "item_id": ["i5"] * 10, "timestamp": [t] * 10}).write_csv(logs)
+    cfg = DataConfig(source="table", split="temporal", valid_days=2, test_days=2, kcore=0)
+    rd = RunDir(tmp_path / "cand")
+    counts = append.run(cfg, rd, base=base, logs=str(logs))
+    assert counts["read"] == 10 and counts["test"] > 0
+    test = pl.read_parquet(rd.layout.split("test"))
+    i5 = pl.read_parquet(rd.layout.items).filter(pl.col("item_id") == "i5")["item"].item()
+    assert (test["timestamp"] == t).all() and (test["item"] == i5).all()
+    assert rd.stage_record("data")["key"] == append.input_key(cfg, base=base, logs=str(logs))
+    assert append.run(cfg, rd, base=base, logs=str(logs)) == counts  # unchanged inputs: skipped
+
+
+def test_gate_relative_and_absolute_tolerance() -> None:
+    pub = {"ndcg@10": 0.100, "users": 50.0}
+    assert decide(GateConfig(tolerance=0.02), candidate={"ndcg@10": 0.0981, "users": 50.0}, published=pub).passed
+    d = decide(GateConfig(tolerance=0.02), candidate={"ndcg@10": 0.0979, "users": 50.0}, published=pub)
+    assert not d.passed and d.threshold == pytest.approx(0.098) and "<" in d.reason
+    assert decide(GateConfig(tolerance=0.0, abs_tolerance=0.01), candidate={"ndcg@10": 0.091, "users": 50.0},
+                  published=pub).passed
+    assert decide(GateConfig(), candidate={"ndcg@10": 0.0, "users": 5.0}, published=None).passed  # first version
+    assert not decide(GateConfig(min_users=10), candidate={"ndcg@10": 1.0, "users": 5.0}, published=pub).passed
+
+
+def test_gate_aligns_by_raw_ids_and_never_recommends_items_the_model_does_not_know() -> None:
+    vec = np.arange(6, dtype=np.float32).reshape(3, 2)
+    out, found = align_rows(vec, src_ids=pl.Series(["a", "b", "c"]), dst_ids=pl.Series(["c", "x", "a"]))
+    assert found.tolist() == [True, False, True] and out.tolist() == [[4, 5], [0, 0], [0, 1]]
+
+    from recsys.data.tables import Tables
+
+    items = pl.DataFrame({"item": [0, 1, 2], "item_id": ["a", "b", "c"]})
+    users = pl.DataFrame({"user": [0], "user_id": ["u"]})
+    hist = pl.DataFrame({"user": [0], "item": [0], "timestamp": [0], "pos": [0]},
+                        schema={"user": pl.Int32, "item": pl.Int32, "timestamp": pl.Int64, "pos": pl.Int32})
+    test = hist.with_columns(pl.lit(2, pl.Int32).alias("item"), pl.lit(1, pl.Int32).alias("pos"))
+    tables = Tables(items=items, users=users, train=hist, valid=hist.clear(), test=test)
+    u = np.array([[1.0]], np.float32)
+    it = np.array([[0.0], [0.5], [1.0]], np.float32)
+    assert evaluate_vectors(Vectors(u, it, np.array([True, True, True])), tables=tables)["ndcg@10"] == 1.0
+    assert evaluate_vectors(Vectors(u, it, np.array([True, True, False])), tables=tables)["ndcg@10"] == 0.0
+
+
+def test_gate_refuses_a_worse_candidate_and_current_stays(shop: dict, published_root: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    from pipelines.retrain import REFUSED, main
+
+    root = copy_root(published_root, tmp_path / "root")
+    before = tree_digest(root / "versions" / "0001")
+    rc = main(["-q", "-o", str(root), f"logs={shop['batches'][0]}", *shop["overrides"], "student.epochs=0"])
+    assert rc == REFUSED and "refused by the gate" in capsys.readouterr().out
+    assert store.current_name(root) == "0001" and store.list_versions(root) == ["0001"]
+    assert tree_digest(root / "versions" / "0001") == before
+    gate = json.loads((root / "rejected" / "0002" / "gate.json").read_text())
+    assert gate["passed"] is False and gate["candidate"]["ndcg@10"] < gate["published"]["ndcg@10"]
+    assert store.load_current(root).root.name == "0001"
+
+
+def test_retrain_publishes_a_better_or_equal_candidate_then_a_rerun_does_nothing(shop: dict, incremented_root: Path,
+                                                                                 tmp_path: Path, capsys) -> None:
+    from pipelines.retrain import main
+
+    assert store.current_name(incremented_root) == "0002"
+    m = store.load_current(incremented_root).manifest()
+    assert m["publish"]["parent"] == "0001" and m["publish"]["gate"]["passed"] is True
+    assert m["retrain"]["warm_start"] in (True, False) and "student_training" in m["retrain"]
+    counts = m["stages"]["data"]["counts"]
+    assert counts["read"] == counts["kept"] + counts["quarantined"] and counts["kept"] > 0
+    root = copy_root(incremented_root, tmp_path / "root")
+    events = store.events(root)
+    capsys.readouterr()
+    assert main(["-q", "-o", str(root), f"logs={shop['batches'][0]}", *shop["overrides"]]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert store.events(root) == events and store.list_versions(root) == ["0001", "0002"]
+    assert not list((root / "work").iterdir())
+
+
+def test_retrain_help_is_instant_and_names_the_steps(capsys) -> None:
+    from pipelines.retrain import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0 and "gate" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_retrain_with_the_ranker_publishes_every_stage_and_rollback_restores_the_first(shop: dict,
+                                                                                      tmp_path: Path) -> None:
+    from pipelines.retrain import RetrainConfig, main, required_stages, rollback_main
+
+    root = tmp_path / "root"
+    ov = [o for o in shop["overrides"] if not o.startswith("rerank=")] + ["rerank=true"]
+    assert main(["-q", "-o", str(root), f"logs={shop['base']}", *ov]) == 0
+    assert main(["-q", "-o", str(root), f"logs={shop['batches'][0]}", *ov]) == 0
+    required = required_stages(RetrainConfig(rerank=True))
+    assert "rank" in required and store.load_current(root, required=required).root.name == "0002"
+    assert (root / "current" / "rank" / "reranked_test.parquet").exists()
+    assert rollback_main(["-o", str(root)]) == 0 and store.load_current(root, required=required).root.name == "0001"
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[2].joinpath("pipelines", "configs").glob("retrain_*.toml")),
+                         ids=lambda p: p.name)
+def test_every_retrain_config_loads_with_a_temporal_split(path: Path) -> None:
+    from pipelines.retrain import RetrainConfig
+    from recsys.config import load
+
+    cfg = load(RetrainConfig, path=path)
+    assert cfg.data.split == "temporal" and cfg.student.lambda_emb > 0 and cfg.publish.keep >= 2
