@@ -58,9 +58,9 @@ def discover(layout: Layout, *, split: Split) -> Iterator[System]:
                 continue
             u, i = read_npy(uf), read_npy(d / "item_vectors.npy")
             yield System(d.name, "full ranking (exact)", score_fn=dot_scorer(u, i), vectors=(u, i))
-            q = d / "item_vectors_int8.npy"
-            if q.exists() and (d / "item_scales.npy").exists():
-                iq = read_npy(q).astype(np.float32) * read_npy(d / "item_scales.npy")[:, None]
+            q, scales = d / "item_vectors_int8.npy", d / "item_vectors_scales.npy"
+            if d.name == "student_kd" and q.exists() and scales.exists():  # one int8 row: the served model
+                iq = read_npy(q).astype(np.float32) * read_npy(scales).reshape(-1, 1)
                 yield System(f"{d.name}_int8", "full ranking (exact, int8 items)", score_fn=dot_scorer(u, iq))
     for path, name, kind in [(layout.stage_dir("index") / f"candidates_{split}.parquet", "student_kd_ann", "ANN lists"),
                              (layout.stage_dir("rank") / f"reranked_{split}.parquet", "student_kd_ann_rerank",

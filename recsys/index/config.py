@@ -36,6 +36,7 @@ class IndexConfig:
     ef_construction: int = 200
     ef_search: int = 0  # 0 -> tuned
     use_gpu: UseGpu = "auto"  # auto: GPU when CUDA and a GPU build of faiss are present (HNSW stays on CPU)
+    tradeoff: bool = True  # also sweep every kind's recall vs QPS on these vectors (index/tradeoff.json, report plot)
     tune_queries: int = 2000  # validation users sampled for tuning and for the exact-vs-ANN report
     batch_size: int = 4096  # queries per search call
     seed: int = 0

@@ -78,7 +78,7 @@ def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd
         if not p.exists():
             raise ArtifactError(f"{p}: missing; the student export writes it")
     table_files = [lay.items, lay.users, lay.split("train"), lay.split("valid"), lay.split("test")]
-    key = hash_obj({"cfg": cfg, "vectors": vectors, "v": 1,
+    key = hash_obj({"cfg": cfg, "vectors": vectors, "v": 2,
                     "inputs": {str(p.relative_to(run_dir.root)): file_sha256(p)
                                for p in [*paths.values(), *table_files] if p.exists()}})
     if not force and run_dir.is_fresh(STAGE, key):
@@ -103,6 +103,12 @@ def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd
         else uv["valid"][:cfg.tune_queries]
     tuned = tune(index, queries=tq, k=cfg.k, target_recall=cfg.target_recall)
     outs = save_index(index, lay.stage_dir(STAGE), vectors_path=paths["item_vectors"], tune=tuned)
+    if cfg.tradeoff:
+        from recsys.artifacts import write_json
+        from recsys.index.tradeoff import sweep
+
+        points = sweep(items, queries=tq, cfg=cfg, model_metric=meta["metric"])
+        outs.append(write_json(lay.stage_dir(STAGE) / "tradeoff.json", {"k": 10, "queries": len(tq), "points": points}))
     report: dict[str, Any] = {"kind": cfg.kind, "metric": cfg.metric, "items": index.count, "dim": index.dim,
                               "build_seconds": round(build_s, 3), "search_params": dict(index.params),
                               "tuned_recall_at_k": tuned.recall, "k": cfg.k, "target_recall": cfg.target_recall}
