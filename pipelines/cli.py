@@ -25,6 +25,7 @@ commands:
   retrain       retrain a published version on new logs; gated, atomically published
   rollback      point `current` back at the previous published version
   retrain-demo  weekly retrains on UCI Online Retail and Beauty: incremental vs published vs from scratch
+  cold-start    hold items out of training; how well do text-only vectors find them
   recommend     top-K items for users from a run directory (recsys.api.Recommender)
   doctor        preflight: versions, torch/fbgemm/torchrec together, CUDA, faiss-GPU
   plan          dry-run the TorchRec sharding planner for N GPUs (e.g. --items 100000000 --gpus 8 64)
@@ -88,6 +89,12 @@ def _plan(argv: list[str]) -> int:
     return main(argv)
 
 
+def _cold_start(argv: list[str]) -> int:
+    from pipelines.cold_start import main
+
+    return main(argv)
+
+
 def _doctor(argv: list[str]) -> int:
     import argparse
 
@@ -100,8 +107,8 @@ def _doctor(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": _demo, "evaluate": _evaluate, "build-index": _build_index, "prepare": _prepare,
-    "retrain": _retrain, "rollback": _rollback, "retrain-demo": _retrain_demo, "recommend": _recommend, "doctor": _doctor,
-    "plan": _plan,
+    "retrain": _retrain, "rollback": _rollback, "retrain-demo": _retrain_demo, "recommend": _recommend,
+    "cold-start": _cold_start, "doctor": _doctor, "plan": _plan,
 }
 
 

@@ -102,3 +102,16 @@ def test_bad_input_metrics_property_rank_matches_sorting(u: int, n: int, seed: i
         assert rank == int((row >= t).sum() - 1)
     for v in res.summary(ks=(1, 3)).values():
         assert v >= 0
+
+
+def test_hold_out_items_removes_only_their_training_events() -> None:
+    from recsys.data.split import hold_out_items
+
+    train = pl.DataFrame({"user": [0, 0, 1, 1, 2], "item": [0, 1, 1, 2, 3]})
+    kept, cold = hold_out_items(train, share=0.5, seed=0)
+    assert len(cold) == 2 and set(cold) <= {0, 1, 2, 3}
+    assert set(kept["item"].to_list()).isdisjoint(cold)
+    assert kept.height == train.filter(~pl.col("item").is_in(cold)).height
+    # the held-out items are labelled "cold" by the popularity slices
+    labels = popularity_slices(kept, n_items=4)
+    assert set(labels.filter(pl.col("slice") == "cold")["item"].to_list()) == set(cold)

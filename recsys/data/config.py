@@ -45,6 +45,9 @@ class DataConfig:
     # temporal split: the last `test_days` form the test window, the `valid_days` before it the valid window
     valid_days: float = 7.0
     test_days: float = 7.0
+    # cold-start protocol: hold out this share of items (with training events) from training entirely; their
+    # valid/test targets stay, so the "cold" slice measures text-only item vectors. 0 = standard protocol.
+    cold_item_share: float = 0.0
     synthetic_users: int = 200  # source = "synthetic" only
     synthetic_items: int = 80
     seed: int = 0

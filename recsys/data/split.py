@@ -48,3 +48,17 @@ def temporal(inter: pl.DataFrame, *, valid_days: float, test_days: float) -> tup
     # part of the test history either (history(test) = train + valid targets); they are few and it keeps
     # one rule for both protocols.
     return conform(train, TABLE_INTERACTIONS), conform(valid, TARGETS), conform(test, TARGETS)
+
+
+def hold_out_items(train: pl.DataFrame, *, share: float, seed: int) -> tuple[pl.DataFrame, list[int]]:
+    """Remove every training event of a random ``share`` of the items that have training events.
+
+    The events stay in ``interactions.parquet`` (nothing is lost); they are only absent from ``train``, so
+    those items are cold for every model while their valid/test targets remain to be found.
+    """
+    import numpy as np
+
+    warm = np.sort(train["item"].unique().to_numpy())
+    n = int(round(share * len(warm)))
+    cold = np.sort(np.random.default_rng(seed).choice(warm, size=n, replace=False)).tolist() if n else []
+    return train.filter(~pl.col("item").is_in(cold)), cold

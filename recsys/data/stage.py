@@ -11,7 +11,7 @@ from recsys.artifacts import RunDir, hash_obj, write_parquet
 from recsys.data.config import DataConfig
 from recsys.data.loaders import load_source
 from recsys.data.prepare import prepare
-from recsys.data.split import leave_one_out, temporal
+from recsys.data.split import hold_out_items, leave_one_out, temporal
 
 log = logging.getLogger(__name__)
 STAGE = "data"
@@ -47,6 +47,9 @@ def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, i
         train, valid, test = leave_one_out(prep.interactions)
     else:
         train, valid, test = temporal(prep.interactions, valid_days=cfg.valid_days, test_days=cfg.test_days)
+    cold: list[int] = []
+    if cfg.cold_item_share > 0:
+        train, cold = hold_out_items(train, share=cfg.cold_item_share, seed=cfg.seed)
     lay = run_dir.layout
     outs = [
         write_parquet(lay.items, prep.items),
@@ -57,7 +60,8 @@ def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, i
         write_parquet(lay.split("valid"), valid),
         write_parquet(lay.split("test"), test),
     ]
-    counts = {**prep.counts, "train": train.height, "valid": valid.height, "test": test.height}
+    counts = {**prep.counts, "train": train.height, "valid": valid.height, "test": test.height,
+              "cold_items_held_out": len(cold)}
     reasons = prep.quarantine.group_by("reason").len().sort("len", descending=True) if prep.quarantine.height \
         else pl.DataFrame()
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, counts=counts,

@@ -51,7 +51,7 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
         log.info("eval: %-24s recall@10 %.4f  ndcg@10 %.4f", s.name, summ.get("recall@10", 0), summ.get("ndcg@10", 0))
     overlap = {}
     for a, b in [("teacher_adapted", "student_kd"), ("teacher_raw", "student_kd"), ("teacher_raw", "student_no_kd")]:
-        if a in found and b in found:
+        if a in found and b in found and cfg.overlap_users > 0:
             overlap[f"top-{cfg.overlap_k} overlap {a} / {b}"] = topk_overlap(
                 found[a], found[b], tables, split=split, k=cfg.overlap_k, n_users=cfg.overlap_users)
     pop_frame = pl.concat(pop_parts, how="diagonal_relaxed") if pop_parts else pl.DataFrame()
