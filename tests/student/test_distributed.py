@@ -49,9 +49,10 @@ def test_two_process_dmp_matches_one_process(tiny_run: RunDir, tmp_path: Path) -
 
     rec1 = run(StudentConfig(nproc=1, **TINY), rd1, variant="student_kd")
     assert rec1["plan"]["world_size"] == 1
-    # same data, same global batches (the 2 ranks all-gather positives): metrics agree within noise
-    assert abs(rec1["valid"]["ndcg@10"] - rec2["valid"]["ndcg@10"]) < 0.08
-    assert rec1["valid"]["ndcg@10"] > 0.1  # far above random (~10/60 items -> ndcg ~0.07)
+    # same data, same global batches (the 2 ranks all-gather positives), but tables are initialised per shard,
+    # so the runs differ like two seeds; on this tiny set seeds alone move valid NDCG@10 by ~0.1
+    assert abs(rec1["valid"]["ndcg@10"] - rec2["valid"]["ndcg@10"]) < 0.15
+    assert min(rec1["valid"]["ndcg@10"], rec2["valid"]["ndcg@10"]) > 0.1  # far above random (~10/60 items -> ~0.07)
     # fresh re-run is skipped
     again = run(StudentConfig(nproc=1, **TINY), rd1, variant="student_kd")
     assert again["finished_at"] == rec1["finished_at"]
