@@ -5,7 +5,7 @@
 UCI Online Retail (embedded): the first ``--base-months`` months are version 1, then one retrain per week.
 Amazon Beauty (embedded, day timestamps, events since ``--beauty-since``): everything before the last weeks
 is version 1, then one retrain per week up to the end of the data (July 2014). After the increments, one deliberately broken retrain
-(student.epochs=0) on the following week checks that the gate refuses it and `current` stays.
+(student.epochs=0 with a new output size, so the warm start cannot reuse the last layer) on the following week checks that the gate refuses it and `current` stays.
 
 Per increment, on the candidate's test window (the newest ``data.test_days`` of the new week, history
 excluded, full ranking), report.md / report.json give NDCG@10 and Recall@10 of:
@@ -153,12 +153,12 @@ def run_dataset(name: str, *, out: Path, increments: int, base_months: int, sinc
     rows = []
     for k, part in enumerate(parts):
         sabotage = k == len(parts) - 1
-        cfg = conf([f"logs={part}", *(["student.epochs=0"] if sabotage else [])])
+        cfg = conf([f"logs={part}", *(["student.epochs=0", "student.dim=8"] if sabotage else [])])
         before = store.current_name(root)
         t0 = time.perf_counter()
         outcome, info = retrain(cfg, root)
         secs = round(time.perf_counter() - t0, 1)
-        row: dict[str, Any] = {"step": "sabotage (student.epochs=0)" if sabotage else
+        row: dict[str, Any] = {"step": "sabotage (untrained: student.epochs=0, student.dim=8)" if sabotage else
                                ("initial" if k == 0 else f"week {k}"), "logs": _window(part, name),
                                "outcome": outcome, "current_before": before,
                                "current_after": store.current_name(root), "seconds_incremental": secs}

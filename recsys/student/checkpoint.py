@@ -66,3 +66,22 @@ def copy_into(live: dict[str, Any], saved: dict[str, torch.Tensor], *, what: str
     with torch.no_grad():
         for k, t in flat.items():
             t.copy_(saved[k])
+
+
+def copy_grown(live: dict[str, Any], saved: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Warm start: copy ``saved`` into ``live`` where shapes agree; where only the first dimension grew
+    (tables after new users/items were appended), copy the saved rows into the first rows. Anything else
+    (new parameters, a different plan) keeps its fresh initialisation. Returns counts per outcome."""
+    counts = {"copied": 0, "grown": 0, "kept_fresh": 0}
+    with torch.no_grad():
+        for k, t in flat_tensors(live).items():
+            s = saved.get(k)
+            if s is not None and s.shape == t.shape:
+                t.copy_(s)
+                counts["copied"] += 1
+            elif s is not None and s.dim() == t.dim() and s.shape[1:] == t.shape[1:] and s.shape[0] <= t.shape[0]:
+                t[: s.shape[0]].copy_(s)
+                counts["grown"] += 1
+            else:
+                counts["kept_fresh"] += 1
+    return counts

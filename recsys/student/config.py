@@ -79,4 +79,7 @@ class StudentConfig:
     # --- export
     quantize_int8: bool = True  # also write int8 per-row-quantised item vectors + scales
     eval_batch_size: int = 2048
+    # warm start (retraining): a previous run's ``student/<variant>`` dir; its best weights initialise this
+    # model, table rows copied by id (ids are stable across retrains, new users/items get fresh rows at the end)
+    init_from: str | None = None
     seed: int = 0

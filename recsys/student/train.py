@@ -99,6 +99,14 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
             log.info("student: resumed from %s after epoch %d", last, meta["epoch"])
         else:
             log.info("student: ignoring checkpoint %s (other config or world size)", last)
+    if meta["epoch"] == -1 and cfg.init_from:
+        src = Path(cfg.init_from) / "ckpt" / f"best.rank{rank}.pt"
+        if src.exists():
+            counts = checkpoint.copy_grown(dmp.state_dict(), checkpoint.load(src)["model"])
+            log.info("student: warm start from %s: %s", src, counts)
+        else:
+            log.warning("student: init_from=%s has no %s (other world size?); training from scratch", cfg.init_from,
+                        src.name)
     n_ex, b = len(data.ex_users), cfg.batch_size
     steps = max(1, n_ex // b)
     stopped = meta["bad"] >= cfg.patience or (cfg.max_seconds > 0 and meta["seconds"] >= cfg.max_seconds)

@@ -144,7 +144,8 @@ def test_gate_refuses_a_worse_candidate_and_current_stays(shop: dict, published_
 
     root = copy_root(published_root, tmp_path / "root")
     before = tree_digest(root / "versions" / "0001")
-    rc = main(["-q", "-o", str(root), f"logs={shop['batches'][0]}", *shop["overrides"], "student.epochs=0"])
+    rc = main(["-q", "-o", str(root), f"logs={shop['batches'][0]}", *shop["overrides"], "student.epochs=0",
+               "student.dim=8"])  # untrained: a new output size leaves the warm-started last layer fresh
     assert rc == REFUSED and "refused by the gate" in capsys.readouterr().out
     assert store.current_name(root) == "0001" and store.list_versions(root) == ["0001"]
     assert tree_digest(root / "versions" / "0001") == before

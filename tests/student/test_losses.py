@@ -134,3 +134,15 @@ def test_gradients_flow() -> None:
     u = U.clone().requires_grad_(True)
     sampled_softmax(users=u, items=U, temperature=0.1).backward()
     assert u.grad is not None and torch.isfinite(u.grad).all()
+
+
+def test_copy_grown_copies_equal_shapes_and_grows_tables() -> None:
+    """Warm start: same shapes copy, tables with more rows get the old rows first, others stay fresh."""
+    from recsys.student.checkpoint import copy_grown
+
+    live = {"t": torch.zeros(4, 2), "w": torch.zeros(3), "new": torch.ones(2)}
+    saved = {"t": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "w": torch.tensor([5.0, 6.0, 7.0]), "gone": torch.ones(1)}
+    counts = copy_grown(live, saved)
+    assert counts == {"copied": 1, "grown": 1, "kept_fresh": 1}
+    assert live["t"].tolist() == [[1, 2], [3, 4], [0, 0], [0, 0]]
+    assert live["w"].tolist() == [5, 6, 7] and live["new"].tolist() == [1, 1]
