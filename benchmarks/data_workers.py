@@ -1,0 +1,227 @@
+"""bench_data.py's measured code, one side per process: our polars stage, the pandas baseline, the streaming
+path and the proposed ``prepare_fast``; plus ``check`` (all sides produce the same tables).
+
+Run through ``python benchmarks/bench_data.py --worker SIDE --logs P --items P``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import current_rss_mib, emit  # noqa: E402
+
+K = 5
+
+
+# --------------------------------------------------------------------------- workers (one per process)
+def _polars(logs: str, items: str, *, profile: bool = False, fast: bool = False) -> dict[str, Any]:
+    import polars as pl
+
+    from recsys.data import prepare as P
+    from recsys.data.schema import ITEMS, QUARANTINE, Loaded, conform, empty
+    from recsys.data.split import leave_one_out
+
+    t = time.perf_counter()
+    inter, cat = pl.read_parquet(logs), pl.read_parquet(items)
+    steps = {"read": time.perf_counter() - t}
+    rss0 = current_rss_mib()
+    loaded = Loaded(
+        interactions=inter,
+        items=conform(cat, ITEMS),
+        quarantine=empty(QUARANTINE),
+        n_read=inter.height,
+        source="synthetic",
+    )
+    t = time.perf_counter()
+    if profile:  # prepare()'s body, piece by piece
+        d, _ = P.dedupe_events(loaded.interactions)
+        steps["prepare.dedupe"] = time.perf_counter() - t
+        t1 = time.perf_counter()
+        _, d, _ = P.build_catalogue(loaded.items, d, require_catalogue=False)
+        steps["prepare.catalogue"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        P.kcore(d, k=K)
+        steps["prepare.kcore+quarantine"] = time.perf_counter() - t1
+        t = time.perf_counter()
+    if fast:  # the proposal in prepare_fast.py (same outputs)
+        from prepare_fast import prepare_fast
+
+        prep = prepare_fast(loaded, kcore_k=K)
+    else:
+        prep = P.prepare(loaded, kcore_k=K, require_catalogue=False)
+    steps["prepare"] = time.perf_counter() - t
+    t = time.perf_counter()
+    train, _valid, _test = leave_one_out(prep.interactions)
+    steps["split"] = time.perf_counter() - t
+    t = time.perf_counter()
+    hist = train.group_by("user").agg(pl.col("item").sort_by("pos"))
+    steps["histories"] = time.perf_counter() - t
+    return {
+        "steps": steps,
+        "rss_after_read_mib": rss0,
+        "kept": prep.interactions.height,
+        "train": train.height,
+        "users": hist.height,
+        "quarantined": prep.quarantine.height,
+    }
+
+
+def _pandas(logs: str, items: str) -> dict[str, Any]:
+    import pandas as pd
+    import pandas_baseline as B
+
+    t = time.perf_counter()
+    inter, cat = pd.read_parquet(logs), pd.read_parquet(items)
+    steps = {"read": time.perf_counter() - t}
+    rss0 = current_rss_mib()
+    t = time.perf_counter()
+    prep = B.prepare(inter, cat, k=K)
+    steps["prepare"] = time.perf_counter() - t
+    t = time.perf_counter()
+    train, _valid, _test = B.leave_one_out(prep["interactions"])
+    steps["split"] = time.perf_counter() - t
+    t = time.perf_counter()
+    hist = B.histories(train)
+    steps["histories"] = time.perf_counter() - t
+    return {
+        "steps": steps,
+        "rss_after_read_mib": rss0,
+        "kept": len(prep["interactions"]),
+        "train": len(train),
+        "users": len(hist),
+        "quarantined": len(prep["quarantine"]),
+    }
+
+
+def _streaming(logs: str, items: str) -> dict[str, Any]:
+    from recsys.scale.streaming import histories_streaming, prepare_streaming
+
+    rss0 = current_rss_mib()
+    with tempfile.TemporaryDirectory(prefix="recsys-stream-") as d:
+        t = time.perf_counter()
+        counts = prepare_streaming(interactions=logs, items=items, out_dir=d, kcore_k=K)
+        steps = {"prepare+split": time.perf_counter() - t}
+        t = time.perf_counter()
+        histories_streaming(train=Path(d) / "split" / "train.parquet", out=Path(d) / "histories.parquet")
+        steps["histories"] = time.perf_counter() - t
+    return {
+        "steps": steps,
+        "rss_after_read_mib": rss0,
+        "kept": counts["kept"],
+        "train": counts["train"],
+        "users": counts["users"],
+        "quarantined": counts["quarantined"],
+    }
+
+
+def _histories(train: str, *, lib: str) -> dict[str, Any]:
+    """Only the per-user history lists, from a train split on disk (the step pandas is slowest at)."""
+    if lib == "polars":
+        import polars as pl
+
+        df = pl.read_parquet(train)
+        rss0, t = current_rss_mib(), time.perf_counter()
+        n = df.group_by("user").agg(pl.col("item").sort_by("pos")).height
+    else:
+        import pandas as pd
+        import pandas_baseline as B
+
+        df = pd.read_parquet(train)
+        rss0, t = current_rss_mib(), time.perf_counter()
+        n = len(B.histories(df))
+    return {
+        "steps": {"histories": time.perf_counter() - t},
+        "rss_after_read_mib": rss0,
+        "users": n,
+        "kept": None,
+        "train": len(df),
+    }
+
+
+def write_train(logs: str, items: str, out: str) -> None:
+    """The train split of ``logs`` as parquet (input of the histories-only sides)."""
+    import polars as pl
+    from prepare_fast import prepare_fast
+
+    from recsys.data.schema import ITEMS, QUARANTINE, Loaded, conform, empty
+    from recsys.data.split import leave_one_out
+
+    inter = pl.read_parquet(logs)
+    loaded = Loaded(
+        interactions=inter,
+        items=conform(pl.read_parquet(items), ITEMS),
+        quarantine=empty(QUARANTINE),
+        n_read=inter.height,
+        source="synthetic",
+    )
+    leave_one_out(prepare_fast(loaded, kcore_k=K).interactions)[0].write_parquet(out)
+    emit({"written": out})
+
+
+def worker(side: str, logs: str, items: str, profile: bool) -> None:
+    out = {
+        "polars": lambda: _polars(logs, items, profile=profile),
+        "pandas": lambda: _pandas(logs, items),
+        "streaming": lambda: _streaming(logs, items),
+        "polars_fast": lambda: _polars(logs, items, fast=True),
+        "hist_polars": lambda: _histories(logs, lib="polars"),
+        "hist_pandas": lambda: _histories(logs, lib="pandas"),
+    }[side]()
+    out["total_s"] = sum(v for k, v in out["steps"].items() if k != "read" and "." not in k)
+    emit(out)
+
+
+def check(data_dir: Path) -> None:
+    """The pandas baseline produces the same tables as polars (so the race is fair)."""
+    import pandas as pd
+    import pandas_baseline as B
+    import polars as pl
+    from synth_logs import write_logs
+
+    from recsys.data.prepare import prepare
+    from recsys.data.schema import ITEMS, QUARANTINE, Loaded, conform, empty
+    from recsys.data.split import leave_one_out
+
+    logs, items = write_logs(n_rows=50_000, out_dir=data_dir)
+    inter = pl.read_parquet(logs)
+    prep = prepare(
+        Loaded(
+            interactions=inter,
+            items=conform(pl.read_parquet(items), ITEMS),
+            quarantine=empty(QUARANTINE),
+            n_read=inter.height,
+            source="x",
+        ),
+        kcore_k=K,
+        require_catalogue=False,
+    )
+    pd_prep = B.prepare(pd.read_parquet(logs), pd.read_parquet(items), k=K)
+    from polars.testing import assert_frame_equal
+    from prepare_fast import prepare_fast
+
+    fast = prepare_fast(
+        Loaded(
+            interactions=inter,
+            items=conform(pl.read_parquet(items), ITEMS),
+            quarantine=empty(QUARANTINE),
+            n_read=inter.height,
+            source="x",
+        ),
+        kcore_k=K,
+    )
+    assert_frame_equal(fast.interactions, prep.interactions)
+    assert_frame_equal(fast.quarantine.sort("row"), prep.quarantine.sort("row"))
+    for a, b in zip(leave_one_out(prep.interactions), B.leave_one_out(pd_prep["interactions"])):
+        a2 = a.select(b.columns).to_pandas().reset_index(drop=True)
+        pd.testing.assert_frame_equal(a2, b.reset_index(drop=True), check_dtype=False)
+    assert prep.quarantine.height == len(pd_prep["quarantine"]), "quarantine sizes differ"
+    assert (
+        prep.quarantine.sort("row")["raw"].to_list()[:50]
+        == pd_prep["quarantine"].sort_values("row")["raw"].tolist()[:50]
+    ), "raw renderings differ"
+    print("check OK: pandas baseline == prepare_fast == polars prepare + leave_one_out on 50k rows")

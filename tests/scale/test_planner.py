@@ -1,0 +1,38 @@
+"""The sharding-planner dry run covers every table for a cluster this machine does not have."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torchrec")
+
+from recsys.scale.planner import format_plan, plan_tables, rank_totals, student_tables  # noqa: E402
+
+GIB = 1 << 30
+
+
+def test_one_million_items_on_eight_gpus_plans_every_table() -> None:
+    tables = student_tables(items=1_000_000, dim=64, users=200_000)
+    plans, _ = plan_tables(tables=tables, gpus=8, hbm_gib=16)
+    assert {p.name for p in plans} == {t.name for t in tables}
+    for p in plans:
+        assert p.ranks and all(0 <= r < 8 for r in p.ranks), p
+        assert sum(p.per_rank_bytes.values()) >= p.rows * p.dim * 4  # every row is placed somewhere
+    item = next(p for p in plans if p.name == "t_item")
+    assert sum(item.per_rank_bytes.values()) == 1_000_000 * (64 * 4 + 4)  # weights + row-wise adagrad state
+    text = format_plan(plans, gpus=8, hbm_gib=16)
+    assert "t_item" in text and "per-rank" in text
+
+
+def test_forced_row_wise_spreads_the_item_table_evenly() -> None:
+    plans, _ = plan_tables(tables=student_tables(items=1_000_000, dim=64), gpus=8, sharding="row_wise")
+    item = next(p for p in plans if p.name == "t_item")
+    assert item.sharding_type == "row_wise" and item.ranks == list(range(8))
+    sizes = sorted(item.per_rank_bytes.values())
+    assert sizes[-1] - sizes[0] <= 64 * 4 + 4  # shards differ by at most one row
+    assert max(rank_totals(plans, gpus=8)) < 0.2 * GIB
+
+
+def test_a_catalogue_too_big_for_the_cluster_is_refused() -> None:
+    with pytest.raises(Exception, match="(?i)insufficient|storage|plan"):
+        plan_tables(tables=student_tables(items=200_000_000, dim=256), gpus=2, hbm_gib=16, ddr_gib=16)
