@@ -9,16 +9,9 @@ from recsys.data.config import DataConfig
 from recsys.eval.config import EvalConfig
 from recsys.index.config import IndexConfig
 from recsys.rank.config import RankConfig
-from recsys.student.config import StudentConfig
+from recsys.student.config import ABLATION, StudentConfig
 from recsys.teacher.config import TeacherConfig
 
-# The distillation ablation: names are metrics.json row names; values override [student].
-VARIANTS: dict[str, dict[str, float]] = {
-    "student_no_kd": {"lambda_emb": 0.0, "lambda_rank": 0.0},
-    "student_kd_emb": {"lambda_rank": 0.0},
-    "student_kd_rank": {"lambda_emb": 0.0},
-    "student_kd": {},
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,4 +28,4 @@ class PipelineConfig:
 
 
 def student_variant(base: StudentConfig, name: str) -> StudentConfig:
-    return dataclasses.replace(base, **VARIANTS[name])  # type: ignore[arg-type]
+    return dataclasses.replace(base, **ABLATION.get(name, {}))  # type: ignore[arg-type]

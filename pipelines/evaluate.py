@@ -17,8 +17,9 @@ import time
 
 from pipelines.build_index import build
 from pipelines.common import add_common_args, load_config, quiet_third_party, setup_logging, step
-from pipelines.config import VARIANTS, PipelineConfig, student_variant
+from pipelines.config import PipelineConfig, student_variant
 from recsys.artifacts import RunDir
+from recsys.student.config import ABLATION
 
 log = logging.getLogger("recsys")
 
@@ -34,9 +35,7 @@ def evaluate(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False) -> di
     with step("baselines", timings):
         baselines.run(cfg.baselines, run_dir)
     if cfg.ablation:
-        for name in VARIANTS:
-            if name == "student_kd":
-                continue
+        for name in ABLATION:
             with step(name, timings):
                 student.run(student_variant(cfg.student, name), run_dir, variant=name, force=force)
     with step("evaluate", timings):

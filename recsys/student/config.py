@@ -83,3 +83,12 @@ class StudentConfig:
     # model, table rows copied by id (ids are stable across retrains, new users/items get fresh rows at the end)
     init_from: str | None = None
     seed: int = 0
+
+
+# The distillation ablation: variant (a metrics.json row) -> the weights it zeroes. ``StudentConfig()`` itself is
+# ``student_kd``; the pipelines and ``launch.py`` both derive the other variants from this one table.
+ABLATION: dict[str, dict[str, float]] = {
+    "student_no_kd": {"lambda_emb": 0.0, "lambda_rank": 0.0},
+    "student_kd_emb": {"lambda_rank": 0.0},
+    "student_kd_rank": {"lambda_emb": 0.0},
+}

@@ -2,7 +2,7 @@
 --nproc 2 [key=value ...]``. ``--nproc 1`` runs in this process (no torchrun).
 
 ``StudentConfig()`` is the distilled student. The ablation names zero distillation weights exactly as
-``pipelines/config.py`` does (``ABLATION`` below); explicit ``key=value`` overrides win."""
+``pipelines/config.py`` does (``config.ABLATION``); explicit ``key=value`` overrides win."""
 
 from __future__ import annotations
 
@@ -17,16 +17,9 @@ from pathlib import Path
 
 from recsys.artifacts import RunDir, to_jsonable
 from recsys.config import build, parse_overrides
-from recsys.student.config import StudentConfig
+from recsys.student.config import ABLATION, StudentConfig
 
 log = logging.getLogger(__name__)
-
-ABLATION: dict[str, dict[str, float]] = {  # variant -> the distillation weights it zeroes; others: none
-    "student_no_kd": {"lambda_emb": 0.0, "lambda_rank": 0.0},
-    "student_kd_emb": {"lambda_rank": 0.0},
-    "student_kd_rank": {"lambda_emb": 0.0},
-}
-
 
 def torchrun_command(*, cfg: StudentConfig, run_dir: Path, variant: str, key: str) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.nproc}",
