@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_average, ratio_row, run_worker, write_result  # noqa: E402
 from data_workers import K, check, worker, write_train  # noqa: E402
 
-SIDES = ("polars", "pandas", "streaming", "polars_fast", "hist_polars", "hist_pandas")
+SIDES = ("polars", "pandas", "streaming", "hist_polars", "hist_pandas")
 
 
 # --------------------------------------------------------------------------- driver
@@ -146,12 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{K}-core, leave-one-out; ids are strings as in real exports",
         "time = prepare + split + histories from frames in memory (parquet read excluded, timed apart); "
         "peak = the run's whole-process peak RSS (input frames included)",
+        "polars = recsys.data.prepare + recsys.data.split.leave_one_out, the production path (string ids -> "
+        "int32 codes once, one sort on packed 64-bit keys, np.bincount k-core, quarantine by masks)",
         "pandas runs with its default (pyarrow-backed) string dtype; same outputs as polars "
         "(bench_data.py --check)",
         "histories only: each side reads the train split from parquet, then builds user -> [items] "
         "(polars group_by/agg vs pandas sort_values + groupby(...).agg(list))",
-        "prepare_fast = benchmarks/prepare_fast.py, a proposed rewrite of recsys.data.prepare.prepare "
-        "(same outputs); not used by the pipeline",
         f"runs per side: {args.warmup} warm-up + {args.repeats} below 10M rows, "
         f"{args.big_warmup} + {args.big_repeats} at 10M (each run is a fresh process; input files pre-read "
         "into the page cache)",
@@ -168,7 +168,7 @@ def _ok(*sides: dict[str, Any]) -> bool:
 def _rows(n: int, sides: dict[str, Any], *, big: bool) -> list[dict[str, Any]]:
     """Ratio rows (> 1 = the first side is better) from the per-side medians."""
     pol, pd_, st = sides.get("polars", {}), sides.get("pandas", {}), sides.get("streaming", {})
-    fast, hp, hd = sides.get("polars_fast", {}), sides.get("hist_polars", {}), sides.get("hist_pandas", {})
+    hp, hd = sides.get("hist_polars", {}), sides.get("hist_pandas", {})
     tag = f"{n / 1e6:g}M rows"
 
     def row(name: str, a: dict[str, Any], b: dict[str, Any], key: str, base: str = "pandas",
@@ -192,12 +192,6 @@ def _rows(n: int, sides: dict[str, Any], *, big: bool) -> list[dict[str, Any]]:
                         "work_rss_mib"))
         rows += [row(f"speed: {step} step", pol, pd_, f"{step}_s") for step in ("prepare", "split",
                                                                                  "histories")]
-    if _ok(fast, pd_):
-        rows.append(row("speed: proposed prepare_fast (not in the pipeline) vs pandas", fast, pd_, "total_s",
-                        peak_rss_mib=fast["peak_rss_mib"], headline=big))
-    if _ok(fast, pol):
-        rows.append(row("speed: proposed prepare_fast vs our prepare", fast, pol, "total_s", base="polars",
-                        headline=big))
     if _ok(hp, hd):
         rows.append(row("speed: histories only, polars vs pandas", hp, hd, "total_s", headline=big))
         rows.append(row("peak memory: histories only, polars vs pandas", hp, hd, "peak_rss_mib",

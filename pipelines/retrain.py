@@ -42,6 +42,12 @@ class RetrainConfig:
     logs: str | None = None  # the new batch (file, folder or glob, read with data.source's loader)
     variant: str = "student_kd"  # the student variant that is served
     rerank: bool = True
+    # Incremental student (when a version is published): warm start from its checkpoint, then train on the new
+    # window (every example whose target that student never trained on: its valid/test days + the new batch)
+    # plus a fresh uniform sample of replay_fraction of the older examples each epoch, for at most
+    # incremental_epochs epochs (0 = student.epochs). The first version trains from scratch on everything.
+    replay_fraction: float = 0.2  # enough old examples to keep what the model knew, without paying for all
+    incremental_epochs: int = 2  # the warm start has converged on the old data; it only absorbs the window
     # Defaults = the dataclasses'; the recommended values (temporal split, distillation lambdas) are in
     # pipelines/configs/retrain_default.toml, which is read when no -c is given.
     data: DataConfig = DataConfig()
@@ -57,13 +63,23 @@ def required_stages(cfg: RetrainConfig) -> tuple[str, ...]:
     return ("data", "teacher", f"student/{cfg.variant}", "gate", "index", *(("rank",) if cfg.rerank else ()))
 
 
+def train_end(run: RunDir) -> int:
+    """One second after the newest event a version's student trained on (its train split): every later
+    event is new to it, including its own valid/test days."""
+    import polars as pl
+
+    return int(pl.read_parquet(run.layout.split("train"), columns=["timestamp"])["timestamp"].max()) + 1
+
+
 def student_config(cfg: RetrainConfig, parent: RunDir | None) -> tuple[StudentConfig, bool]:
-    """Warm start from the published checkpoint when the student stage supports it (an ``init_from`` field)."""
-    fields = {f.name for f in dataclasses.fields(StudentConfig)}
-    if parent is not None and "init_from" in fields:
-        init = str(parent.root / "student" / cfg.variant)
-        return dataclasses.replace(cfg.student, init_from=init), True  # type: ignore[call-arg]
-    return cfg.student, False
+    """With a published version: warm start from its checkpoint and train incrementally (new window + replay,
+    fewer epochs; see ``RetrainConfig``). Without: ``cfg.student`` as given (from scratch on every event)."""
+    if parent is None:
+        return cfg.student, False
+    epochs = cfg.student.epochs if cfg.incremental_epochs <= 0 else min(cfg.student.epochs, cfg.incremental_epochs)
+    return dataclasses.replace(cfg.student, init_from=str(parent.root / "student" / cfg.variant),
+                               train_since=train_end(parent), replay_fraction=cfg.replay_fraction,
+                               epochs=epochs), True
 
 
 def batch_key(cfg: RetrainConfig) -> str:
@@ -122,11 +138,15 @@ def build(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: boo
     store.pause_point("retrain:student")
     scfg, warm = student_config(cfg, parent)
     work.update_manifest(retrain={**work.manifest().get("retrain", {}), "warm_start": warm,
-                                  "student_training": "warm start from the published checkpoint" if warm else
-                                  "from scratch on all events (published + new): the student stage has no "
-                                  "init_from, so there is no warm start and no replay sampling"})
+                                  "student_training": "warm start from the published checkpoint, new window "
+                                  "+ replay sample of older examples" if warm else "from scratch on all events",
+                                  "train_since": scfg.train_since, "replay_fraction": scfg.replay_fraction,
+                                  "epochs": scfg.epochs})
     with step(f"student/{cfg.variant}", timings):
-        student.run(scfg, work, variant=cfg.variant, force=force)
+        rec = student.run(scfg, work, variant=cfg.variant, force=force)
+    work.update_manifest(retrain={**work.manifest().get("retrain", {}), "examples": rec.get("examples")})
+    if warm:
+        log.info("student: incremental, %s", rec.get("examples"))
     store.pause_point("retrain:gate")
     with step("gate", timings):
         decision = gate_step(cfg, work, parent, force=force)

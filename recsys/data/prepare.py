@@ -1,13 +1,44 @@
-"""De-duplicate, k-core filter and map ids to contiguous ints. Rejected rows go to quarantine."""
+"""De-duplicate, k-core filter and map ids to contiguous ints. Rejected rows go to quarantine.
+
+The tables are those of the obvious polars version (``is_first_distinct`` on the event, ``count().over`` on
+the string ids until stable, joins on the ids, one four-key sort), which ``tests/data/test_prepare.py``
+keeps as the reference. The plan here is built so that a 10M-row log with string ids takes seconds:
+
+1. ``user_id`` and ``item_id`` become int32 codes once (``codes.encode``); users are ranked by raw id (the
+   final id order), log items get their final id through the catalogue (a join of two small tables);
+2. one stable sort of the row numbers by (user, timestamp, source_file, source_row), the output order,
+   from two value sorts of packed 64-bit keys (``codes.lex_order``);
+3. exact duplicates share (user, timestamp), so they sit in runs of that order: only the rows of such runs
+   (a few percent) are compared on (user, item, timestamp, event), in input order;
+4. the k-core is ``np.bincount`` over the codes of the surviving rows, repeated until nothing changes;
+5. each rejection is a boolean mask over the input: quarantined rows keep input order and get their ``raw``
+   rendering; the kept rows are the sorted rows minus the rejected ones, ``pos`` from per-user offsets.
+
+Where two steps do not depend on each other they run side by side on a second thread (users | items and
+catalogue; quarantine | tables): numpy and polars release the GIL.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import polars as pl
 
-from recsys.data.quarantine import Rule, apply_rules, empty_quarantine, to_quarantine
+from recsys.data.codes import Coded, encode, lex_order, rank_codes, tie_runs
+from recsys.data.quarantine import empty_quarantine, to_quarantine
 from recsys.data.schema import ITEMS, TABLE_INTERACTIONS, TABLE_ITEMS, TABLE_USERS, Loaded, conform
+
+DUPLICATE = "duplicate event (same user, item, time, event)"
+NOT_IN_CATALOGUE = "item not in catalogue"
+MISSING_ID = "missing user or item id"
+EVENT_KEY = ["user_id", "item_id", "timestamp", "event"]
+
+
+def kcore_reason(k: int) -> str:
+    return f"filtered by {k}-core (user or item has < {k} events)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,84 +50,258 @@ class Prepared:
     counts: dict[str, int]
 
 
+# ------------------------------------------------------------------------- steps on codes (numpy in and out)
+def event_order(df: pl.DataFrame, *, user: np.ndarray) -> np.ndarray:
+    """(N,) row numbers by (``user``, timestamp, source_file, source_row): the prepared table's order."""
+    return lex_order(user, df["timestamp"], tiebreak=_file_rank(df))
+
+
+def _file_rank(df: pl.DataFrame) -> np.ndarray | None:
+    """Each row's rank by (source_file, source_row), or None when the rows are in that order already (as
+    every loader leaves them)."""
+    n = df.height
+    f, r = df["source_file"], df["source_row"]
+    if n < 2:
+        return None
+    if f.null_count() == 0 and r.null_count() == 0:
+        in_order = r.slice(1) >= r.slice(0, n - 1)
+        if not (f == f[0]).all():
+            fa, fb = f.slice(0, n - 1), f.slice(1)
+            in_order = (fb > fa) | ((fb == fa) & in_order)
+        if in_order.all():
+            return None
+    order = df.select(pl.arg_sort_by("source_file", "source_row")).to_series().to_numpy()
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    return rank
+
+
+def duplicate_mask(df: pl.DataFrame, *, users: Coded, items: Coded, events: Coded, order: np.ndarray,
+                   sorted_user: np.ndarray, sorted_ts: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows whose (user, item, timestamp, event) occurred on an earlier row.
+
+    ``order`` is a row order sorted by (user, timestamp), ``sorted_user`` / ``sorted_ts`` those keys in
+    that order (any int encoding; nulls as one value): repeats sit in its runs of equal (user, timestamp),
+    so only the rows of such runs are compared, in input order."""
+    cand = order[tie_runs([sorted_user, sorted_ts])]
+    dup = np.zeros(df.height, dtype=bool)
+    if cand.size:
+        cand.sort()
+        sub = pl.DataFrame({"u": users.codes[cand], "i": items.codes[cand], "t": df["timestamp"].gather(cand),
+                            "e": events.codes[cand]})
+        first = sub.select(pl.struct(pl.all()).is_first_distinct()).to_series().to_numpy()
+        dup[cand[~first]] = True
+    return dup
+
+
+def _ts_ints(df: pl.DataFrame) -> np.ndarray:
+    """(N,) int64 timestamps, null -> 0 (only compared for equality, to find candidate repeats)."""
+    ts = df["timestamp"]
+    return (ts.fill_null(0) if ts.null_count() else ts).to_numpy()
+
+
+def kcore_mask(*, users: Coded, items: Coded, alive: np.ndarray, k: int) -> np.ndarray:
+    """(N,) bool: the rows of ``alive`` in the iterative ``k``-core (every user and item has >= k of them).
+
+    Rows with a null id are never in it (as ``count()`` skips nulls); ``k <= 1`` drops only those."""
+    u, i = users.codes, items.codes
+    idx = np.flatnonzero(alive)
+    for null, codes in ((users.null_code, u), (items.null_code, i)):
+        if null is not None:
+            idx = idx[codes[idx] != null]
+    if k > 1 and idx.size:
+        # counts over the live rows; each round drops the live rows of users/items below k, subtracts them
+        uu, ii = u[idx].astype(np.intp), i[idx].astype(np.intp)
+        n_u = np.bincount(uu, minlength=users.values.len())
+        n_i = np.bincount(ii, minlength=items.values.len())
+        live = np.ones(idx.size, dtype=bool)
+        while True:
+            drop = (n_u < k)[uu]
+            drop |= (n_i < k)[ii]
+            drop &= live
+            if not drop.any():
+                break
+            live &= ~drop
+            n_u -= np.bincount(uu[drop], minlength=n_u.size)
+            n_i -= np.bincount(ii[drop], minlength=n_i.size)
+        idx = idx[live]
+    keep = np.zeros(len(u), dtype=bool)
+    keep[idx] = True
+    return keep
+
+
+def build_catalogue(items: pl.DataFrame | None, log_items: pl.Series, *,
+                    require_catalogue: bool) -> tuple[pl.DataFrame, np.ndarray]:
+    """Return (the items table, (K,) int32 item id of each value of ``log_items``, -1 when it has none).
+
+    Every catalogue item gets an id, including items nobody interacted with (cold items). Items seen only
+    in the log are added with empty text unless ``require_catalogue`` (their events are then quarantined).
+    Ids follow the sorted ``item_id``.
+    """
+    ids = log_items.to_frame("item_id")
+    if items is None:
+        cat = conform(ids, ITEMS)
+    else:
+        cat = items.unique(subset="item_id", keep="first", maintain_order=True)
+        if not require_catalogue:
+            cat = pl.concat([cat, conform(ids.join(cat.select("item_id"), on="item_id", how="anti"), ITEMS)])
+        cat = conform(cat, ITEMS)
+    table = cat.sort("item_id").with_row_index("item").with_columns(pl.col("item").cast(pl.Int32))
+    item_of = ids.join(table.select("item_id", "item"), on="item_id", how="left", maintain_order="left")
+    return table, item_of["item"].fill_null(-1).to_numpy()
+
+
+def user_ids(users: Coded, *, user_rank: np.ndarray,
+             sorted_rank: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
+    """Return (the users table, (n,) int32 user id of each kept row) from the rows' ``user_rank`` (K,)
+    ranks ``sorted_rank`` (n,): the users that keep events get ids 0..U-1 in raw-id order."""
+    present = np.zeros(len(user_rank), dtype=bool)
+    present[sorted_rank] = True
+    by_rank = np.empty(len(user_rank), dtype=np.int64)
+    by_rank[user_rank] = np.arange(len(user_rank))
+    kept = by_rank[present]  # codes of the kept users, sorted by user_id
+    table = pl.DataFrame({"user": np.arange(len(kept), dtype=np.int32), "user_id": users.values.gather(kept)})
+    return table, (np.cumsum(present, dtype=np.int32) - 1)[sorted_rank]
+
+
+def positions(user: np.ndarray, *, n_users: int) -> np.ndarray:
+    """(n,) int32 0-based position of each row within its user's run (rows sorted by user)."""
+    per_user = np.bincount(user, minlength=n_users)
+    return (np.arange(len(user), dtype=np.int64) - (np.cumsum(per_user) - per_user)[user]).astype(np.int32)
+
+
+def _coded_and_ranked(s: pl.Series) -> tuple[Coded, np.ndarray]:
+    coded = encode(s)
+    return coded, rank_codes(coded.values)
+
+
+def quarantine_rows(df: pl.DataFrame, *, earlier: pl.DataFrame, duplicate: np.ndarray,
+                    not_in_catalogue: np.ndarray, not_in_kcore: np.ndarray, k: int) -> pl.DataFrame:
+    """``earlier`` + the rejected rows of ``df`` (boolean masks), each part in input order."""
+    raw_all = [c for c in df.columns if c not in ("source_file", "source_row")]
+    parts = [
+        earlier,
+        _rejected(df, duplicate, reason=DUPLICATE, column="user_id,item_id,timestamp", raw_cols=raw_all),
+        _rejected(df, not_in_catalogue, reason=NOT_IN_CATALOGUE, column="item_id", raw_cols=raw_all),
+        _rejected(df, not_in_kcore, reason=kcore_reason(k) if k > 1 else MISSING_ID, column="user_id,item_id",
+                  raw_cols=EVENT_KEY),
+    ]
+    parts = [p for p in parts if p.height]
+    return pl.concat(parts, how="vertical") if parts else empty_quarantine()
+
+
+def _take(coded: Coded, rows: np.ndarray) -> pl.Series:
+    """The column's values at ``rows`` (gathered from the small table of distinct values)."""
+    if coded.values.len() == 1:
+        return coded.values.new_from_index(0, len(rows))
+    return coded.values.gather(coded.codes[rows])
+
+
+def _n_distinct(ids: np.ndarray, n: int) -> int:
+    seen = np.zeros(n, dtype=bool)
+    seen[ids] = True
+    return int(np.count_nonzero(seen))
+
+
+def _rejected(df: pl.DataFrame, mask: np.ndarray, *, reason: str, column: str,
+              raw_cols: list[str]) -> pl.DataFrame:
+    if not mask.any():
+        return empty_quarantine()
+    cols = [c for c in raw_cols if c in df.columns]
+    bad = (df.select(*cols, "source_file", "source_row").filter(pl.Series(mask))
+           .with_columns(pl.lit(reason).alias("_r"), pl.lit(column).alias("_c")))
+    return to_quarantine(bad, reason_col="_r", column_col="_c", raw_cols=raw_cols)
+
+
+# --------------------------------------------------------------------------- frame in, frames out
 def dedupe_events(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Exact repeats of (user, item, timestamp, event) keep their first row; the rest are quarantined."""
-    dup = pl.struct("user_id", "item_id", "timestamp", "event").is_first_distinct().not_()
-    return apply_rules(df, [Rule(dup, "user_id,item_id,timestamp", "duplicate event (same user, item, time, event)")])
+    users, items, events = encode(df["user_id"]), encode(df["item_id"]), encode(df["event"])
+    order = lex_order(users.codes, df["timestamp"])
+    dup = duplicate_mask(df, users=users, items=items, events=events, order=order,
+                         sorted_user=users.codes[order], sorted_ts=_ts_ints(df)[order])
+    raw_cols = [c for c in df.columns if c not in ("source_file", "source_row")]
+    q = _rejected(df, dup, reason=DUPLICATE, column="user_id,item_id,timestamp", raw_cols=raw_cols)
+    return df.filter(pl.Series(~dup)), q
 
 
 def kcore(df: pl.DataFrame, *, k: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Iteratively drop users and items with fewer than ``k`` events until stable."""
     if k <= 1:
         return df, empty_quarantine()
-    kept = df
-    while True:
-        ucount = pl.col("user_id").count().over("user_id")
-        icount = pl.col("item_id").count().over("item_id")
-        nxt = kept.filter((ucount >= k) & (icount >= k))
-        if nxt.height == kept.height:
-            break
-        kept = nxt
-    removed = df.join(kept.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
-    removed = removed.with_columns(pl.lit(f"filtered by {k}-core (user or item has < {k} events)").alias("_r"),
-                                   pl.lit("user_id,item_id").alias("_c"))
-    return kept, to_quarantine(removed, reason_col="_r", column_col="_c",
-                               raw_cols=["user_id", "item_id", "timestamp", "event"])
+    keep = kcore_mask(users=encode(df["user_id"]), items=encode(df["item_id"]),
+                      alive=np.ones(df.height, dtype=bool), k=k)
+    return df.filter(pl.Series(keep)), _rejected(df, ~keep, reason=kcore_reason(k), column="user_id,item_id",
+                                                 raw_cols=EVENT_KEY)
 
 
-def build_catalogue(items: pl.DataFrame | None, interactions: pl.DataFrame, *,
-                    require_catalogue: bool) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Return (catalogue, kept interactions, quarantine).
+def prepare(loaded: Loaded, *, kcore_k: int, require_catalogue: bool,
+            timings: dict[str, float] | None = None) -> Prepared:
+    """Dedupe, catalogue, k-core and id maps of a loaded log.
 
-    Every catalogue item gets an id, including items nobody interacted with (cold items). Items seen only
-    in the log are added with empty text unless ``require_catalogue``, in which case their events are
-    quarantined.
+    Args:
+        timings: when given, filled with the seconds each step took (``bench_data.py --profile``).
     """
-    q = empty_quarantine()
-    if items is None:
-        cat = interactions.select("item_id").unique()
-        return conform(cat, ITEMS), interactions, q
-    cat = items.unique(subset="item_id", keep="first", maintain_order=True)
-    if require_catalogue:
-        interactions, q = apply_rules(interactions, [Rule(pl.col("item_id").is_in(cat["item_id"].implode()).not_(),
-                                                          "item_id", "item not in catalogue")])
-    else:
-        extra = interactions.select("item_id").unique().join(cat.select("item_id"), on="item_id", how="anti")
-        cat = pl.concat([cat, conform(extra, ITEMS)])
-    return conform(cat, ITEMS), interactions, q
+    t = [time.perf_counter()]
 
+    def lap(step: str) -> None:
+        if timings is not None:
+            now = time.perf_counter()
+            timings[step] = now - t[0]
+            t[0] = now
 
-def prepare(loaded: Loaded, *, kcore_k: int, require_catalogue: bool) -> Prepared:
-    q_parts = [loaded.quarantine]
-    inter, q = dedupe_events(loaded.interactions)
-    q_parts.append(q)
-    catalogue, inter, q = build_catalogue(loaded.items, inter, require_catalogue=require_catalogue)
-    q_parts.append(q)
-    inter, q = kcore(inter, k=kcore_k)
-    q_parts.append(q)
-
-    items = catalogue.sort("item_id").with_row_index("item").with_columns(pl.col("item").cast(pl.Int32))
-    users = (inter.select("user_id").unique().sort("user_id").with_row_index("user")
-             .with_columns(pl.col("user").cast(pl.Int32)))
-    mapped = (
-        inter.join(users, on="user_id").join(items.select("item_id", "item"), on="item_id")
-        .sort("user", "timestamp", "source_file", "source_row")
-        .with_columns(pl.int_range(pl.len()).over("user").cast(pl.Int32).alias("pos"))
-    )
-    quarantine = pl.concat([p for p in q_parts if p.height], how="vertical") if any(p.height for p in q_parts) \
-        else empty_quarantine()
+    df = loaded.interactions
+    # users are coded and ranked while items and the catalogue are done; the quarantine is rendered while
+    # the tables are built (numpy and polars release the GIL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        users_job = pool.submit(_coded_and_ranked, df["user_id"])
+        items, events = encode(df["item_id"]), encode(df["event"])
+        catalogue, item_of = build_catalogue(loaded.items, items.values, require_catalogue=require_catalogue)
+        users, user_rank = users_job.result()
+        lap("codes+catalogue")
+        rank = user_rank[users.codes]
+        order = event_order(df, user=rank)  # the output order, all rows
+        rank, ts = rank[order], _ts_ints(df)[order]  # keys in that order
+        lap("sort")
+        dup = duplicate_mask(df, users=users, items=items, events=events, order=order, sorted_user=rank,
+                             sorted_ts=ts)
+        unknown = np.zeros(df.height, dtype=bool)
+        if require_catalogue:
+            absent = item_of < 0
+            if items.null_code is not None:
+                absent[items.null_code] = False  # null: not "not in the catalogue" (k-core drops it)
+            unknown = ~dup & absent[items.codes]
+        alive = ~(dup | unknown)
+        keep = kcore_mask(users=users, items=items, alive=alive, k=kcore_k)
+        lap("dedupe+kcore")
+        quarantine_job = pool.submit(quarantine_rows, df, earlier=loaded.quarantine, duplicate=dup,
+                                     not_in_catalogue=unknown, not_in_kcore=alive & ~keep, k=kcore_k)
+        kept = keep[order]
+        rows, ts = order[kept], ts[kept]  # the kept rows in output order, their times
+        users_table, user = user_ids(users, user_rank=user_rank, sorted_rank=rank[kept])
+        del order, kept, rank
+        item = item_of[items.codes[rows]]
+        mapped = pl.DataFrame({
+            "user": user,
+            "item": item,
+            "timestamp": ts if df["timestamp"].null_count() == 0 else df["timestamp"].gather(rows),
+            "event": _take(events, rows),
+            "pos": positions(user, n_users=users_table.height),
+        })
+        quarantine = quarantine_job.result()
+        lap("tables+quarantine")
     counts = {
         "read": loaded.n_read,
         "kept": mapped.height,
         "quarantined": quarantine.height,
-        "users": users.height,
-        "items": items.height,
-        "items_without_events": items.height - mapped["item"].n_unique(),
+        "users": users_table.height,
+        "items": catalogue.height,
+        "items_without_events": catalogue.height - _n_distinct(item, catalogue.height),
     }
     return Prepared(
         interactions=conform(mapped, TABLE_INTERACTIONS),
-        items=conform(items, TABLE_ITEMS),
-        users=conform(users, TABLE_USERS),
+        items=conform(catalogue, TABLE_ITEMS),
+        users=conform(users_table, TABLE_USERS),
         quarantine=quarantine,
         counts=counts,
     )

@@ -6,6 +6,7 @@ is ``train`` and the history for test is ``train + valid`` (see ``Tables.history
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from recsys.data.schema import TABLE_INTERACTIONS, TARGETS, conform
@@ -14,12 +15,22 @@ from recsys.data.schema import TABLE_INTERACTIONS, TARGETS, conform
 def leave_one_out(inter: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Last event = test, second to last = valid, the rest = train (users with >= 3 events get targets;
     shorter histories stay entirely in train)."""
-    n = pl.len().over("user")
-    eligible = n >= 3
-    test = inter.filter(eligible & (pl.col("pos") == n - 1))
-    valid = inter.filter(eligible & (pl.col("pos") == n - 2))
-    train = inter.filter(~eligible | (pl.col("pos") < n - 2))
+    n = _events_per_user(inter)
+    last = inter["pos"].to_numpy() - n + 1  # 0 for the last event, -1 for the one before
+    short = n < 3  # no targets: the whole history is train
+    train = inter.filter(pl.Series(short | (last < -1)))
+    valid = inter.filter(pl.Series(~short & (last == -1)))
+    test = inter.filter(pl.Series(~short & (last == 0)))
     return conform(train, TABLE_INTERACTIONS), conform(valid, TARGETS), conform(test, TARGETS)
+
+
+def _events_per_user(inter: pl.DataFrame) -> np.ndarray:
+    """(N,) int32: how many events the row's user has (``np.bincount`` when ids are the usual 0..U-1)."""
+    user = inter["user"]
+    if inter.height and user.null_count() == 0 and user.min() >= 0:  # type: ignore[operator]
+        u = user.to_numpy()
+        return np.bincount(u).astype(np.int32)[u]
+    return inter.select(pl.len().over("user")).to_series().to_numpy().astype(np.int32)
 
 
 def temporal(inter: pl.DataFrame, *, valid_days: float, test_days: float) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -56,8 +67,6 @@ def hold_out_items(train: pl.DataFrame, *, share: float, seed: int) -> tuple[pl.
     The events stay in ``interactions.parquet`` (nothing is lost); they are only absent from ``train``, so
     those items are cold for every model while their valid/test targets remain to be found.
     """
-    import numpy as np
-
     warm = np.sort(train["item"].unique().to_numpy())
     n = int(round(share * len(warm)))
     cold = np.sort(np.random.default_rng(seed).choice(warm, size=n, replace=False)).tolist() if n else []

@@ -96,6 +96,36 @@ def next_item_examples(train: Histories) -> tuple[np.ndarray, np.ndarray]:
     return users[~first].astype(np.int64), pos[~first].astype(np.int64)
 
 
+def window_examples(ex_times: np.ndarray, *, since: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Split examples by the time of their target event: (new window ``ex_times >= since``, older), as
+    ascending example indices. ``since=None``: every example is in the window, none is older.
+
+    Only the set of targets is split; an example's history is still every event before its target.
+    """
+    idx = np.arange(len(ex_times), dtype=np.int64)
+    if since is None:
+        return idx, idx[:0]
+    new = ex_times >= since
+    return idx[new], idx[~new]
+
+
+def replay_size(n_older: int, *, fraction: float) -> int:
+    """Number of older examples replayed per epoch: ``round(fraction * n_older)``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"student.replay_fraction={fraction}: must be in [0, 1]")
+    return int(round(fraction * n_older))
+
+
+def epoch_examples(*, window: np.ndarray, older: np.ndarray, replay_fraction: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """One epoch's examples: all of ``window`` + a uniform sample (without replacement) of
+    ``replay_size(len(older))`` of ``older``, ascending. Draws from ``rng`` only when there is a sample."""
+    n = replay_size(len(older), fraction=replay_fraction)
+    if n == 0:
+        return window
+    return np.sort(np.concatenate([window, rng.choice(older, size=n, replace=False)]))
+
+
 def _ragged(starts: np.ndarray, ends: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gather ``flat[starts[r]:ends[r]]`` for every row -> (lengths (R,), values (sum,))."""
     lens = np.maximum(ends - starts, 0)

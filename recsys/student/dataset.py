@@ -13,6 +13,7 @@ example with ``embedding_bag`` over the frozen teacher table.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pathlib import Path
 
@@ -24,8 +25,10 @@ import torch.nn.functional as F
 from recsys.artifacts import ArtifactError, Layout, read_safetensors
 from recsys.data.tables import Tables, load_tables
 from recsys.student.batches import Batch, Histories, ItemFeatures, histories, item_features, make_batch, \
-    next_item_examples
+    next_item_examples, replay_size, window_examples
 from recsys.student.config import StudentConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +39,8 @@ class StudentData:
     train_valid: Histories  # history for test targets
     ex_users: np.ndarray  # (E,) next-item examples: user
     ex_pos: np.ndarray  # (E,) index of the target in ``train.items`` (history = items before it)
+    ex_window: np.ndarray  # example indices trained on every epoch (all, unless ``cfg.train_since`` is set)
+    ex_older: np.ndarray  # examples before ``cfg.train_since``: a ``cfg.replay_fraction`` sample per epoch
     log_q: np.ndarray  # (N,) f32 log share of item i among training targets
     teacher: np.ndarray | None  # (N, D) teacher item embedding used for distillation (None without KD)
     topk_items: np.ndarray  # (U, K) i64 teacher top-K at the valid point (-1 padded)
@@ -70,7 +75,16 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
     feats = item_features(tables.items, tables.train, text=text)
     train = histories(tables.train, n_users=tables.n_users)
     ex_users, ex_pos = next_item_examples(train)
-    counts = np.bincount(train.items[ex_pos], minlength=tables.n_items).astype(np.float64) + 1.0
+    times = tables.train.sort("user", "pos")["timestamp"].to_numpy()  # aligned with ``train.items``
+    ex_window, ex_older = window_examples(times[ex_pos], since=cfg.train_since)
+    if len(ex_window) == 0 and len(ex_older):
+        log.warning("student: no training example at/after train_since=%s (latest target at %s); training on "
+                    "all %d examples", cfg.train_since, int(times[ex_pos].max()), len(ex_older))
+        ex_window, ex_older = ex_older, ex_window
+    # logQ of what the batches hold: window targets every epoch, older ones replay_fraction of the time
+    share = replay_size(len(ex_older), fraction=cfg.replay_fraction) / max(len(ex_older), 1)
+    counts = (np.bincount(train.items[ex_pos[ex_window]], minlength=tables.n_items).astype(np.float64)
+              + share * np.bincount(train.items[ex_pos[ex_older]], minlength=tables.n_items) + 1.0)
     log_q = np.log(counts / counts.sum()).astype(np.float32)
     k = cfg.rank_k
     top_i = np.full((tables.n_users, k), -1, np.int64)
@@ -94,8 +108,9 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
                        train_valid=histories(pl.concat([tables.train.select("user", "item", "pos"),
                                                         tables.valid.select("user", "item", "pos")]),
                                              n_users=tables.n_users),
-                       ex_users=ex_users, ex_pos=ex_pos, log_q=log_q, teacher=emb, topk_items=top_i,
-                       topk_scores=top_s, kd_users=kd_users, teacher_ex=teacher_ex)
+                       ex_users=ex_users, ex_pos=ex_pos, ex_window=ex_window, ex_older=ex_older, log_q=log_q,
+                       teacher=emb, topk_items=top_i, topk_scores=top_s, kd_users=kd_users,
+                       teacher_ex=teacher_ex)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +128,7 @@ class StepBatch:
     topk_mask: np.ndarray  # (n_kd, K) bool
     teacher_users: torch.Tensor | None = None  # (n_pos, D) in-batch KD: teacher vector of each history prefix
     teacher_items: torch.Tensor | None = None  # (B_global, D) in-batch KD: teacher vectors of all positives
+    teacher_uniform: torch.Tensor | None = None  # (n_uniform, D) in-batch KD: teacher vectors of the uniform negatives
 
 
 def teacher_prefix_vectors(*, teacher: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,
@@ -170,4 +186,6 @@ def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: n
                      uniform_log_q=math.log(max(n_uni, 1) / data.feats.n_items),
                      teacher_pos=None if data.teacher is None else data.teacher[pos_items],
                      topk_scores=data.topk_scores[kd], topk_mask=mask,
-                     teacher_users=t_users, teacher_items=t_items)
+                     teacher_users=t_users, teacher_items=t_items,
+                     teacher_uniform=None if t_items is None or not len(uni)
+                     else torch.from_numpy(data.teacher[uni]))

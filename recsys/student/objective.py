@@ -74,9 +74,14 @@ class StudentObjective(nn.Module):
             out["emb"] = zero
         if self.rank is not None and cfg.rank_candidates == "in_batch":
             if step.teacher_users is not None and step.teacher_items is not None:
-                out["rank"] = self.rank.in_batch(users=u, items=kw["items"], item_ids=kw["item_ids"],
+                kd_items, kd_ids, t_items = kw["items"], kw["item_ids"], step.teacher_items[order]
+                if step.n_uniform and step.teacher_uniform is not None:  # the list also spans the catalogue
+                    kd_items = torch.cat([kd_items, kw["extra_items"]])
+                    kd_ids = torch.cat([kd_ids, kw["extra_ids"]])
+                    t_items = torch.cat([t_items, step.teacher_uniform])
+                out["rank"] = self.rank.in_batch(users=u, items=kd_items, item_ids=kd_ids,
                                                  teacher_users=step.teacher_users,
-                                                 teacher_items=step.teacher_items[order],
+                                                 teacher_items=t_items,
                                                  student_scale=1.0 / cfg.temperature,
                                                  teacher_scale=cfg.rank_teacher_scale)
             else:

@@ -65,6 +65,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
     """Body of the stage in one process of a (possibly 1-process) group. Rank 0 writes everything."""
     import torch.distributed as dist
 
+    from recsys.student.batches import replay_size
     from recsys.student.dataset import load_data
     from recsys.student.encode import encode_items, encode_users
     from recsys.student.export import write_exports
@@ -84,6 +85,9 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
         paths, info = write_exports(out_dir=out_dir, items=items, users_valid=users_valid, users_test=users_test,
                                     tables=data.tables, quantize=cfg.quantize_int8)
         params = _param_counts(trained)
+        examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
+                    "replay_per_epoch": replay_size(len(data.ex_older), fraction=cfg.replay_fraction),
+                    "train_since": cfg.train_since, "replay_fraction": cfg.replay_fraction}
         meta = {"metric": "ip", "dim": cfg.dim, "variant": variant, "normalized": True, "plan": trained.plan,
                 "params": params, "bytes": {**info["bytes"], "tables_f32": params["tables"] * 4,
                                             "dense_f32": params["dense"] * 4},
@@ -91,7 +95,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
                 "train_seconds": round(trained.train_seconds, 2),
                 "examples_per_s": _median([h["examples_per_s"] for h in trained.history]),
                 "valid": info["valid"], "test": info["test"], "int8": info.get("int8"),
-                "items_without_train_events": int((data.feats.train_count == 0).sum()),
+                "items_without_train_events": int((data.feats.train_count == 0).sum()), "examples": examples,
                 "config": dataclasses.asdict(cfg), "versions": versions()}
         paths.append(write_json(out_dir / "meta.json", meta))
         paths.append(write_json(out_dir / "train_log.json", {"variant": variant, "epochs": trained.history}))
@@ -99,7 +103,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
         run_dir.record(stage_name(variant), key=key, config=cfg, outputs=paths, seconds=seconds,
                        plan=trained.plan, valid=info["valid"], test=info["test"], best_epoch=trained.best_epoch,
                        train_seconds=meta["train_seconds"], examples_per_s=meta["examples_per_s"],
-                       int8=info.get("int8"), params=params, world_size=trained.world)
+                       int8=info.get("int8"), params=params, world_size=trained.world, examples=examples)
         record = run_dir.stage_record(stage_name(variant)) or {}
         log.info("student %s: test ndcg@10 %.4f recall@10 %.4f (valid ndcg@10 %.4f), %.0fs, plan %s", variant,
                  info["test"]["ndcg@10"], info["test"]["recall@10"], info["valid"]["ndcg@10"], seconds,

@@ -20,6 +20,7 @@ import torch.distributed as dist
 
 from recsys import metrics
 from recsys.student import checkpoint
+from recsys.student.batches import epoch_examples, replay_size
 from recsys.student.config import StudentConfig
 from recsys.student.dataset import StudentData, step_batch
 from recsys.student.encode import encode_items, encode_users
@@ -67,6 +68,28 @@ def _state(dmp: Any) -> dict[str, Any]:
     return {k: v for k, v in dmp.state_dict().items()}
 
 
+def _warm_optimizers(path: Path, *, dmp: Any, dense_opt: torch.optim.Optimizer) -> str:
+    """Continue the previous run's optimizers (its last checkpoint): rowwise Adagrad's accumulators keep the
+    steps on well-trained rows small while new rows (fresh, zero state) move fast, and Adam keeps its moments.
+    Restarting them instead makes the first steps full-size everywhere, which undoes a warm start on a small
+    window. A state that does not fit (other config) is left fresh."""
+    if not path.exists():
+        return "fresh (no last checkpoint)"
+    blob = checkpoint.load(path)
+    fused = checkpoint.copy_grown(dmp.fused_optimizer.state_dict(), blob["fused_opt"])
+    params = [p for g in dense_opt.param_groups for p in g["params"]]
+    state = blob["dense_opt"].get("state", {})
+    fits = len(state) == len(params) and all(
+        t.shape == params[int(i)].shape for i, st in state.items() for k, t in st.items()
+        if isinstance(t, torch.Tensor) and t.dim() > 0)
+    if fits:
+        hyper = [{k: v for k, v in g.items() if k != "params"} for g in dense_opt.param_groups]
+        dense_opt.load_state_dict(blob["dense_opt"])
+        for g, h in zip(dense_opt.param_groups, hyper):  # this run's lr and decay, the old run's moments
+            g.update(h)
+    return f"fused {fused}, dense {'continued' if fits else 'fresh (shapes differ)'}"
+
+
 def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str) -> Trained:
     """Train (or resume) the student; afterwards the model holds the best-validation weights.
 
@@ -103,18 +126,26 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
         src = Path(cfg.init_from) / "ckpt" / f"best.rank{rank}.pt"
         if src.exists():
             counts = checkpoint.copy_grown(dmp.state_dict(), checkpoint.load(src)["model"])
-            log.info("student: warm start from %s: %s", src, counts)
+            log.info("student: warm start from %s: %s; optimizers %s", src, counts,
+                     _warm_optimizers(src.with_name(f"last.rank{rank}.pt"), dmp=dmp, dense_opt=dense_opt))
         else:
             log.warning("student: init_from=%s has no %s (other world size?); training from scratch", cfg.init_from,
                         src.name)
-    n_ex, b = len(data.ex_users), cfg.batch_size
+    n_replay = replay_size(len(data.ex_older), fraction=cfg.replay_fraction)
+    n_ex, b = len(data.ex_window) + n_replay, cfg.batch_size
     steps = max(1, n_ex // b)
+    if rank == 0 and cfg.train_since is not None:
+        log.info("student: %d examples per epoch = window (targets at/after %d) %d + replay %d of %d older",
+                 n_ex, cfg.train_since, len(data.ex_window), n_replay, len(data.ex_older))
     stopped = meta["bad"] >= cfg.patience or (cfg.max_seconds > 0 and meta["seconds"] >= cfg.max_seconds)
     for epoch in range(meta["epoch"] + 1, cfg.epochs):
         if stopped:
             break
         rng = np.random.default_rng([cfg.seed, epoch])
-        perm = rng.permutation(n_ex)
+        # the replay sample has its own stream, so without one the epoch's draws are exactly as before
+        pool = epoch_examples(window=data.ex_window, older=data.ex_older, replay_fraction=cfg.replay_fraction,
+                              rng=np.random.default_rng([cfg.seed, epoch, 1]))
+        perm = rng.permutation(pool)
         if n_ex < b:
             perm = np.resize(perm, b)
         t0, sums, curve = time.perf_counter(), {}, []

@@ -46,7 +46,9 @@ class TeacherConfig:
     # the CPU default. "text": encode the titles of the last `history_n` items as one text.
     user_mode: UserMode = "pooled"
     history_n: int = 20  # Beauty users have ~7 train events; 20 covers almost every history whole
-    recency_decay: float = 0.8  # weight of the k-th most recent item = decay**k: the last buys matter most
+    # weight of the k-th most recent item = decay**k: the last buys matter most. On Beauty (valid NDCG@10,
+    # adapter retrained each time) 0.5 beats 0.8 by +15 % (adapted 0.0534 vs 0.0463; raw 0.0378 vs 0.0304)
+    recency_decay: float = 0.5
     # --- top-K -------------------------------------------------------------------------------------
     topk: int = 100  # students distil from the top 100: covers recall@100 and leaves room for the ranker
     topk_source: TopkSource = "adapted"  # the better teacher is the one students should copy

@@ -1,9 +1,16 @@
 """Text -> L2-normalised embeddings with any Hugging Face model from a local path (never a download).
 
-Encoders (BERT, MiniLM, E5, ...) pool mean or CLS over right-padded batches; decoder LLMs (Llama, Qwen,
-Mistral, ...) pool the last token of left-padded batches, after an instruction prefix. GGUF files are
-converted once to a safetensors dir in the cache. Speed comes from length-sorted batches with dynamic
-padding, ``torch.inference_mode`` and encoding each distinct text once.
+Encoders (BERT, MiniLM, E5, ...) pool mean or CLS; decoder LLMs (Llama, Qwen, Mistral, ...) pool the last
+token, after an instruction prefix. GGUF files are converted once to a safetensors dir in the cache.
+
+Speed: every batch holds texts of one exact token count (``plan_batches``), so nothing is padded, no
+attention mask is built and SDPA runs its mask-free kernel; rows per batch follow a token budget, so short
+texts run in wide batches (big GEMMs) and long ones in narrow ones (bounded memory). On CPU, ``threads``
+batches run at once, each on one worker thread with one intra-op thread: no OpenMP barriers between cores,
+so a core stolen by another job slows only its own batch instead of stalling every op (2 intra-op threads
+spin-waiting on a loaded 2-core box burnt 2.7x the CPU time). Matmuls are then ~87% of the CPU time of
+MiniLM on Beauty titles (benchmarks/bench_teacher.py). Each distinct text is encoded once, under
+``torch.inference_mode``.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +34,7 @@ import torch
 log = logging.getLogger(__name__)
 
 ResolvedPooling = Literal["mean", "cls", "last"]
+Parallel = Literal["batches", "ops"]
 # model_type values of decoder-only LLM families whose AutoModel is a causal stack without a pooler.
 DECODER_TYPES = frozenset({
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3",
@@ -33,28 +42,57 @@ DECODER_TYPES = frozenset({
     "starcoder2", "granite", "cohere", "internlm2", "bloom", "opt", "smollm3", "deepseek_v3",
 })
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+IDENTITY_SAMPLE = 1 << 20  # bytes read from each end of a weight file for model_identity
 
 
 # --------------------------------------------------------------------------- pooling (pure functions)
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, H), (B, T) 0/1 -> (B, H): mean over the unmasked positions."""
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T, H), (B, T) 0/1 -> (B, H): mean over the unmasked positions (all of them if ``mask`` is None)."""
+    if mask is None:
+        return hidden.mean(1)
     m = mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
-def cls_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, H) -> (B, H): the first position (right padding assumed)."""
+def cls_pool(hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T, H) -> (B, H): the first position (right padding or none assumed)."""
     return hidden[:, 0]
 
 
-def last_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def last_pool(hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """(B, T, H), (B, T) -> (B, H): the last unmasked position, for left or right padding alike."""
+    if mask is None:
+        return hidden[:, -1]
     t = mask.shape[1]
     last = t - 1 - mask.flip(1).to(torch.int64).argmax(1)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
 POOLERS = {"mean": mean_pool, "cls": cls_pool, "last": last_pool}
+
+
+# --------------------------------------------------------------------------- batching (pure function)
+def plan_batches(lengths: Sequence[int] | np.ndarray, *, token_budget: int) -> list[np.ndarray]:
+    """(n,) token counts -> batches of indices into them, every index in exactly one batch.
+
+    All texts of a batch have the same length, so batches need no padding and no attention mask. Longest
+    length first (peak memory shows up in the first batch, not after an hour). A length group of ``c``
+    texts is split into ``ceil(c / rows)`` near-equal batches, ``rows = max(1, token_budget // length)``:
+    rows x length <= token_budget unless one text alone is longer. Within a batch, indices ascend.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.ndim != 1 or (lengths < 1).any():
+        raise ValueError(f"lengths must be a 1-D array of positive token counts, got {lengths!r}")
+    if not len(lengths):
+        return []
+    order = np.argsort(-lengths, kind="stable")
+    sorted_len = lengths[order]
+    starts = np.flatnonzero(np.r_[True, sorted_len[1:] != sorted_len[:-1]])
+    batches: list[np.ndarray] = []
+    for group in np.split(order, starts[1:]):
+        rows = max(1, token_budget // int(lengths[group[0]]))
+        batches += np.array_split(group, -(-len(group) // rows))
+    return batches
 
 
 # --------------------------------------------------------------------------- model discovery
@@ -75,16 +113,28 @@ def is_decoder_config(config: object) -> bool:
 
 
 def model_identity(path: str | os.PathLike[str]) -> str:
-    """sha256 of the resolved path, config.json and (name, size, mtime) of every weight file."""
+    """What the weights are, independent of where they are installed: sha256 over config.json and, for every
+    weight file, its name, size and the bytes of its first and last MiB.
+
+    Neither the install path nor mtimes enter it, so a reinstalled package or a copied model dir keeps its
+    embedding cache; a different checkpoint (fine-tune, other quantisation) differs in size or in the sampled
+    bytes (headers of safetensors/GGUF files carry tensor offsets, the tails carry the last weights).
+    """
     p = Path(path).expanduser().resolve()
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    h = hashlib.sha256(str(p).encode())
+    h = hashlib.sha256()
     for f in files:
+        rel = f.name if p.is_file() else str(f.relative_to(p))
         if f.name == "config.json":
-            h.update(f.read_bytes())
+            h.update(rel.encode() + f.read_bytes())
         if f.suffix in WEIGHT_SUFFIXES:
-            st = f.stat()
-            h.update(f"{f.relative_to(p.parent if p.is_file() else p)}:{st.st_size}:{int(st.st_mtime)}".encode())
+            size = f.stat().st_size
+            h.update(f"{rel}:{size}".encode())
+            with f.open("rb") as fh:
+                h.update(fh.read(IDENTITY_SAMPLE))
+                if size > IDENTITY_SAMPLE:
+                    fh.seek(max(IDENTITY_SAMPLE, size - IDENTITY_SAMPLE))
+                    h.update(fh.read(IDENTITY_SAMPLE))
     return h.hexdigest()
 
 
@@ -198,16 +248,24 @@ class Encoder:
     Args:
         model_path: local HF dir (config.json + weights + tokenizer), a .gguf file, or None for MiniLM.
         pooling: "auto" picks last-token for decoders, else the sentence-transformers setting, else mean.
+        batch_size: rows per batch at ``max_tokens`` width; shorter texts get more rows (see token_budget).
         instruction: prefix for decoder models only.
+        threads: CPU threads (0 -> os.cpu_count()); also set as torch's intra-op threads for the process.
+        token_budget: tokens per batch (rows x length); 0 -> batch_size * max_tokens, so no batch is
+            larger than a full batch of the longest texts.
+        parallel: on CPU, "batches" runs ``threads`` batches at once, one intra-op thread each (peak memory:
+            ``threads`` batches); "ops" runs one batch at a time on ``threads`` intra-op threads. GPUs run
+            one batch at a time either way.
     """
 
     def __init__(self, *, model_path: str | None = None, pooling: str = "auto", max_tokens: int = 64,
                  batch_size: int = 64, instruction: str = "", dtype: str = "auto", threads: int = 0,
                  cache_dir: str | os.PathLike[str] = "~/.cache/recsys/teacher", gguf_file: str | None = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, token_budget: int = 0, parallel: Parallel = "batches") -> None:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.threads = threads or os.cpu_count() or 1
+        torch.set_num_threads(self.threads)
         self.spec = spec = resolve_spec(model_path=model_path, pooling=pooling, dtype=dtype, instruction=instruction,
                                         max_tokens=max_tokens, gguf_file=gguf_file, device=device)
         path = spec.source
@@ -219,19 +277,25 @@ class Encoder:
         self.device = torch.device(spec.device)
         torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec.dtype]
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.left_pad = self.is_decoder
         if self.tokenizer.pad_token_id is None:
             fallback = self.tokenizer.eos_token or self.tokenizer.unk_token
             if fallback is None:
-                raise ValueError(f"{path}: tokenizer has no pad, eos or unk token to pad batches with")
+                raise ValueError(f"{path}: tokenizer has no pad, eos or unk token for empty texts")
             self.tokenizer.pad_token = fallback
         self.model = AutoModel.from_pretrained(str(path), local_files_only=True, dtype=torch_dtype)
         self.model.to(self.device).eval()
-        self.pass_positions = self.is_decoder and "position_ids" in inspect.signature(self.model.forward).parameters
+        # decoders would otherwise fill a KV cache that an embedding never reads
+        takes = inspect.signature(self.model.forward).parameters
+        self.forward_kw = {"use_cache": False} if "use_cache" in takes else {}
         self.instruction, self.max_tokens, self.batch_size = spec.instruction, max_tokens, batch_size
+        self.token_budget = token_budget or batch_size * max_tokens
+        # batches in flight at once (each on its own thread with one intra-op thread); 1 -> in the caller
+        self.workers = self.threads if parallel == "batches" and self.device.type == "cpu" else 1
         self.dim = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0))
         self.n_batches = 0  # model forward calls so far (tests check the cache makes none)
-        self.n_tokens = 0  # padded tokens run through the model (for FLOP/s)
+        self.n_rows = 0  # texts run through the model
+        self.n_tokens = 0  # tokens run through the model: real tokens, as nothing is padded (for FLOP/s)
+        self.n_token_pairs = 0  # sum of length^2 over texts: attention cost (for FLOP/s)
 
     @property
     def fingerprint(self) -> str:
@@ -249,18 +313,27 @@ class Encoder:
                              add_special_tokens=True)
         return [list(ids) or [self.tokenizer.pad_token_id] for ids in enc["input_ids"]]
 
-    def _batch(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
-        width = max(len(x) for x in ids)
-        input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for r, x in enumerate(ids):
-            sl = slice(width - len(x), width) if self.left_pad else slice(0, len(x))
-            input_ids[r, sl] = torch.tensor(x)
-            mask[r, sl] = 1
-        out = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
-        if self.pass_positions:
-            out["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0).to(self.device)
-        return out
+    def _forward(self, batch: list[list[int]]) -> np.ndarray:
+        """B token lists of one length -> (B, D) float32 unit rows. Safe to call from several threads."""
+        with torch.inference_mode():  # thread-local, so set here, in whichever thread runs the batch
+            # (B, T): no padding, so no attention mask (SDPA's mask-free kernel) and default positions
+            input_ids = torch.tensor(batch, dtype=torch.long).to(self.device)
+            hidden = self.model(input_ids=input_ids, **self.forward_kw).last_hidden_state  # (B, T, H)
+            return torch.nn.functional.normalize(POOLERS[self.pooling](hidden).float(), dim=-1).cpu().numpy()
+
+    def _run(self, ids: list[list[int]], batches: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """(B, D) embeddings of ``batches``, in order; ``self.workers`` batches in flight on CPU."""
+        rows = ([ids[i] for i in idx] for idx in batches)
+        if self.workers <= 1 or len(batches) <= 1:
+            yield from map(self._forward, rows)
+            return
+        # torch.set_num_threads is per thread under OpenMP: each worker runs its ops on itself alone
+        ex = ThreadPoolExecutor(min(self.workers, len(batches)), thread_name_prefix="teacher-encode",
+                                initializer=torch.set_num_threads, initargs=(1,))
+        try:
+            yield from ex.map(self._forward, rows)
+        finally:  # on an error (or Ctrl-C) drop the batches not started yet instead of running them all
+            ex.shutdown(wait=True, cancel_futures=True)
 
     def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         """(n,) texts -> (n, D) float32, L2-normalised. Identical texts are run once."""
@@ -271,21 +344,18 @@ class Encoder:
         if not distinct:
             return out[inverse]
         ids = self.tokenize(distinct)
-        order = np.argsort([-len(x) for x in ids], kind="stable")  # longest first: memory peaks early
         from tqdm.auto import tqdm
 
-        pool = POOLERS[self.pooling]
         bar = tqdm(total=len(distinct), unit="text", desc="teacher encode",
                    disable=not (_progress_enabled() if progress is None else progress))
-        with torch.inference_mode():
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s:s + self.batch_size]
-                batch = self._batch([ids[i] for i in idx])
-                hidden = self.model(**batch).last_hidden_state
-                emb = torch.nn.functional.normalize(pool(hidden, batch["attention_mask"]).float(), dim=-1)
-                out[idx] = emb.cpu().numpy()
-                self.n_batches += 1
-                self.n_tokens += batch["input_ids"].numel()
-                bar.update(len(idx))
+        batches = plan_batches([len(x) for x in ids], token_budget=self.token_budget)
+        for idx, emb in zip(batches, self._run(ids, batches)):
+            out[idx] = emb
+            b, t = len(idx), len(ids[idx[0]])
+            self.n_batches += 1
+            self.n_rows += b
+            self.n_tokens += b * t
+            self.n_token_pairs += b * t * t
+            bar.update(b)
         bar.close()
         return out[inverse]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -161,7 +162,11 @@ def test_retrain_publishes_a_better_or_equal_candidate_then_a_rerun_does_nothing
     assert store.current_name(incremented_root) == "0002"
     m = store.load_current(incremented_root).manifest()
     assert m["publish"]["parent"] == "0001" and m["publish"]["gate"]["passed"] is True
-    assert m["retrain"]["warm_start"] in (True, False) and "student_training" in m["retrain"]
+    assert m["retrain"]["warm_start"] is True and "student_training" in m["retrain"]
+    ex = m["retrain"]["examples"]  # new window + replay sample of the older examples
+    assert ex["window"] > 0 and ex["window"] + ex["older"] == ex["all"]
+    assert ex["replay_per_epoch"] == round(0.2 * ex["older"])
+    assert ex["train_since"] == m["retrain"]["train_since"]
     counts = m["stages"]["data"]["counts"]
     assert counts["read"] == counts["kept"] + counts["quarantined"] and counts["kept"] > 0
     root = copy_root(incremented_root, tmp_path / "root")
@@ -171,6 +176,23 @@ def test_retrain_publishes_a_better_or_equal_candidate_then_a_rerun_does_nothing
     assert "up to date" in capsys.readouterr().out
     assert store.events(root) == events and store.list_versions(root) == ["0001", "0002"]
     assert not list((root / "work").iterdir())
+
+
+def test_incremental_student_config_trains_on_what_the_published_student_never_saw(tmp_path: Path) -> None:
+    from pipelines.retrain import RetrainConfig, student_config
+    from recsys.artifacts import write_parquet
+    from recsys.student.config import StudentConfig
+
+    parent = RunDir(tmp_path / "0001")
+    write_parquet(parent.layout.split("train"),
+                  pl.DataFrame({"user": [0, 1], "item": [0, 0], "timestamp": [5, 9]}))
+    cfg = RetrainConfig(student=StudentConfig(epochs=5), replay_fraction=0.3, incremental_epochs=2)
+    assert student_config(cfg, None) == (cfg.student, False)  # first version: everything, from scratch
+    inc, warm = student_config(cfg, parent)
+    assert warm and inc.train_since == 10 and inc.replay_fraction == 0.3 and inc.epochs == 2
+    assert inc.init_from == str(parent.root / "student" / "student_kd")
+    assert student_config(dataclasses.replace(cfg, incremental_epochs=0), parent)[0].epochs == 5
+    assert student_config(dataclasses.replace(cfg, student=StudentConfig(epochs=1)), parent)[0].epochs == 1
 
 
 def test_retrain_help_is_instant_and_names_the_steps(capsys) -> None:

@@ -57,3 +57,60 @@ def test_history_truncation_keeps_the_last_items() -> None:
     assert d["hist_item"].to_dense()[0].tolist() == [1, 2]
     assert d["recent_item"].to_dense()[0].tolist() == [2]
     assert d["user"].to_dense()[0].tolist() == [0]
+
+
+# user 0: items 0, 1, 2 at t 10, 20, 30; user 1: 2, 0, 1 at 15, 25, 35; user 2: 1, 2 at 5, 40
+TIMED = pl.DataFrame({"user": [0, 0, 0, 1, 1, 1, 2, 2], "item": [0, 1, 2, 2, 0, 1, 1, 2],
+                      "pos": [0, 1, 2, 0, 1, 2, 0, 1], "timestamp": [10, 20, 30, 15, 25, 35, 5, 40]})
+
+
+def test_window_selects_the_examples_whose_target_is_new_and_keeps_their_full_history() -> None:
+    from recsys.student.batches import window_examples
+
+    h = histories(TIMED, n_users=3)
+    users, pos = next_item_examples(h)  # targets: (0: t20, t30), (1: t25, t35), (2: t40)
+    times = TIMED.sort("user", "pos")["timestamp"].to_numpy()[pos]
+    assert times.tolist() == [20, 30, 25, 35, 40]
+    new, old = window_examples(times, since=26)
+    assert new.tolist() == [1, 3, 4] and old.tolist() == [0, 2]
+    assert window_examples(times, since=30)[0].tolist() == [1, 3, 4]  # at/after: t == since is new
+    assert window_examples(times, since=41)[0].tolist() == []
+    assert window_examples(times, since=0)[1].tolist() == []
+    # histories of the window's examples still hold the events before `since`
+    f = item_features(ITEMS, TIMED, text=None)
+    b = make_batch(feats=f, users=users[new], starts=h.ptr[users[new]], ends=pos[new], flat=h.items,
+                   items=h.items[pos[new]])
+    assert [r.tolist() for r in b.kjt.to_dict()["hist_item"].to_dense()][:3] == [[0, 1], [2, 0], [1]]
+    assert b.item_ids.tolist() == [2, 1, 2]
+
+
+def test_without_a_window_every_example_is_trained_on_and_the_epoch_draws_are_unchanged() -> None:
+    from recsys.student.batches import epoch_examples, window_examples
+
+    new, old = window_examples(np.array([20, 30, 25, 35, 40]), since=None)
+    assert new.tolist() == [0, 1, 2, 3, 4] and old.size == 0
+    replay_rng = np.random.default_rng(7)
+    before = replay_rng.bit_generator.state
+    pool = epoch_examples(window=new, older=old, replay_fraction=0.5, rng=replay_rng)
+    assert pool.tolist() == [0, 1, 2, 3, 4] and replay_rng.bit_generator.state == before  # nothing drawn
+    # the training loop permutes the pool: the same permutation as the former ``permutation(n_examples)``
+    np.testing.assert_array_equal(np.random.default_rng([0, 3]).permutation(pool),
+                                  np.random.default_rng([0, 3]).permutation(5))
+
+
+def test_replay_sample_size_membership_and_determinism() -> None:
+    from recsys.student.batches import epoch_examples, replay_size
+
+    window, older = np.array([10, 11, 12]), np.arange(10)
+    assert [replay_size(10, fraction=f) for f in (0.0, 0.14, 0.2, 0.36, 1.0)] == [0, 1, 2, 4, 10]
+    with pytest.raises(ValueError, match="replay_fraction"):
+        replay_size(10, fraction=1.5)
+    a = epoch_examples(window=window, older=older, replay_fraction=0.3, rng=np.random.default_rng([0, 1, 1]))
+    b = epoch_examples(window=window, older=older, replay_fraction=0.3, rng=np.random.default_rng([0, 1, 1]))
+    assert a.tolist() == b.tolist() and len(a) == 6 and a.tolist() == sorted(set(a.tolist()))
+    assert set(a.tolist()) >= {10, 11, 12} and set(a.tolist()) - {10, 11, 12} <= set(range(10))
+    draws = {tuple(epoch_examples(window=window, older=older, replay_fraction=0.3,
+                                  rng=np.random.default_rng([0, e, 1])).tolist()) for e in range(20)}
+    assert len(draws) > 1  # a fresh sample each epoch
+    every = epoch_examples(window=window, older=older, replay_fraction=1.0, rng=np.random.default_rng(0))
+    assert every.tolist() == list(range(13))

@@ -1,0 +1,53 @@
+"""The in-batch ranking-distillation list: the global batch's positives, plus the uniform negatives when
+``negatives="mixed"`` (so the teacher's ordering of the catalogue's tail reaches the student too)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("torchrec")
+
+from recsys.artifacts import RunDir  # noqa: E402
+from recsys.student.config import StudentConfig  # noqa: E402
+from recsys.student.dataset import load_data, step_batch  # noqa: E402
+from recsys.student.losses import in_batch_listwise_kl  # noqa: E402
+from recsys.student.objective import StudentObjective  # noqa: E402
+from recsys.student.towers import TwoTower  # noqa: E402
+
+TINY = StudentConfig(dim=8, item_id_dim=8, brand_dim=4, category_dim=4, mlp=(16,), batch_size=16, nproc=1,
+                     lambda_emb=0.0, lambda_rank=1.0, rank_candidates="in_batch", id_dropout=0.0)
+
+
+def _losses(run: RunDir, cfg: StudentConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    data = load_data(cfg=cfg, layout=run.layout, need_teacher=True)
+    torch.manual_seed(0)
+    towers = TwoTower(cfg=cfg, feats=data.feats, n_users=data.n_users, text_dim=data.feats.text.shape[1])
+    obj = StudentObjective(cfg=cfg, towers=towers, teacher_dim=data.teacher.shape[1])
+    step = step_batch(data=data, cfg=cfg, idx=np.arange(cfg.batch_size), rng=np.random.default_rng(0), rank=0, world=1)
+    with torch.no_grad():
+        out = obj(step)
+        users, items = towers(step.batch)
+        b, n_uni = step.n_pos, step.n_uniform
+        t_items = step.teacher_items if not n_uni else torch.cat([step.teacher_items, step.teacher_uniform])
+        expect = in_batch_listwise_kl(users=users[:b], items=items[:b + n_uni], item_ids=step.batch.item_ids[:b + n_uni],
+                                      teacher_users=step.teacher_users, teacher_items=t_items,
+                                      student_scale=1.0 / cfg.temperature, teacher_scale=cfg.rank_teacher_scale,
+                                      temperature=cfg.rank_temperature)
+    return out, expect
+
+
+def test_in_batch_kd_list_is_the_batch_positives(tiny_run: RunDir) -> None:
+    out, expect = _losses(tiny_run, TINY)
+    assert torch.allclose(out["rank"], expect)
+
+
+def test_mixed_negatives_join_the_kd_list(tiny_run: RunDir) -> None:
+    cfg = dataclasses.replace(TINY, negatives="mixed", n_uniform_negatives=8)
+    out, expect = _losses(tiny_run, cfg)
+    assert torch.allclose(out["rank"], expect)
+    plain, _ = _losses(tiny_run, TINY)
+    assert not torch.allclose(out["rank"], plain["rank"])  # the extra columns change the distribution
