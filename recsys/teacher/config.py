@@ -29,16 +29,19 @@ class TeacherConfig:
     # Beauty item texts are ~20-40 tokens; 64 keeps title + brand + categories whole and caps the
     # quadratic attention cost when a catalogue carries 100 KB descriptions.
     max_tokens: int = 64
-    # 64 texts of <= 64 tokens is ~16 MB of activations for MiniLM: big enough to keep BLAS busy,
-    # small enough that length-sorted batches waste little padding.
+    # Rows per batch at max_tokens: the encoder batches texts of one exact length (no padding) under a
+    # budget of batch_size * max_tokens = 4096 tokens (<= ~25 MB of MiniLM activations per CPU thread)
+    # whatever the lengths: big GEMMs for short titles, bounded memory for long texts.
     batch_size: int = 64
     # Decoder LLMs embed better when told what the embedding is for (E5-Mistral / GTE-Qwen recipe);
     # encoders get no prefix (MiniLM was not trained with one).
     instruction: str = "Represent this product for recommending what a shopper buys next: "
     item_template: str = "{title}. Brand: {brand}. Category: {categories}. {description}. Price: {price}"
     dtype: DType = "auto"  # auto: bf16 on CUDA, fp32 on CPU (CPU bf16 matmuls are slow without AMX)
-    # torch intra-op threads; 0 -> os.cpu_count(). On a box shared with other jobs use 1: oversubscribed
-    # OpenMP threads spin-wait on each other (measured 3.4x slower adapter steps with 2 threads vs 1).
+    # CPU threads; 0 -> os.cpu_count(). The encoder runs one batch per thread (no OpenMP barriers, so a
+    # busy box costs it little); the adapter and top-K use them as torch intra-op threads, and on a box
+    # shared with other jobs want 1: oversubscribed OpenMP threads spin-wait on each other (measured 3.4x
+    # slower adapter steps with 2 threads vs 1).
     threads: int = 0
     cache_dir: str = "~/.cache/recsys/teacher"  # per-text embedding cache, shared by every run dir
     # --- users -------------------------------------------------------------------------------------
