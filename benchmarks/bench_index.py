@@ -108,6 +108,26 @@ def bench_size(n: int, *, d: int, n_queries: int, n_single: int, repeats: int, l
     return res
 
 
+def result_rows(out: dict[str, object]) -> list[dict[str, object]]:
+    """Summary rows (with targets) for benchmarks/README.md: exact search vs the compute bound, ANN vs exact."""
+    rows: list[dict[str, object]] = []
+    for r in out["sizes"]:  # type: ignore[union-attr]
+        n, eb = r["items"], r["exact_batched"]
+        big = n >= 1_000_000
+        rows.append({"name": f"exact batched search, share of the fp32 compute bound, {n:,} items",
+                     "value": round(max(eb["ours_frac_compute"], eb["faiss_frac_compute"]), 3),
+                     "ours": round(eb["ours_frac_compute"], 3), "faiss_flat": round(eb["faiss_frac_compute"], 3),
+                     **({"target": ">= 0.50", "met": max(eb["ours_frac_compute"], eb["faiss_frac_compute"]) >= 0.5}
+                        if big else {})})
+        ann = [(k, r[k]) for k in ("ivf_flat", "ivf_pq", "hnsw") if k in r and r[k]["recall@10"] >= 0.95]
+        if ann:
+            kind, best = max(ann, key=lambda kv: kv[1]["speedup_vs_exact"])
+            rows.append({"name": f"best ANN at recall@10 >= 0.95: QPS vs exact, {n:,} items ({kind}, "
+                                 f"recall {best['recall@10']:.3f})", "value": round(best["speedup_vs_exact"], 2),
+                         "value_unit": "x", **({"target": ">= 30x", "met": best["speedup_vs_exact"] >= 30} if big else {})})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100k items only")
@@ -134,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         out["sizes"].append(r)  # type: ignore[union-attr]
     lim_after = machine_limits(a.repeats)  # contention check: limits should not move much during the run
     out["limits_after"] = lim_after
+    out["results"] = result_rows(out)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {a.out}")
