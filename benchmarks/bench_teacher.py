@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"Batching: ours groups texts of one exact token length (no padding, no attention mask, SDPA's "
         f"mask-free kernel) with a token budget of {ours.token_budget} tokens per batch; "
         f"sentence-transformers pads {args.batch_size}-row length-sorted batches and passes a mask.",
-        f"Where the non-GEMM time goes (1 thread, self CPU time): "
+        "Where the non-GEMM time goes (1 thread, self CPU time): "
         + ", ".join(f"{g['ops']} {g['share']:.1%}" for g in busy)
         + f"; matmuls {matmul_share:.1%}. So even with every GEMM at the 1024^3 rate, the encoder tops out "
         f"near {matmul_share:.0%} of peak on one thread.",
@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "itself reaches, free of other jobs.",
     ]
     extra = {
-        "load_avg_start": list(load_start), "model": "all-MiniLM-L6-v2", "texts": len(titles), "threads": threads, "batch_size": args.batch_size,
+        "load_avg_start": list(load_start), "model": "all-MiniLM-L6-v2", "texts": len(titles),
+        "threads": threads, "batch_size": args.batch_size,
         "token_budget": ours.token_budget, "max_tokens": args.max_tokens,
         "ours": {"seconds": t_ours, "items_per_s": len(titles) / med_ours,
                  "gflop_per_s": flops / med_ours / 1e9,

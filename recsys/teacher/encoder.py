@@ -349,7 +349,7 @@ class Encoder:
         bar = tqdm(total=len(distinct), unit="text", desc="teacher encode",
                    disable=not (_progress_enabled() if progress is None else progress))
         batches = plan_batches([len(x) for x in ids], token_budget=self.token_budget)
-        for idx, emb in zip(batches, self._run(ids, batches)):
+        for idx, emb in zip(batches, self._run(ids, batches), strict=True):
             out[idx] = emb
             b, t = len(idx), len(ids[idx[0]])
             self.n_batches += 1

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.teacher.encoder import (Encoder, is_decoder_config, last_pool, mean_pool, plan_batches,
-                                    resolve_spec)
+from recsys.teacher.encoder import (
+    Encoder,
+    is_decoder_config,
+    last_pool,
+    mean_pool,
+    plan_batches,
+    resolve_spec,
+)
 
 
 def test_mean_pool_matches_hand_computation() -> None:
