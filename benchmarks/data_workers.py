@@ -14,6 +14,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import current_rss_mib, emit  # noqa: E402
+from synth_logs import as_loaded  # noqa: E402
 
 K = 5
 
@@ -23,20 +24,13 @@ def _polars(logs: str, items: str, *, profile: bool = False) -> dict[str, Any]:
     import polars as pl
 
     from recsys.data import prepare as P
-    from recsys.data.schema import ITEMS, QUARANTINE, Loaded, conform, empty
     from recsys.data.split import leave_one_out
 
     t = time.perf_counter()
     inter, cat = pl.read_parquet(logs), pl.read_parquet(items)
     steps = {"read": time.perf_counter() - t}
     rss0 = current_rss_mib()
-    loaded = Loaded(
-        interactions=inter,
-        items=conform(cat, ITEMS),
-        quarantine=empty(QUARANTINE),
-        n_read=inter.height,
-        source="synthetic",
-    )
+    loaded = as_loaded(inter, cat)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     prep = P.prepare(loaded, kcore_k=K, require_catalogue=False, timings=timings if profile else None)
@@ -135,17 +129,9 @@ def write_train(logs: str, items: str, out: str) -> None:
     import polars as pl
 
     from recsys.data.prepare import prepare
-    from recsys.data.schema import ITEMS, QUARANTINE, Loaded, conform, empty
     from recsys.data.split import leave_one_out
 
-    inter = pl.read_parquet(logs)
-    loaded = Loaded(
-        interactions=inter,
-        items=conform(pl.read_parquet(items), ITEMS),
-        quarantine=empty(QUARANTINE),
-        n_read=inter.height,
-        source="synthetic",
-    )
+    loaded = as_loaded(pl.read_parquet(logs), pl.read_parquet(items))
     leave_one_out(prepare(loaded, kcore_k=K, require_catalogue=False).interactions)[0].write_parquet(out)
     emit({"written": out})
 
@@ -170,22 +156,11 @@ def check(data_dir: Path) -> None:
     from synth_logs import write_logs
 
     from recsys.data.prepare import prepare
-    from recsys.data.schema import ITEMS, QUARANTINE, Loaded, conform, empty
     from recsys.data.split import leave_one_out
 
     logs, items = write_logs(n_rows=50_000, out_dir=data_dir)
-    inter = pl.read_parquet(logs)
-    prep = prepare(
-        Loaded(
-            interactions=inter,
-            items=conform(pl.read_parquet(items), ITEMS),
-            quarantine=empty(QUARANTINE),
-            n_read=inter.height,
-            source="x",
-        ),
-        kcore_k=K,
-        require_catalogue=False,
-    )
+    prep = prepare(as_loaded(pl.read_parquet(logs), pl.read_parquet(items), source="x"), kcore_k=K,
+                   require_catalogue=False)
     pd_prep = B.prepare(pd.read_parquet(logs), pd.read_parquet(items), k=K)
     for a, b in zip(leave_one_out(prep.interactions), B.leave_one_out(pd_prep["interactions"])):
         a2 = a.select(b.columns).to_pandas().reset_index(drop=True)

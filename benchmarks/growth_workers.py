@@ -40,20 +40,13 @@ def _vectors(n: int, *, seed: int = 0) -> np.ndarray:
 def data(n: int) -> dict[str, Any]:
     """The data stage (polars prepare + leave-one-out + histories) on ``n`` synthetic interactions."""
     import polars as pl
-    from synth_logs import make_logs
+    from synth_logs import as_loaded, make_logs
 
     from recsys.data.prepare import prepare
-    from recsys.data.schema import ITEMS, QUARANTINE, Loaded, conform, empty
     from recsys.data.split import leave_one_out
 
     inter, items = make_logs(n_rows=n)
-    loaded = Loaded(
-        interactions=inter,
-        items=conform(items, ITEMS),
-        quarantine=empty(QUARANTINE),
-        n_read=inter.height,
-        source="synthetic",
-    )
+    loaded = as_loaded(inter, items)
 
     def run() -> None:
         p = prepare(loaded, kcore_k=5, require_catalogue=False)

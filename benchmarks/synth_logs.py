@@ -16,9 +16,13 @@ the frames go straight into ``recsys.data.prepare.prepare``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from recsys.data.schema import Loaded
 
 T0 = 1_600_000_000  # 2020-09-13
 YEAR = 365 * 86400
@@ -99,3 +103,11 @@ def write_logs(*, n_rows: int, out_dir: Path, seed: int = 0) -> tuple[Path, Path
         inter.write_parquet(inter_p)
         items.write_parquet(items_p)
     return inter_p, items_p
+
+
+def as_loaded(interactions: pl.DataFrame, items: pl.DataFrame, *, source: str = "synthetic") -> Loaded:
+    """The frames as ``recsys.data.schema.Loaded`` (what a loader returns), ready for ``prepare``."""
+    from recsys.data.schema import ITEMS, QUARANTINE, Loaded, conform, empty
+
+    return Loaded(interactions=interactions, items=conform(items, ITEMS), quarantine=empty(QUARANTINE),
+                  n_read=interactions.height, source=source)
