@@ -203,3 +203,59 @@ def history_length_slices(history: pl.DataFrame, *, bins: Sequence[int] = (5, 10
     for lo, hi in reversed(list(zip((0, *bins[:-1]), bins))):
         expr = pl.when(pl.col("len") < hi).then(pl.lit(f"<{hi}" if lo == 0 else f"{lo}-{hi - 1}")).otherwise(expr)
     return lens.select(pl.col("user").cast(pl.Int32), expr.alias("slice"))
+
+
+def per_user(per_target: pl.DataFrame, *, metric: str = "ndcg@10") -> pl.DataFrame:
+    """One row per user with a target: (user, value) of ``metric`` (e.g. "ndcg@10", "recall@20"), the
+    per-user quantity whose mean ``summarize`` reports."""
+    name, _, k_str = metric.partition("@")
+    k = int(k_str)
+    r = pl.col("rank")
+    agg = per_target.group_by("user").agg(
+        pl.len().alias("n"), r.min().alias("best"), (r < k).sum().alias("hits"),
+        pl.when(r < k).then(1.0 / (r.cast(pl.Float64) + 2.0).log(2)).otherwise(0.0).sum().alias("dcg"))
+    n, best, hits = agg["n"].to_numpy(), agg["best"].to_numpy(), agg["hits"].to_numpy()
+    values = {"recall": lambda: hits / n, "hr": lambda: (hits > 0).astype(np.float64),
+              "ndcg": lambda: agg["dcg"].to_numpy() / _idcg(n, k),
+              "mrr": lambda: np.where(best < k, 1.0 / (best + 1.0), 0.0)}
+    if name not in values:
+        raise KeyError(f"per-user metric '{metric}': use one of {sorted(values)} with @K")
+    return pl.DataFrame({"user": agg["user"], "value": values[name]()}).sort("user")
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """Relative change of mean(a) over mean(b) with a paired bootstrap confidence interval."""
+
+    relative: float  # mean(a) / mean(b) - 1
+    low: float
+    high: float
+    confidence: float
+    users: int
+
+
+def paired_change(a: np.ndarray, b: np.ndarray, *, samples: int = 2000, confidence: float = 0.95,
+                  seed: int = 0) -> Change:
+    """Bootstrap over users of ``mean(a) / mean(b) - 1`` for per-user values of two systems on the same
+    users (paired: each resample draws users, not systems). A zero denominator gives ±inf (or 0 if a is too)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired values must be two 1-d arrays of one length, got {a.shape} and {b.shape}")
+
+    def rel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = x / y - 1.0
+        return np.where(y > 0, out, np.where(x > 0, np.inf, 0.0))
+
+    n = len(a)
+    if n == 0:
+        return Change(0.0, 0.0, 0.0, confidence, 0)
+    point = float(rel(np.array([a.mean()]), np.array([b.mean()]))[0])
+    rng, parts = np.random.default_rng(seed), []
+    chunk = max(1, (1 << 22) // n)  # resamples per draw: ~4M indices at a time
+    for s in range(0, samples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, samples - s), n))
+        parts.append(rel(a[idx].mean(1), b[idx].mean(1)))
+    boot = np.concatenate(parts)
+    lo, hi = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Change(point, float(lo), float(hi), confidence, n)

@@ -115,3 +115,38 @@ def test_hold_out_items_removes_only_their_training_events() -> None:
     # the held-out items are labelled "cold" by the popularity slices
     labels = popularity_slices(kept, n_items=4)
     assert set(labels.filter(pl.col("slice") == "cold")["item"].to_list()) == set(cold)
+
+
+def test_per_user_values_average_to_the_summary_hand_computed() -> None:
+    from recsys.metrics import per_user, summarize
+
+    # user 0: targets at ranks 0 and 3 (2 targets); user 1: one target at rank 1; user 2: a miss
+    pt = pl.DataFrame({"user": [0, 0, 1, 2], "item": [5, 6, 7, 8], "rank": [0, 3, 1, int(MISS)]})
+    ndcg = per_user(pt, metric="ndcg@10")
+    idcg2 = 1.0 + 1.0 / math.log2(3)
+    assert ndcg["user"].to_list() == [0, 1, 2]
+    np.testing.assert_allclose(ndcg["value"].to_numpy(), [(1.0 + 1.0 / math.log2(5)) / idcg2, 1.0 / math.log2(3), 0.0])
+    assert per_user(pt, metric="recall@2")["value"].to_list() == [0.5, 1.0, 0.0]
+    assert per_user(pt, metric="mrr@10")["value"].to_list() == [1.0, 0.5, 0.0]
+    for m in ("ndcg@10", "recall@2", "hr@2", "mrr@10"):
+        assert per_user(pt, metric=m)["value"].mean() == pytest.approx(summarize(pt, ks=(2, 10))[m])
+    with pytest.raises(KeyError, match="per-user metric"):
+        per_user(pt, metric="auc@10")
+
+
+def test_paired_change_is_exact_for_proportional_systems_and_brackets_noise() -> None:
+    from recsys.metrics import paired_change
+
+    b = np.array([0.1, 0.2, 0.0, 0.4, 0.3])
+    c = paired_change(2 * b, b, samples=200)  # every resample has mean(a) = 2 mean(b)
+    assert c.relative == pytest.approx(1.0) and c.low == pytest.approx(1.0) and c.high == pytest.approx(1.0)
+    assert c.users == 5 and c.confidence == 0.95
+    rng = np.random.default_rng(0)
+    x = rng.random(400)
+    noisy = paired_change(x + rng.normal(0, 0.05, 400), x, samples=500)
+    assert noisy.low < noisy.relative < noisy.high and noisy.low < 0 < noisy.high  # no real difference
+    worse = paired_change(0.5 * x, x, samples=500)
+    assert worse.high == pytest.approx(-0.5)  # exactly proportional again
+    assert paired_change(np.zeros(3), np.zeros(3)).relative == 0.0
+    with pytest.raises(ValueError, match="paired"):
+        paired_change(np.zeros(3), np.zeros(4))

@@ -105,16 +105,17 @@ def kcore_mask(*, users: Coded, items: Coded, alive: np.ndarray, k: int) -> np.n
 
     Rows with a null id are never in it (as ``count()`` skips nulls); ``k <= 1`` drops only those."""
     u, i = users.codes, items.codes
-    idx = np.flatnonzero(alive)
+    keep = alive.copy()
     for null, codes in ((users.null_code, u), (items.null_code, i)):
         if null is not None:
-            idx = idx[codes[idx] != null]
-    if k > 1 and idx.size:
-        # counts over the live rows; each round drops the live rows of users/items below k, subtracts them
-        uu, ii = u[idx].astype(np.intp), i[idx].astype(np.intp)
+            keep &= codes != null
+    if k > 1 and keep.any():
+        # counts over the live rows; each round drops the live rows of users/items below k, subtracts them.
+        # The candidates are a mask, not a row index: an (N,) int64 index would be the largest array here
+        uu, ii = u[keep].astype(np.intp), i[keep].astype(np.intp)  # intp: int32 indices are cast per lookup
         n_u = np.bincount(uu, minlength=users.values.len())
         n_i = np.bincount(ii, minlength=items.values.len())
-        live = np.ones(idx.size, dtype=bool)
+        live = np.ones(uu.size, dtype=bool)
         while True:
             drop = (n_u < k)[uu]
             drop |= (n_i < k)[ii]
@@ -124,9 +125,7 @@ def kcore_mask(*, users: Coded, items: Coded, alive: np.ndarray, k: int) -> np.n
             live &= ~drop
             n_u -= np.bincount(uu[drop], minlength=n_u.size)
             n_i -= np.bincount(ii[drop], minlength=n_i.size)
-        idx = idx[live]
-    keep = np.zeros(len(u), dtype=bool)
-    keep[idx] = True
+        keep[keep] = live
     return keep
 
 
@@ -167,7 +166,11 @@ def user_ids(users: Coded, *, user_rank: np.ndarray,
 def positions(user: np.ndarray, *, n_users: int) -> np.ndarray:
     """(n,) int32 0-based position of each row within its user's run (rows sorted by user)."""
     per_user = np.bincount(user, minlength=n_users)
-    return (np.arange(len(user), dtype=np.int64) - (np.cumsum(per_user) - per_user)[user]).astype(np.int32)
+    start = (np.cumsum(per_user) - per_user).astype(np.int32)  # the first row of each user
+    # int32 in place: this runs when the output tables are all alive, so no (n,) int64 temporaries
+    pos = np.arange(len(user), dtype=np.int32)
+    pos -= start[user]
+    return pos
 
 
 def _coded_and_ranked(s: pl.Series) -> tuple[Coded, np.ndarray]:
@@ -276,18 +279,21 @@ def prepare(loaded: Loaded, *, kcore_k: int, require_catalogue: bool,
         lap("dedupe+kcore")
         quarantine_job = pool.submit(quarantine_rows, df, earlier=loaded.quarantine, duplicate=dup,
                                      not_in_catalogue=unknown, not_in_kcore=alive & ~keep, k=kcore_k)
+        # memory peaks from here on (input + output tables + quarantine), so every (N,) array is released
+        # right after its last use (the future of the users job holds them too)
+        del dup, unknown, alive, users_job
         kept = keep[order]
+        del keep
         rows, ts = order[kept], ts[kept]  # the kept rows in output order, their times
         users_table, user = user_ids(users, user_rank=user_rank, sorted_rank=rank[kept])
-        del order, kept, rank
+        del order, kept, rank, users
         item = item_of[items.codes[rows]]
-        mapped = pl.DataFrame({
-            "user": user,
-            "item": item,
-            "timestamp": ts if df["timestamp"].null_count() == 0 else df["timestamp"].gather(rows),
-            "event": _take(events, rows),
-            "pos": positions(user, n_users=users_table.height),
-        })
+        event = _take(events, rows)
+        if df["timestamp"].null_count():
+            ts = df["timestamp"].gather(rows)
+        del rows, items, events
+        mapped = pl.DataFrame({"user": user, "item": item, "timestamp": ts, "event": event,
+                               "pos": positions(user, n_users=users_table.height)})
         quarantine = quarantine_job.result()
         lap("tables+quarantine")
     counts = {

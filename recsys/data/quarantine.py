@@ -42,11 +42,7 @@ def apply_rules(df: pl.DataFrame, rules: list[Rule], *, raw_cols: list[str] | No
 
 def to_quarantine(bad: pl.DataFrame, *, reason_col: str, column_col: str, raw_cols: list[str],
                   raw: pl.Expr | None = None) -> pl.DataFrame:
-    raw = raw if raw is not None else pl.concat_str(
-        [pl.format("{}={}", pl.lit(c), pl.col(c).cast(pl.String).fill_null("null")) for c in raw_cols
-         if c in bad.columns and bad.schema[c] != pl.List(pl.String)],
-        separator="; ",
-    ) if raw_cols else pl.lit("")
+    raw = raw if raw is not None else render_raw(bad.schema, cols=raw_cols)
     return bad.select(
         pl.col("source_file").cast(pl.String),
         pl.col("source_row").cast(pl.Int64).alias("row"),
@@ -54,6 +50,18 @@ def to_quarantine(bad: pl.DataFrame, *, reason_col: str, column_col: str, raw_co
         pl.col(reason_col).cast(pl.String).alias("reason"),
         raw.alias("raw"),
     )
+
+
+def render_raw(schema: pl.Schema, *, cols: list[str]) -> pl.Expr:
+    """``"c1=v1; c2=v2"`` over ``cols`` (nulls as ``null``; list columns left out).
+
+    One ``concat_str`` of labels and values: each row's text is written once, where a ``"c=v"`` string
+    per column joined afterwards would hold every column's strings as well (hundreds of MiB at 10M rows).
+    """
+    parts: list[pl.Expr] = []
+    for c in (c for c in cols if c in schema and schema[c] != pl.List(pl.String)):
+        parts += [pl.lit(f"; {c}=" if parts else f"{c}="), pl.col(c).cast(pl.String).fill_null("null")]
+    return pl.concat_str(parts) if parts else pl.lit("")
 
 
 def empty_quarantine() -> pl.DataFrame:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 
 @dataclasses.dataclass(frozen=True)
 class GateConfig:
-    """Candidate passes when ``cand >= pub * (1 - tolerance) - abs_tolerance`` on ``metric``.
+    """Candidate passes unless it is confidently worse than ``pub * (1 - tolerance)`` on ``metric``
+    (``decision="point"``: unless ``cand < pub * (1 - tolerance) - abs_tolerance``).
 
     Both are measured on the same targets: the candidate's test window, i.e. the newest days of the
     logs, which neither model trained on. A relative 2 % absorbs seed noise of a small test window
@@ -19,6 +21,19 @@ class GateConfig:
     tolerance: float = 0.02
     abs_tolerance: float = 0.0
     min_users: int = 1  # fewer test users than this: no evidence either way -> refuse (publish with force)
+    # What the candidate is compared with. "refreshed": the published model re-applied to today's histories
+    # (its weights, the candidate's tables: what serving it on without retraining would give; a short extra
+    # student run, no training). "as_served": its stored user vectors, computed before the new logs — a weaker
+    # baseline, since any candidate gains just from seeing the newest events.
+    baseline: Literal["refreshed", "as_served"] = "refreshed"
+    # "bootstrap": refuse when a paired bootstrap over the test users is confident (``confidence``) that the
+    # change is below -tolerance. On a test window of a few dozen users a point estimate moves +-30 % between
+    # equally good models, so a point gate would refuse every other honest retrain; on thousands of users the
+    # interval is narrow and both agree. "point": pass iff the candidate's figure clears the threshold
+    # (stricter: a regression inside the noise is refused too).
+    decision: Literal["point", "bootstrap"] = "bootstrap"
+    confidence: float = 0.95
+    bootstrap_samples: int = 2000
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,10 +5,18 @@ neither trained on — with the candidate's history excluded (full ranking over 
 Vectors are read from files and aligned by raw ids (``users.parquet`` / ``items.parquet``), so any two
 run directories can be compared even when their id maps differ (e.g. a retrain from scratch).
 
-The published system is measured *as served*: its stored item vectors and its stored user vectors,
-which were computed from the history it had when it was built. Items it has never seen cannot be
-recommended by it (score -inf) and users it has never seen have no vector (a miss). That is the
-question the gate answers: would serving the candidate instead of what is served now be worse?
+The published system is measured two ways, and ``gate.baseline`` picks the one that decides:
+
+* ``refreshed`` (default): the published *model* re-applied to today's histories — its weights, run over the
+  candidate's tables with no training (``retrain`` exports it as student variant ``published_<variant>``).
+  This is what keeping the old model would give; the candidate must beat it by training, not merely by
+  having seen the newest events.
+* ``as_served``: its stored user vectors, computed from the history it had when it was built (users it has
+  never seen have no vector: a miss). Any candidate gains on this one just from fresher histories.
+
+Either way items the published model has never seen cannot be recommended by it (score -inf). The
+decision is a point comparison against a tolerance or, for small test windows, a paired bootstrap over
+test users (``gate.decision``); the bootstrap interval of the relative change is recorded in both cases.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import polars as pl
 
 from recsys.artifacts import read_npy
 from recsys.data.tables import Split, Tables
+from recsys.metrics import EvalResult, paired_change, per_user
 from recsys.publish.config import GateConfig
 
 
@@ -42,6 +51,9 @@ class Decision:
     published: dict[str, float] | None
     threshold: float | None
     test_users: int
+    baseline: str = "as_served"  # which published figure decided ("refreshed" or "as_served")
+    published_as_served: dict[str, float] | None = None
+    change: dict[str, float] | None = None  # relative change vs the deciding baseline, with its bootstrap CI
 
 
 def align_rows(values: np.ndarray, *, src_ids: pl.Series, dst_ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +70,12 @@ def align_rows(values: np.ndarray, *, src_ids: pl.Series, dst_ids: pl.Series) ->
     return out, found
 
 
-def system_vectors(run_root: Path, *, variant: str, tables: Tables, split: Split = "test") -> Vectors:
-    """The student ``variant`` of the run at ``run_root``, aligned to ``tables``' ids."""
+def system_vectors(run_root: Path, *, variant: str, tables: Tables, split: Split = "test",
+                   known_from: Path | None = None) -> Vectors:
+    """The student ``variant`` of the run at ``run_root``, aligned to ``tables``' ids.
+
+    ``known_from``: another run whose catalogue limits what may be recommended (the published model
+    re-applied to the candidate's tables knows only the published items); default: ``run_root``'s own."""
     d = run_root / "student" / variant
     users = read_npy(d / f"user_vectors_{split}.npy")
     items = read_npy(d / "item_vectors.npy")
@@ -67,11 +83,14 @@ def system_vectors(run_root: Path, *, variant: str, tables: Tables, split: Split
     src_items = pl.read_parquet(run_root / "tables" / "items.parquet", columns=["item_id"])["item_id"]
     u, _ = align_rows(users, src_ids=src_users, dst_ids=tables.users["user_id"])
     i, known = align_rows(items, src_ids=src_items, dst_ids=tables.items["item_id"])
+    if known_from is not None:
+        ids = pl.read_parquet(known_from / "tables" / "items.parquet", columns=["item_id"])["item_id"]
+        known &= tables.items["item_id"].cast(pl.String).is_in(ids.cast(pl.String).implode()).to_numpy()
     return Vectors(users=u, items=i, known_items=known)
 
 
-def evaluate_vectors(vec: Vectors, *, tables: Tables, split: Split = "test") -> dict[str, float]:
-    """Full-ranking metrics on ``split`` (history excluded); unknown items are never recommended."""
+def evaluate_result(vec: Vectors, *, tables: Tables, split: Split = "test") -> EvalResult:
+    """Full-ranking ranks on ``split`` (history excluded); unknown items are never recommended."""
     from recsys.metrics import evaluate_scores
 
     unknown = ~vec.known_items
@@ -81,13 +100,34 @@ def evaluate_vectors(vec: Vectors, *, tables: Tables, split: Split = "test") -> 
         s[:, unknown] = -np.inf
         return s
 
-    res = evaluate_scores(score_fn=score, targets=tables.targets(split), history=tables.history(split),
-                          n_items=tables.n_items)
+    return evaluate_scores(score_fn=score, targets=tables.targets(split), history=tables.history(split),
+                           n_items=tables.n_items)
+
+
+def summary(res: EvalResult) -> dict[str, float]:
     return {k: round(float(v), 6) for k, v in res.summary(ks=(10, 20)).items()}
 
 
-def decide(cfg: GateConfig, *, candidate: dict[str, float], published: dict[str, float] | None) -> Decision:
-    """Pass iff ``candidate[metric] >= published[metric] * (1 - tolerance) - abs_tolerance``."""
+def evaluate_vectors(vec: Vectors, *, tables: Tables, split: Split = "test") -> dict[str, float]:
+    """Full-ranking metrics on ``split`` (history excluded); unknown items are never recommended."""
+    return summary(evaluate_result(vec, tables=tables, split=split))
+
+
+def change_between(cfg: GateConfig, a: EvalResult, b: EvalResult) -> dict[str, float]:
+    """Relative change of ``cfg.metric`` from ``b`` to ``a`` over the same targets, with a paired bootstrap CI."""
+    j = per_user(a.per_target, metric=cfg.metric).join(per_user(b.per_target, metric=cfg.metric), on="user",
+                                                       how="inner", suffix="_b")
+    c = paired_change(j["value"].to_numpy(), j["value_b"].to_numpy(), samples=cfg.bootstrap_samples,
+                      confidence=cfg.confidence)
+    return {"relative": round(c.relative, 6), "low": round(c.low, 6), "high": round(c.high, 6),
+            "confidence": c.confidence, "users": c.users}
+
+
+def decide(cfg: GateConfig, *, candidate: dict[str, float], published: dict[str, float] | None,
+           change: dict[str, float] | None = None, baseline: str = "as_served",
+           published_as_served: dict[str, float] | None = None) -> Decision:
+    """``point``: pass iff ``candidate[metric] >= published[metric] * (1 - tolerance) - abs_tolerance``.
+    ``bootstrap``: refuse iff the upper end of ``change``'s interval is below ``-tolerance`` (confidently worse)."""
     users = int(candidate.get("users", 0))
     if cfg.metric not in candidate:
         raise KeyError(f"gate.metric '{cfg.metric}' is not measured; choose one of {sorted(candidate)}")
@@ -100,18 +140,41 @@ def decide(cfg: GateConfig, *, candidate: dict[str, float], published: dict[str,
                         cfg.metric, candidate, published, None, users)
     p = published[cfg.metric]
     threshold = p * (1.0 - cfg.tolerance) - cfg.abs_tolerance
-    ok = c >= threshold
     rel = (c - p) / p if p > 0 else float("inf") if c > 0 else 0.0
-    reason = (f"candidate {cfg.metric} {c:.4f} {'>=' if ok else '<'} threshold {threshold:.4f} "
-              f"(published {p:.4f} x (1 - {cfg.tolerance}) - {cfg.abs_tolerance}); change {rel:+.1%}")
-    return Decision(ok, reason, cfg.metric, candidate, published, round(threshold, 6), users)
+    ci = "" if change is None else \
+        f" ({change['confidence']:.0%} CI {change['low']:+.1%}..{change['high']:+.1%} over {change['users']} users)"
+    if cfg.decision == "bootstrap":
+        if change is None:
+            raise ValueError("gate.decision=bootstrap needs the per-user change")
+        ok = change["high"] >= -cfg.tolerance
+        reason = (f"candidate {cfg.metric} {c:.4f} vs {baseline} published {p:.4f}: change {rel:+.1%}{ci}; "
+                  f"{'not confidently' if ok else 'confidently'} below -{cfg.tolerance:.0%}")
+    else:
+        ok = c >= threshold
+        reason = (f"candidate {cfg.metric} {c:.4f} {'>=' if ok else '<'} threshold {threshold:.4f} "
+                  f"({baseline} published {p:.4f} x (1 - {cfg.tolerance}) - {cfg.abs_tolerance}); "
+                  f"change {rel:+.1%}{ci}")
+    return Decision(ok, reason, cfg.metric, candidate, published, round(threshold, 6), users, baseline,
+                    published_as_served, change)
 
 
 def compare(cfg: GateConfig, *, candidate: Path, published: Path | None, tables: Tables,
-            variant: str = "student_kd") -> Decision:
-    """Score candidate and published runs on ``tables``' test targets and decide."""
-    cand = evaluate_vectors(system_vectors(candidate, variant=variant, tables=tables), tables=tables)
-    pub = None
-    if published is not None:
-        pub = evaluate_vectors(system_vectors(published, variant=variant, tables=tables), tables=tables)
-    return decide(cfg, candidate=cand, published=pub)
+            variant: str = "student_kd", refreshed: str | None = None) -> Decision:
+    """Score candidate and published runs on ``tables``' test targets and decide.
+
+    ``refreshed``: the candidate run's student variant holding the published model re-applied to the
+    candidate's tables; it decides when ``cfg.baseline == "refreshed"``."""
+    cand = evaluate_result(system_vectors(candidate, variant=variant, tables=tables), tables=tables)
+    if published is None:
+        return decide(cfg, candidate=summary(cand), published=None)
+    served = evaluate_result(system_vectors(published, variant=variant, tables=tables), tables=tables)
+    base, name = served, "as_served"
+    if cfg.baseline == "refreshed":
+        if refreshed is None:
+            raise ValueError("gate.baseline=refreshed needs the published model re-applied to the candidate's "
+                             "tables (student variant published_<variant>)")
+        base = evaluate_result(system_vectors(candidate, variant=refreshed, tables=tables, known_from=published),
+                               tables=tables)
+        name = "refreshed"
+    return decide(cfg, candidate=summary(cand), published=summary(base), change=change_between(cfg, cand, base),
+                  baseline=name, published_as_served=summary(served))

@@ -150,6 +150,21 @@ def find_request(root: str | os.PathLike[str], request: str) -> tuple[str, Path]
     return None
 
 
+def latest_refused(root: str | os.PathLike[str], *, parent: str) -> str | None:
+    """The newest refused candidate that was built on version ``parent`` and has intact tables, or None."""
+    root = Path(root)
+    for name in reversed(_names(root, REJECTED)):
+        d = root / REJECTED / name
+        if read_manifest(d).get("retrain", {}).get("parent") != parent:
+            continue
+        try:
+            RunDir(d).verify("data")
+        except ArtifactError:
+            continue
+        return name
+    return None
+
+
 def verify_all(run_dir: RunDir, *, required: tuple[str, ...] = ()) -> None:
     """Check every output recorded in the manifest against its sha256; raise ArtifactError naming the file."""
     stages = run_dir.manifest().get("stages", {})

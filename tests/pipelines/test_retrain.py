@@ -111,13 +111,28 @@ def test_append_stage_resplits_so_the_newest_days_are_the_test_window(base: RunD
 
 def test_gate_relative_and_absolute_tolerance() -> None:
     pub = {"ndcg@10": 0.100, "users": 50.0}
-    assert decide(GateConfig(tolerance=0.02), candidate={"ndcg@10": 0.0981, "users": 50.0}, published=pub).passed
-    d = decide(GateConfig(tolerance=0.02), candidate={"ndcg@10": 0.0979, "users": 50.0}, published=pub)
+    assert decide(GateConfig(tolerance=0.02, decision="point"), candidate={"ndcg@10": 0.0981, "users": 50.0}, published=pub).passed
+    d = decide(GateConfig(tolerance=0.02, decision="point"), candidate={"ndcg@10": 0.0979, "users": 50.0}, published=pub)
     assert not d.passed and d.threshold == pytest.approx(0.098) and "<" in d.reason
-    assert decide(GateConfig(tolerance=0.0, abs_tolerance=0.01), candidate={"ndcg@10": 0.091, "users": 50.0},
+    assert decide(GateConfig(tolerance=0.0, abs_tolerance=0.01, decision="point"), candidate={"ndcg@10": 0.091, "users": 50.0},
                   published=pub).passed
     assert decide(GateConfig(), candidate={"ndcg@10": 0.0, "users": 5.0}, published=None).passed  # first version
-    assert not decide(GateConfig(min_users=10), candidate={"ndcg@10": 1.0, "users": 5.0}, published=pub).passed
+    assert not decide(GateConfig(min_users=10, decision="point"), candidate={"ndcg@10": 1.0, "users": 5.0}, published=pub).passed
+
+
+def test_gate_bootstrap_refuses_only_a_confident_regression_and_records_the_interval() -> None:
+    pub = {"ndcg@10": 0.100, "users": 30.0}
+    cand = {"ndcg@10": 0.080, "users": 30.0}  # -20 %: a point gate refuses
+    cfg = GateConfig(tolerance=0.02, decision="bootstrap")
+    noisy = {"relative": -0.2, "low": -0.5, "high": 0.15, "confidence": 0.95, "users": 30}
+    d = decide(cfg, candidate=cand, published=pub, change=noisy, baseline="refreshed")
+    assert d.passed and "not confidently below -2%" in d.reason and d.change == noisy and d.baseline == "refreshed"
+    sure = {**noisy, "low": -0.3, "high": -0.1}
+    assert not decide(cfg, candidate=cand, published=pub, change=sure).passed
+    assert not decide(GateConfig(tolerance=0.02, decision="point"), candidate=cand, published=pub,
+                      change=noisy).passed
+    with pytest.raises(ValueError, match="bootstrap"):
+        decide(cfg, candidate=cand, published=pub)
 
 
 def test_gate_aligns_by_raw_ids_and_never_recommends_items_the_model_does_not_know() -> None:
@@ -152,7 +167,28 @@ def test_gate_refuses_a_worse_candidate_and_current_stays(shop: dict, published_
     assert tree_digest(root / "versions" / "0001") == before
     gate = json.loads((root / "rejected" / "0002" / "gate.json").read_text())
     assert gate["passed"] is False and gate["candidate"]["ndcg@10"] < gate["published"]["ndcg@10"]
+    assert gate["baseline"] == "refreshed" and gate["published_as_served"]["users"] == gate["candidate"]["users"]
+    assert gate["change"]["low"] <= gate["change"]["relative"] <= gate["change"]["high"]
     assert store.load_current(root).root.name == "0001"
+    # the published model re-applied to the candidate's tables: same weights, so the items it knew keep
+    # their vectors (those with training events in both; the others have no id vector in one of them)
+    pub_dir, ref_dir = root / "versions" / "0001" / "student" / "student_kd", \
+        root / "rejected" / "0002" / "student" / "published_student_kd"
+    old = np.load(pub_dir / "item_vectors.npy")
+    new = np.load(ref_dir / "item_vectors.npy")[:len(old)]
+    assert np.isclose(old, new, atol=1e-5).all(1).mean() > 0.8
+
+    # the refused batch's events are not lost: the next retrain appends to the refused candidate's tables
+    # 5 test users: the bootstrap gate (refuse only a confident regression) is the one for such windows
+    assert main(["-q", "-o", str(root), f"logs={shop['batches'][1]}", *shop["overrides"], "gate.decision=bootstrap"]) == 0
+    m = store.load_current(root).manifest()
+    assert store.current_name(root) == "0003" and m["retrain"]["carried"] == ["0002"]
+    refused_rows = pl.read_parquet(shop["batches"][0]).height
+    counts = [store.read_manifest(d)["stages"]["data"]["counts"] for d in
+              (root / "rejected" / "0002", root / "versions" / "0003")]
+    kept_0002 = counts[0]["kept"]
+    assert 0 < kept_0002 <= refused_rows
+    assert counts[1]["events"] == counts[0]["events"] + counts[1]["kept"]  # 0001 + refused batch + this batch
 
 
 def test_retrain_publishes_a_better_or_equal_candidate_then_a_rerun_does_nothing(shop: dict, incremented_root: Path,
@@ -226,3 +262,21 @@ def test_every_retrain_config_loads_with_a_temporal_split(path: Path) -> None:
 
     cfg = load(RetrainConfig, path=path)
     assert cfg.data.split == "temporal" and cfg.student.lambda_emb > 0 and cfg.publish.keep >= 2
+
+
+def test_retrain_demo_report_gives_each_change_with_its_interval_and_pools_the_weeks() -> None:
+    from pipelines.retrain_demo import render
+
+    row = {"step": "week 1", "logs": "2011-02-01..2011-02-07 (6,746 rows)", "outcome": "published",
+           "current_before": "0001", "current_after": "0002", "seconds_incremental": 40.0,
+           "gate_passed": True, "incremental": {"ndcg@10": 0.055, "recall@10": 0.03, "users": 28.0},
+           "published": {"ndcg@10": 0.05, "recall@10": 0.02}, "full": {"ndcg@10": 0.06, "recall@10": 0.03},
+           "incr_vs_full": {"relative": -0.0833, "low": -0.41, "high": 0.3, "users": 28},
+           "incr_vs_published": {"relative": 0.1, "low": -0.2, "high": 0.5, "users": 28}}
+    pooled = {"relative": -0.02, "low": -0.1, "high": 0.07, "users": 120, "ndcg@10_incremental": 0.061,
+              "ndcg@10_full": 0.0622, "weeks": 4}
+    text = render([{"dataset": "uci", "root": "/r", "rows": [row], "pooled_incr_vs_full": pooled}], seconds=1.0)
+    line = next(ln for ln in text.splitlines() if ln.startswith("| week 1"))
+    assert "| 28 |" in line and "-8% [-41%, +30%]" in line and "+10% [-20%, +50%]" in line
+    assert "0.0550 / 0.0500 / — / 0.0600 / —" in line  # incr / publ / served (absent) / full / pop (absent)
+    assert "All 4 weeks pooled (120 test users)" in text and "-2% [-10%, +7%]" in text
