@@ -31,10 +31,12 @@ def _polars(logs: str, items: str, *, profile: bool = False) -> dict[str, Any]:
     steps = {"read": time.perf_counter() - t}
     rss0 = current_rss_mib()
     loaded = as_loaded(inter, cat)
+    del inter, cat  # as in recsys.data.stage: the loaded frames are let go once prepared (pandas alike)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     prep = P.prepare(loaded, kcore_k=K, require_catalogue=False, timings=timings if profile else None)
     steps["prepare"] = time.perf_counter() - t
+    del loaded
     steps.update({f"prepare.{k}": v for k, v in timings.items()})  # names with a dot are not summed
     t = time.perf_counter()
     train, _valid, _test = leave_one_out(prep.interactions)
@@ -63,6 +65,7 @@ def _pandas(logs: str, items: str) -> dict[str, Any]:
     t = time.perf_counter()
     prep = B.prepare(inter, cat, k=K)
     steps["prepare"] = time.perf_counter() - t
+    del inter, cat  # as on the polars side: the input frames are let go once prepared
     t = time.perf_counter()
     train, _valid, _test = B.leave_one_out(prep["interactions"])
     steps["split"] = time.perf_counter() - t

@@ -14,8 +14,9 @@ keeps as the reference. The plan here is built so that a 10M-row log with string
 5. each rejection is a boolean mask over the input: quarantined rows keep input order and get their ``raw``
    rendering; the kept rows are the sorted rows minus the rejected ones, ``pos`` from per-user offsets.
 
-Where two steps do not depend on each other they run side by side on a second thread (users | items and
-catalogue; quarantine | tables): numpy and polars release the GIL.
+Users are coded and ranked on a second thread while items and the catalogue are done (numpy and polars
+release the GIL). Memory: the input is alive throughout (the caller holds it) and the output tables and the
+quarantine are built one after the other, each (N,) array released after its last use.
 """
 
 from __future__ import annotations
@@ -166,11 +167,32 @@ def user_ids(users: Coded, *, user_rank: np.ndarray,
 def positions(user: np.ndarray, *, n_users: int) -> np.ndarray:
     """(n,) int32 0-based position of each row within its user's run (rows sorted by user)."""
     per_user = np.bincount(user, minlength=n_users)
-    start = (np.cumsum(per_user) - per_user).astype(np.int32)  # the first row of each user
-    # int32 in place: this runs when the output tables are all alive, so no (n,) int64 temporaries
-    pos = np.arange(len(user), dtype=np.int32)
-    pos -= start[user]
-    return pos
+    per_user = per_user[per_user > 0]
+    # a running count that steps back by the previous run's length where a user starts, summed in place:
+    # the prepared table is alive by now, so no (n,) temporary besides the result
+    pos = np.ones(len(user), dtype=np.int32)
+    if len(user):
+        pos[0] = 0
+        pos[np.cumsum(per_user[:-1])] = 1 - per_user[:-1]
+    return np.cumsum(pos, dtype=np.int32, out=pos)
+
+
+def interactions_table(df: pl.DataFrame, *, rows: np.ndarray, ranks: np.ndarray, times: np.ndarray,
+                       users: Coded, user_rank: np.ndarray, items: Coded, item_of: np.ndarray,
+                       events: Coded) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the users table, the prepared interactions) of ``df``'s kept ``rows`` (in output order), whose user
+    ranks and timestamps (null as 0) are ``ranks`` and ``times``."""
+    users_table, user = user_ids(users, user_rank=user_rank, sorted_rank=ranks)
+    ts = df["timestamp"]
+    mapped = pl.DataFrame({
+        "user": user,
+        # ids of all N rows first: a temporary that large is its own mapping, returned to the system when
+        # freed, where an (n,) one can stay resident in the heap next to the outputs
+        "item": item_of[items.codes][rows],
+        "timestamp": times if ts.null_count() == 0 else ts.gather(rows),
+        "pos": positions(user, n_users=users_table.height),
+    })
+    return users_table, mapped.with_columns(_take(events, rows).alias("event"))
 
 
 def _coded_and_ranked(s: pl.Series) -> tuple[Coded, np.ndarray]:
@@ -193,10 +215,14 @@ def quarantine_rows(df: pl.DataFrame, *, earlier: pl.DataFrame, duplicate: np.nd
     return pl.concat(parts, how="vertical") if parts else empty_quarantine()
 
 
-def _take(coded: Coded, rows: np.ndarray) -> pl.Series:
-    """The column's values at ``rows`` (gathered from the small table of distinct values)."""
+def _take(coded: Coded, rows: np.ndarray) -> pl.Series | pl.Expr:
+    """The column's values at ``rows`` (gathered from the small table of distinct values).
+
+    One value (a log of purchases only) is a literal: polars keeps it as a scalar column, which filters
+    and writes like any other but holds no per-row strings (16 bytes a row otherwise, in every split too).
+    """
     if coded.values.len() == 1:
-        return coded.values.new_from_index(0, len(rows))
+        return pl.lit(coded.values[0], dtype=coded.values.dtype)
     return coded.values.gather(coded.codes[rows])
 
 
@@ -211,9 +237,10 @@ def _rejected(df: pl.DataFrame, mask: np.ndarray, *, reason: str, column: str,
     if not mask.any():
         return empty_quarantine()
     cols = [c for c in raw_cols if c in df.columns]
-    bad = (df.select(*cols, "source_file", "source_row").filter(pl.Series(mask))
+    bad = (df.select(*cols, "source_file", "source_row", pl.Series("_m", mask)).lazy().filter("_m")
            .with_columns(pl.lit(reason).alias("_r"), pl.lit(column).alias("_c")))
-    return to_quarantine(bad, reason_col="_r", column_col="_c", raw_cols=raw_cols)
+    # streamed: the rejected rows' input columns are rendered batch by batch, never held all at once
+    return to_quarantine(bad, reason_col="_r", column_col="_c", raw_cols=raw_cols).collect(engine="streaming")
 
 
 # --------------------------------------------------------------------------- frame in, frames out
@@ -254,55 +281,46 @@ def prepare(loaded: Loaded, *, kcore_k: int, require_catalogue: bool,
             t[0] = now
 
     df = loaded.interactions
-    # users are coded and ranked while items and the catalogue are done; the quarantine is rendered while
-    # the tables are built (numpy and polars release the GIL)
+    # users are coded and ranked while items and the catalogue are done
     with ThreadPoolExecutor(max_workers=1) as pool:
         users_job = pool.submit(_coded_and_ranked, df["user_id"])
         items, events = encode(df["item_id"]), encode(df["event"])
         catalogue, item_of = build_catalogue(loaded.items, items.values, require_catalogue=require_catalogue)
         users, user_rank = users_job.result()
-        lap("codes+catalogue")
-        rank = user_rank[users.codes]
-        order = event_order(df, user=rank)  # the output order, all rows
-        rank, ts = rank[order], _ts_ints(df)[order]  # keys in that order
-        lap("sort")
-        dup = duplicate_mask(df, users=users, items=items, events=events, order=order, sorted_user=rank,
-                             sorted_ts=ts)
-        unknown = np.zeros(df.height, dtype=bool)
-        if require_catalogue:
-            absent = item_of < 0
-            if items.null_code is not None:
-                absent[items.null_code] = False  # null: not "not in the catalogue" (k-core drops it)
-            unknown = ~dup & absent[items.codes]
-        alive = ~(dup | unknown)
-        keep = kcore_mask(users=users, items=items, alive=alive, k=kcore_k)
-        lap("dedupe+kcore")
-        quarantine_job = pool.submit(quarantine_rows, df, earlier=loaded.quarantine, duplicate=dup,
-                                     not_in_catalogue=unknown, not_in_kcore=alive & ~keep, k=kcore_k)
-        # memory peaks from here on (input + output tables + quarantine), so every (N,) array is released
-        # right after its last use (the future of the users job holds them too)
-        del dup, unknown, alive, users_job
-        kept = keep[order]
-        del keep
-        rows, ts = order[kept], ts[kept]  # the kept rows in output order, their times
-        users_table, user = user_ids(users, user_rank=user_rank, sorted_rank=rank[kept])
-        del order, kept, rank, users
-        item = item_of[items.codes[rows]]
-        event = _take(events, rows)
-        if df["timestamp"].null_count():
-            ts = df["timestamp"].gather(rows)
-        del rows, items, events
-        mapped = pl.DataFrame({"user": user, "item": item, "timestamp": ts, "event": event,
-                               "pos": positions(user, n_users=users_table.height)})
-        quarantine = quarantine_job.result()
-        lap("tables+quarantine")
+        del users_job  # the future holds the codes too
+    lap("codes+catalogue")
+    rank = user_rank[users.codes]
+    order = event_order(df, user=rank)  # the output order, all rows
+    rank, ts = rank[order], _ts_ints(df)[order]  # keys in that order
+    lap("sort")
+    dup = duplicate_mask(df, users=users, items=items, events=events, order=order, sorted_user=rank,
+                         sorted_ts=ts)
+    unknown = np.zeros(df.height, dtype=bool)
+    if require_catalogue:
+        absent = item_of < 0
+        if items.null_code is not None:
+            absent[items.null_code] = False  # null: not "not in the catalogue" (k-core drops it)
+        unknown = ~dup & absent[items.codes]
+    alive = ~(dup | unknown)
+    keep = kcore_mask(users=users, items=items, alive=alive, k=kcore_k)
+    lap("dedupe+kcore")
+    kept = keep[order]
+    rows, rank, ts = order[kept], rank[kept], ts[kept]  # the kept rows in output order, their keys
+    del order, kept
+    users_table, mapped = interactions_table(df, rows=rows, ranks=rank, times=ts, users=users,
+                                             user_rank=user_rank, items=items, item_of=item_of, events=events)
+    del rows, rank, ts, users, items, events  # gone before the quarantine is built next to the tables
+    lap("tables")
+    quarantine = quarantine_rows(df, earlier=loaded.quarantine, duplicate=dup, not_in_catalogue=unknown,
+                                 not_in_kcore=alive & ~keep, k=kcore_k)
+    lap("quarantine")
     counts = {
         "read": loaded.n_read,
         "kept": mapped.height,
         "quarantined": quarantine.height,
         "users": users_table.height,
         "items": catalogue.height,
-        "items_without_events": catalogue.height - _n_distinct(item, catalogue.height),
+        "items_without_events": catalogue.height - _n_distinct(mapped["item"].to_numpy(), catalogue.height),
     }
     return Prepared(
         interactions=conform(mapped, TABLE_INTERACTIONS),

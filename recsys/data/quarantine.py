@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import polars as pl
 
 from recsys.data.schema import QUARANTINE
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,10 @@ def apply_rules(df: pl.DataFrame, rules: list[Rule], *, raw_cols: list[str] | No
     return kept, quarantine
 
 
-def to_quarantine(bad: pl.DataFrame, *, reason_col: str, column_col: str, raw_cols: list[str],
-                  raw: pl.Expr | None = None) -> pl.DataFrame:
-    raw = raw if raw is not None else render_raw(bad.schema, cols=raw_cols)
+def to_quarantine(bad: Frame, *, reason_col: str, column_col: str, raw_cols: list[str],
+                  raw: pl.Expr | None = None) -> Frame:
+    """``bad``'s rows as ``schema.QUARANTINE`` rows (a lazy frame in, a lazy frame out)."""
+    raw = raw if raw is not None else render_raw(bad.collect_schema(), cols=raw_cols)
     return bad.select(
         pl.col("source_file").cast(pl.String),
         pl.col("source_row").cast(pl.Int64).alias("row"),

@@ -15,12 +15,15 @@ from recsys.data.schema import TABLE_INTERACTIONS, TARGETS, conform
 def leave_one_out(inter: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Last event = test, second to last = valid, the rest = train (users with >= 3 events get targets;
     shorter histories stay entirely in train)."""
-    n = _events_per_user(inter)
-    last = inter["pos"].to_numpy() - n + 1  # 0 for the last event, -1 for the one before
-    short = n < 3  # no targets: the whole history is train
-    train = inter.filter(pl.Series(short | (last < -1)))
-    valid = inter.filter(pl.Series(~short & (last == -1)))
-    test = inter.filter(pl.Series(~short & (last == 0)))
+    after = _events_per_user(inter)
+    short = after < 3  # no targets: the whole history is train
+    # -> events of the user after this one (0 for the last); in place, as the split runs next to the whole
+    # prepared table
+    after -= inter["pos"].to_numpy()
+    after -= 1
+    train = inter.filter(pl.Series(short | (after > 1)))
+    valid = inter.filter(pl.Series(~short & (after == 1)))
+    test = inter.filter(pl.Series(~short & (after == 0)))
     return conform(train, TABLE_INTERACTIONS), conform(valid, TARGETS), conform(test, TARGETS)
 
 

@@ -43,6 +43,8 @@ def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, i
     t0 = time.perf_counter()
     loaded = load_source(cfg)
     prep = prepare(loaded, kcore_k=cfg.kcore, require_catalogue=cfg.require_catalogue)
+    source = loaded.source
+    del loaded  # the raw log (often the largest thing in memory) is not needed by the split and writes
     if cfg.split == "leave_one_out":
         train, valid, test = leave_one_out(prep.interactions)
     else:
@@ -65,10 +67,10 @@ def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, i
     reasons = prep.quarantine.group_by("reason").len().sort("len", descending=True) if prep.quarantine.height \
         else pl.DataFrame()
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, counts=counts,
-                   source=loaded.source,
+                   source=source,
                    quarantine_reasons={r: n for r, n in reasons.iter_rows()} if reasons.height else {})
     assert counts["read"] == counts["kept"] + counts["quarantined"], counts
     log.info("data: %s — read %d = kept %d + quarantined %d; %d users, %d items; split %s: train %d / valid %d / test %d",
-             loaded.source, counts["read"], counts["kept"], counts["quarantined"], counts["users"], counts["items"],
+             source, counts["read"], counts["kept"], counts["quarantined"], counts["users"], counts["items"],
              cfg.split, counts["train"], counts["valid"], counts["test"])
     return counts

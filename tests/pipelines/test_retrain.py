@@ -201,7 +201,7 @@ def test_retrain_publishes_a_better_or_equal_candidate_then_a_rerun_does_nothing
     assert m["retrain"]["warm_start"] is True and "student_training" in m["retrain"]
     ex = m["retrain"]["examples"]  # new window + replay sample of the older examples
     assert ex["window"] > 0 and ex["window"] + ex["older"] == ex["all"]
-    assert ex["replay_per_epoch"] == round(0.2 * ex["older"])
+    assert ex["replay_per_epoch"] == round(0.5 * ex["older"])
     assert ex["train_since"] == m["retrain"]["train_since"]
     counts = m["stages"]["data"]["counts"]
     assert counts["read"] == counts["kept"] + counts["quarantined"] and counts["kept"] > 0
