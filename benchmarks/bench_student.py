@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
              "not depend on its values)",
              "why the ratio is ~1: at Beauty's size the tables hold 3 MiB, so both sides spend the step in the "
              "same MLPs and the 1024 x 1024 in-batch softmax; TorchRec's fused sparse row updates pay off when "
-             "tables are large (the growth benchmark's student step grows as items^0.12 from 10k to 1M). "
+             "tables are large (the growth benchmark's student step grows as items^0.07 from 10k to 1M). "
              "2 processes on 2 cores add gloo all-to-all and all-gather traffic with no idle core to win back"]
     write_result("student", results=rows, notes=notes, extra={"runs": results, "batch_size": args.batch_size,
                                                                "steps": args.steps, "repeats": args.repeats})
