@@ -16,8 +16,8 @@ excluded, full ranking), report.md / report.json give NDCG@10 and Recall@10 of:
   popular      most-popular items at the test point (context)
 with the relative change incremental vs full and vs published and its 95 % paired-bootstrap interval over
 the test users (a 3-day window holds a few dozen UCI customers: single weeks are noisy, so the report also
-pools every week's test users), plus the gate decision and the seconds each took: for incremental and full alike the steps both run
-(data -> teacher -> student, wall clock), the student's training (epochs x examples per epoch: the
+pools every week's test users), plus the gate decision and the seconds each took: for incremental and full
+alike the steps both run (data -> teacher -> student, wall clock), the student's training (epochs x examples per epoch: the
 incremental one trains on the new window + a replay sample, ``retrain.replay_fraction``, for at most
 ``retrain.incremental_epochs``), and the incremental retrain's total (+ gate, index, ranker).
 key=value overrides apply to every retrain.
@@ -147,20 +147,13 @@ def candidate_dir(root: Path, version: str) -> Path:
     return v if v.exists() else root / store.REJECTED / version
 
 
-def _change(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    from recsys.metrics import paired_change
-
-    c = paired_change(a, b)
-    return {"relative": round(c.relative, 4), "low": round(c.low, 4), "high": round(c.high, 4), "users": c.users}
-
-
 def run_dataset(name: str, *, out: Path, increments: int, base_months: int, since: str,
                 overrides: list[str]) -> dict[str, Any]:
     from pipelines.retrain import RetrainConfig, retrain
     from recsys.data.tables import load_tables
-    from recsys.metrics import per_user
+    from recsys.metrics import paired_change
     from recsys.publish import store
-    from recsys.publish.gate import evaluate_result, summary, system_vectors
+    from recsys.publish.gate import evaluate_result, paired_values, summary, system_vectors
 
     logs = out / "logs" / name
     if name == "uci":
@@ -205,8 +198,8 @@ def run_dataset(name: str, *, out: Path, increments: int, base_months: int, sinc
             res_full = evaluate_result(system_vectors(full, variant=cfg.variant, tables=tables), tables=tables)
             res_incr = evaluate_result(system_vectors(cand, variant=cfg.variant, tables=tables), tables=tables)
             row["full"] = summary(res_full)
-            pair = per_user(res_incr.per_target).join(per_user(res_full.per_target), on="user", suffix="_full")
-            row["incr_vs_full"] = _change(pair["value"].to_numpy(), pair["value_full"].to_numpy())
+            pair = paired_values(res_incr, res_full, metric="ndcg@10")
+            row["incr_vs_full"] = paired_change(pair["a"].to_numpy(), pair["b"].to_numpy()).as_dict(digits=4)
             pooled.append(pair)
             row["popular"] = popular(tables)
         rows.append(row)
@@ -214,9 +207,10 @@ def run_dataset(name: str, *, out: Path, increments: int, base_months: int, sinc
     out_d: dict[str, Any] = {"dataset": name, "root": str(root), "rows": rows}
     if pooled:  # every week's test users (a user in two weeks counts twice: two predictions)
         both = pl.concat(pooled)
-        out_d["pooled_incr_vs_full"] = {**_change(both["value"].to_numpy(), both["value_full"].to_numpy()),
-                                        "ndcg@10_incremental": round(float(both["value"].mean()), 4),
-                                        "ndcg@10_full": round(float(both["value_full"].mean()), 4),
+        change = paired_change(both["a"].to_numpy(), both["b"].to_numpy())
+        out_d["pooled_incr_vs_full"] = {**change.as_dict(digits=4),
+                                        "ndcg@10_incremental": round(float(both["a"].mean()), 4),
+                                        "ndcg@10_full": round(float(both["b"].mean()), 4),
                                         "weeks": len(pooled)}
     return out_d
 

@@ -57,10 +57,8 @@ def _idcg(n: np.ndarray, k: int) -> np.ndarray:
     return disc[np.minimum(n, k) - 1]
 
 
-def summarize(per_target: pl.DataFrame, *, ks: Sequence[int] = (10, 20)) -> dict[str, float]:
-    """Average per-user Recall/NDCG/HR/MRR@K from per-target 0-based ranks."""
-    if per_target.height == 0:
-        return {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "hr", "mrr")}
+def _user_values(per_target: pl.DataFrame, *, ks: Sequence[int]) -> tuple[pl.Series, dict[str, np.ndarray]]:
+    """(users, {"recall@K" | "ndcg@K" | "hr@K" | "mrr@K": (U,) per-user values}) from per-target ranks."""
     r = pl.col("rank")
     aggs = [pl.len().alias("n"), r.min().alias("best")]
     for k in ks:
@@ -69,14 +67,22 @@ def summarize(per_target: pl.DataFrame, *, ks: Sequence[int] = (10, 20)) -> dict
     per_user = per_target.group_by("user").agg(aggs)
     n = per_user["n"].to_numpy()
     best = per_user["best"].to_numpy()
-    out: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     for k in ks:
         hits = per_user[f"hits{k}"].to_numpy()
-        out[f"recall@{k}"] = float(np.mean(hits / n))
-        out[f"ndcg@{k}"] = float(np.mean(per_user[f"dcg{k}"].to_numpy() / _idcg(n, k)))
-        out[f"hr@{k}"] = float(np.mean(hits > 0))
-        out[f"mrr@{k}"] = float(np.mean(np.where(best < k, 1.0 / (best + 1.0), 0.0)))
-    return out
+        out[f"recall@{k}"] = hits / n
+        out[f"ndcg@{k}"] = per_user[f"dcg{k}"].to_numpy() / _idcg(n, k)
+        out[f"hr@{k}"] = (hits > 0).astype(np.float64)
+        out[f"mrr@{k}"] = np.where(best < k, 1.0 / (best + 1.0), 0.0)
+    return per_user["user"], out
+
+
+def summarize(per_target: pl.DataFrame, *, ks: Sequence[int] = (10, 20)) -> dict[str, float]:
+    """Average per-user Recall/NDCG/HR/MRR@K from per-target 0-based ranks."""
+    if per_target.height == 0:
+        return {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "hr", "mrr")}
+    _, values = _user_values(per_target, ks=ks)
+    return {name: float(np.mean(v)) for name, v in values.items()}
 
 
 def _csr(df: pl.DataFrame, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,19 +214,11 @@ def history_length_slices(history: pl.DataFrame, *, bins: Sequence[int] = (5, 10
 def per_user(per_target: pl.DataFrame, *, metric: str = "ndcg@10") -> pl.DataFrame:
     """One row per user with a target: (user, value) of ``metric`` (e.g. "ndcg@10", "recall@20"), the
     per-user quantity whose mean ``summarize`` reports."""
-    name, _, k_str = metric.partition("@")
-    k = int(k_str)
-    r = pl.col("rank")
-    agg = per_target.group_by("user").agg(
-        pl.len().alias("n"), r.min().alias("best"), (r < k).sum().alias("hits"),
-        pl.when(r < k).then(1.0 / (r.cast(pl.Float64) + 2.0).log(2)).otherwise(0.0).sum().alias("dcg"))
-    n, best, hits = agg["n"].to_numpy(), agg["best"].to_numpy(), agg["hits"].to_numpy()
-    values = {"recall": lambda: hits / n, "hr": lambda: (hits > 0).astype(np.float64),
-              "ndcg": lambda: agg["dcg"].to_numpy() / _idcg(n, k),
-              "mrr": lambda: np.where(best < k, 1.0 / (best + 1.0), 0.0)}
-    if name not in values:
-        raise KeyError(f"per-user metric '{metric}': use one of {sorted(values)} with @K")
-    return pl.DataFrame({"user": agg["user"], "value": values[name]()}).sort("user")
+    name, _, k = metric.partition("@")
+    if name not in ("recall", "ndcg", "hr", "mrr") or not k.isdigit():
+        raise KeyError(f"per-user metric '{metric}': use one of ['hr', 'mrr', 'ndcg', 'recall'] with @K")
+    users, values = _user_values(per_target, ks=(int(k),))
+    return pl.DataFrame({"user": users, "value": values[metric]}).sort("user")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +230,10 @@ class Change:
     high: float
     confidence: float
     users: int
+
+    def as_dict(self, *, digits: int = 6) -> dict[str, float]:
+        return {"relative": round(self.relative, digits), "low": round(self.low, digits),
+                "high": round(self.high, digits), "confidence": self.confidence, "users": self.users}
 
 
 def paired_change(a: np.ndarray, b: np.ndarray, *, samples: int = 2000, confidence: float = 0.95,

@@ -203,7 +203,7 @@ def _coded_and_ranked(s: pl.Series) -> tuple[Coded, np.ndarray]:
 def quarantine_rows(df: pl.DataFrame, *, earlier: pl.DataFrame, duplicate: np.ndarray,
                     not_in_catalogue: np.ndarray, not_in_kcore: np.ndarray, k: int) -> pl.DataFrame:
     """``earlier`` + the rejected rows of ``df`` (boolean masks), each part in input order."""
-    raw_all = [c for c in df.columns if c not in ("source_file", "source_row")]
+    raw_all = _raw_cols(df)
     parts = [
         earlier,
         _rejected(df, duplicate, reason=DUPLICATE, column="user_id,item_id,timestamp", raw_cols=raw_all),
@@ -213,6 +213,11 @@ def quarantine_rows(df: pl.DataFrame, *, earlier: pl.DataFrame, duplicate: np.nd
     ]
     parts = [p for p in parts if p.height]
     return pl.concat(parts, how="vertical") if parts else empty_quarantine()
+
+
+def _raw_cols(df: pl.DataFrame) -> list[str]:
+    """The input columns a quarantined row's ``raw`` text shows (all but its provenance)."""
+    return [c for c in df.columns if c not in ("source_file", "source_row")]
 
 
 def _take(coded: Coded, rows: np.ndarray) -> pl.Series | pl.Expr:
@@ -250,8 +255,7 @@ def dedupe_events(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     order = lex_order(users.codes, df["timestamp"])
     dup = duplicate_mask(df, users=users, items=items, events=events, order=order,
                          sorted_user=users.codes[order], sorted_ts=_ts_ints(df)[order])
-    raw_cols = [c for c in df.columns if c not in ("source_file", "source_row")]
-    q = _rejected(df, dup, reason=DUPLICATE, column="user_id,item_id,timestamp", raw_cols=raw_cols)
+    q = _rejected(df, dup, reason=DUPLICATE, column="user_id,item_id,timestamp", raw_cols=_raw_cols(df))
     return df.filter(pl.Series(~dup)), q
 
 

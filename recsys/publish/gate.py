@@ -113,14 +113,17 @@ def evaluate_vectors(vec: Vectors, *, tables: Tables, split: Split = "test") -> 
     return summary(evaluate_result(vec, tables=tables, split=split))
 
 
+def paired_values(a: EvalResult, b: EvalResult, *, metric: str) -> pl.DataFrame:
+    """(user, a, b): ``metric`` per test user of two systems scored on the same targets."""
+    return per_user(a.per_target, metric=metric).rename({"value": "a"}).join(
+        per_user(b.per_target, metric=metric).rename({"value": "b"}), on="user", how="inner")
+
+
 def change_between(cfg: GateConfig, a: EvalResult, b: EvalResult) -> dict[str, float]:
     """Relative change of ``cfg.metric`` from ``b`` to ``a`` over the same targets, with a paired bootstrap CI."""
-    j = per_user(a.per_target, metric=cfg.metric).join(per_user(b.per_target, metric=cfg.metric), on="user",
-                                                       how="inner", suffix="_b")
-    c = paired_change(j["value"].to_numpy(), j["value_b"].to_numpy(), samples=cfg.bootstrap_samples,
-                      confidence=cfg.confidence)
-    return {"relative": round(c.relative, 6), "low": round(c.low, 6), "high": round(c.high, 6),
-            "confidence": c.confidence, "users": c.users}
+    j = paired_values(a, b, metric=cfg.metric)
+    return paired_change(j["a"].to_numpy(), j["b"].to_numpy(), samples=cfg.bootstrap_samples,
+                         confidence=cfg.confidence).as_dict()
 
 
 def decide(cfg: GateConfig, *, candidate: dict[str, float], published: dict[str, float] | None,
