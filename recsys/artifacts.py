@@ -8,7 +8,8 @@ checksums is skipped — that is what makes re-runs cheap and a killed run resum
 Writes go to a temporary name in the same directory and are renamed into place, so a killed
 run never leaves a half-written file that looks whole.
 
-This module is the only place that knows artifact file names (see ``Layout``).
+File names live in ``recsys.contracts.layout`` (``Layout``, re-exported here); reading an artifact goes through
+``recsys.contracts``, which verifies it first. The writers here are the low-level atomic primitives.
 """
 
 from __future__ import annotations
@@ -27,71 +28,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-MANIFEST = "manifest.json"
+from recsys.contracts.errors import ArtifactError
+from recsys.contracts.layout import MANIFEST, Layout
+from recsys.contracts.manifests import file_sha256
+
+__all__ = ["MANIFEST", "ArtifactError", "Layout", "RunDir", "atomic_path", "file_sha256", "hash_obj", "to_jsonable",
+           "versions", "write_bytes", "write_json", "write_npy", "write_parquet", "write_safetensors", "write_text"]
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-
-class ArtifactError(RuntimeError):
-    """An artifact is missing, truncated, altered or inconsistent with its manifest."""
-
-
-# --------------------------------------------------------------------------- layout
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """File names of every artifact, relative to a run directory.
-
-    Stages meet only through these files. Ids in all tables are contiguous int32 indices
-    (``user``, ``item``); the raw ids live in ``users.parquet`` / ``items.parquet``.
-    """
-
-    root: Path
-
-    # data stage -> tables/
-    @property
-    def tables(self) -> Path:
-        return self.root / "tables"
-
-    @property
-    def interactions(self) -> Path:  # user i32, item i32, timestamp i64 (unix s), event str, pos i32
-        return self.tables / "interactions.parquet"
-
-    @property
-    def items(self) -> Path:  # item i32, item_id str, title, brand, categories list[str], description, price f64
-        return self.tables / "items.parquet"
-
-    @property
-    def users(self) -> Path:  # user i32, user_id str
-        return self.tables / "users.parquet"
-
-    @property
-    def quarantine(self) -> Path:  # source_file, row, column, reason, raw
-        return self.tables / "quarantine.parquet"
-
-    def split(self, name: str) -> Path:
-        """``train`` (fit events), ``valid`` / ``test`` (targets). History for valid = train;
-        history for test = train + valid."""
-        return self.tables / "split" / f"{name}.parquet"
-
-    # later stages: one folder each
-    def stage_dir(self, stage: str) -> Path:
-        return self.root / stage
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def report_md(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / MANIFEST
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -183,14 +127,6 @@ def hash_obj(obj: Any) -> str:
     """Stable sha256 (16 hex) of a JSON-able object (dataclasses, dicts, lists, scalars)."""
     blob = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def file_sha256(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def hash_files(paths: list[Path]) -> str:

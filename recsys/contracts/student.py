@@ -1,0 +1,135 @@
+"""student/<variant>/: the exported towers as numpy vectors, an int8 copy, meta.json and the training log.
+
+``item_vectors.npy``          (N, d) f32, row i = item i, every catalogue item, finite
+``user_vectors_{valid,test}.npy``  (U, d) f32, row u = user u, finite (a NaN row is an error, never an
+                              empty recommendation)
+``item_vectors_int8.npy`` + ``item_vectors_scales.npy``  (N, d) i8 and (N,) f32: v ~= q * scale
+``meta.json``                 {"metric": "ip" | "cosine", "dim": d, "variant": ..., "config": ..., ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.contracts import _checks as C
+from recsys.contracts.errors import problem
+from recsys.contracts.layout import Layout
+from recsys.contracts.manifests import verify
+
+STAGE = "student"
+METRICS = ("ip", "cosine")
+
+
+def stage_of(variant: str) -> str:
+    """Manifest stage name of a variant."""
+    return f"{STAGE}/{variant}"
+
+
+def _fix(variant: str) -> str:
+    return (f"re-run the student stage for '{variant}' with --force (`recsys evaluate --force` or "
+            f"`recsys build-index --force`) to rebuild it")
+
+
+def write_vectors(*, layout: Layout, variant: str, items: np.ndarray, users_valid: np.ndarray,
+                  users_test: np.ndarray) -> list[Path]:
+    """(N, d), (U, d), (U, d) float32 -> the three vector files. Non-finite vectors are refused here, so a
+    diverged model is never exported."""
+    from recsys.artifacts import write_npy
+
+    out = []
+    for path, x in ((layout.item_vectors(variant), items), (layout.user_vectors(variant, "valid"), users_valid),
+                    (layout.user_vectors(variant, "test"), users_test)):
+        C.check_array(np.asarray(x), path=path, stage=stage_of(variant), kind="f", ndim=2, cols=items.shape[1],
+                      what="the model produced it: training diverged? nothing was written")
+        out.append(write_npy(path, np.asarray(x, dtype=np.float32)))
+    return out
+
+
+def write_int8(*, layout: Layout, variant: str, q: np.ndarray, scales: np.ndarray) -> list[Path]:
+    from recsys.artifacts import write_npy
+
+    return [write_npy(layout.item_vectors_int8(variant), q), write_npy(layout.item_vectors_scales(variant), scales)]
+
+
+def write_meta(*, layout: Layout, variant: str, meta: Mapping[str, Any]) -> Path:
+    from recsys.artifacts import write_json
+
+    if meta.get("metric") not in METRICS:
+        raise ValueError(f"meta.metric must be one of {METRICS}, got {meta.get('metric')!r}")
+    return write_json(layout.student_meta(variant), dict(meta))
+
+
+def write_train_log(*, layout: Layout, variant: str, log: Mapping[str, Any]) -> Path:
+    from recsys.artifacts import write_json
+
+    return write_json(layout.train_log(variant), dict(log))
+
+
+def paths(layout: Layout, *, variant: str) -> list[Path]:
+    """The files ``read_*`` load for a variant (what the index stage hashes into its key)."""
+    return [layout.item_vectors(variant), layout.user_vectors(variant, "valid"),
+            layout.user_vectors(variant, "test"), layout.student_meta(variant)]
+
+
+def exists(layout: Layout, *, variant: str) -> bool:
+    return layout.student_meta(variant).exists() or layout.item_vectors(variant).exists()
+
+
+def variants(layout: Layout) -> list[str]:
+    """Exported variants of the run, sorted (folders holding item vectors or meta)."""
+    d = layout.students
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and exists(layout, variant=p.name)) if d.is_dir() else []
+
+
+def read_meta(*, layout: Layout, variant: str) -> dict[str, Any]:
+    """meta.json of ``variant``, verified; its ``metric`` is "ip" or "cosine" and ``dim`` an int."""
+    p = layout.student_meta(variant)
+    if not p.exists():
+        raise problem(p, f"missing: '{variant}' is not an exported student variant of {layout.root}",
+                      "train it (`recsys build-index` / `recsys evaluate`) or pass another --variant")
+    verify(p, layout=layout, stage=stage_of(variant))
+    meta = C.read_json(p, stage=stage_of(variant))
+    if meta.get("metric") not in METRICS:
+        raise problem(p, f"metric {meta.get('metric')!r} is not one of {METRICS}", _fix(variant))
+    if not isinstance(meta.get("dim"), int):
+        raise problem(p, f"dim {meta.get('dim')!r} is not an integer", _fix(variant))
+    return meta
+
+
+def read_item_vectors(*, layout: Layout, variant: str, n_items: int, dim: int | None = None) -> np.ndarray:
+    """(N, d) float32, verified: digest, one finite row per catalogue item, ``dim`` columns when given."""
+    p = layout.item_vectors(variant)
+    verify(p, layout=layout, stage=stage_of(variant))
+    x = C.load_npy(p, stage=stage_of(variant))
+    return C.check_array(x, path=p, stage=stage_of(variant), kind="f", ndim=2, rows=n_items, cols=dim,
+                         what=f"one row per catalogue item of {layout.items.name}")
+
+
+def read_user_vectors(*, layout: Layout, variant: str, split: str, n_users: int,
+                      dim: int | None = None) -> np.ndarray:
+    """(U, d) float32 at ``split``'s point, verified: digest, one finite row per user."""
+    p = layout.user_vectors(variant, split)
+    verify(p, layout=layout, stage=stage_of(variant))
+    x = C.load_npy(p, stage=stage_of(variant))
+    return C.check_array(x, path=p, stage=stage_of(variant), kind="f", ndim=2, rows=n_users, cols=dim,
+                         what=f"one row per user of {layout.users.name}")
+
+
+def has_int8(layout: Layout, *, variant: str) -> bool:
+    return layout.item_vectors_int8(variant).exists() or layout.item_vectors_scales(variant).exists()
+
+
+def read_int8(*, layout: Layout, variant: str, n_items: int, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(q (N, d) int8, scales (N,) f32 finite), verified."""
+    qp, sp = layout.item_vectors_int8(variant), layout.item_vectors_scales(variant)
+    for p in (qp, sp):
+        verify(p, layout=layout, stage=stage_of(variant))
+    q = C.check_array(C.load_npy(qp, stage=stage_of(variant)), path=qp, stage=stage_of(variant), kind="i", ndim=2,
+                      rows=n_items, cols=dim, what="one row per catalogue item")
+    s = C.check_array(C.load_npy(sp, stage=stage_of(variant)), path=sp, stage=stage_of(variant), kind="f", ndim=1,
+                      rows=n_items, what="one scale per catalogue item")
+    return q, s
