@@ -27,18 +27,21 @@ HERE = Path(__file__).resolve().parent
 
 
 def _tables(root: Path):  # noqa: ANN202
-    from recsys.artifacts import RunDir, write_safetensors
+    from recsys.artifacts import RunDir
+    from recsys.contracts import teacher as T
     from recsys.data.config import DataConfig
     from recsys.data.stage import run
     from recsys.data.tables import load_tables
 
     rd = RunDir(root)
     run(DataConfig(), rd)
-    path = rd.layout.stage_dir("teacher") / "item_emb.safetensors"
-    if not path.exists():
+    if rd.stage_record("teacher") is None:  # a stand-in teacher: random unit vectors, the default pooling
         emb = np.random.default_rng(0).normal(size=(load_tables(rd.layout).n_items, 384)).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-        write_safetensors(path, {"raw": emb, "adapted": emb})
+        meta = T.TeacherMeta(model="stand-in", pooling="none", user_mode="pooled", history_n=20, recency_decay=0.5,
+                             adapter_temperature=0.05)
+        outs = T.write(layout=rd.layout, raw_items=emb, adapted_items=emb, meta=meta)
+        rd.record("teacher", key="stand-in", config={}, outputs=outs, seconds=0.0)
     return rd
 
 
@@ -81,7 +84,8 @@ def torchrec_worker(args: argparse.Namespace) -> None:
     data = load_data(cfg=cfg, layout=_tables(Path(args.run_dir)).layout, need_teacher=args.kd)
     towers = TwoTower(cfg=cfg, feats=data.feats, n_users=data.n_users, text_dim=0, device=torch.device("meta"))
     t_dim = 0 if data.teacher is None else data.teacher.shape[1]
-    dmp, plan = shard_model(model=StudentObjective(cfg=cfg, towers=towers, teacher_dim=t_dim), cfg=cfg,
+    obj = StudentObjective(cfg=cfg, towers=towers, teacher_dim=t_dim, teacher_scale=data.teacher_scale)
+    dmp, plan = shard_model(model=obj, cfg=cfg,
                             device=device, batch_size=cfg.batch_size // world)
     opt = torch.optim.AdamW(list(dense_parameters(dmp).values()), lr=cfg.lr)
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipelines.common import add_common_args, load_config, quiet_third_party, setup_logging, step
+from pipelines.common import (add_common_args, clean_errors, load_config, quiet_third_party, setup_logging,
+    step)
 from pipelines.config import PipelineConfig
 from recsys.artifacts import RunDir, versions
+from recsys.contracts import student as S
 
 log = logging.getLogger("recsys")
 
@@ -34,7 +36,7 @@ def build(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False, timings:
     with step("student_kd", timings):
         student.run(cfg.student, run_dir, variant="student_kd", force=force)
     with step("index", timings):
-        index.run(cfg.index, run_dir, vectors="student/student_kd", force=force)
+        index.run(cfg.index, run_dir, vectors=S.stage_of("student_kd"), force=force)
     if cfg.rerank:
         from recsys.rank import stage as rank
 
@@ -52,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(PipelineConfig, args)
     run_dir = RunDir(args.out)
     timings: dict[str, float] = {}
-    build(cfg, run_dir, force=args.force, timings=timings)
+    with clean_errors():
+        build(cfg, run_dir, force=args.force, timings=timings)
     run_dir.update_manifest(timings=timings)
-    print(f"index built in {sum(timings.values()):.0f}s -> {run_dir.root}/index (load with recsys.api.Recommender)")
+    print(f"index built in {sum(timings.values()):.0f}s -> {run_dir.layout.index} (load with recsys.api.Recommender)")
     return 0
 
 

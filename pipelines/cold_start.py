@@ -15,7 +15,8 @@ import time
 
 from pipelines.common import add_common_args, load_config, quiet_third_party, setup_logging, step
 from pipelines.config import PipelineConfig
-from recsys.artifacts import RunDir, write_json, write_text
+from recsys.artifacts import RunDir
+from recsys.contracts import report as RP
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
                  "ndcg@10": float("nan"), "ndcg@20": float("nan")})
     out = {"held_out_items": counts.get("cold_items_held_out"), "cold_test_targets": targets, "rows": rows,
            "timings": timings, "wall_seconds": round(time.perf_counter() - t0, 1)}
-    write_json(run_dir.root / "cold_start.json", out)
     lines = [f"# Cold-start items — {metrics['dataset']}", "",
              f"{counts.get('cold_items_held_out')} items ({cfg.data.cold_item_share:.0%} of those with training "
              f"events) were held out of training entirely; {targets} test targets are among them. Their vectors "
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
              "| model | recall@10 | recall@20 | ndcg@10 | ndcg@20 |", "|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['recall@10']:.4f} | {r['recall@20']:.4f} | {r['ndcg@10']:.4f} | {r['ndcg@20']:.4f} |"
               for r in rows]
-    write_text(run_dir.root / "cold_start.md", "\n".join(lines) + "\n")
+    RP.write_cold_start(layout=run_dir.layout, result=out, text="\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

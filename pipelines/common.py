@@ -67,3 +67,15 @@ def quiet_third_party() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     for name in ("httpx", "urllib3", "filelock", "matplotlib", "PIL"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def clean_errors() -> Iterator[None]:
+    """A stage's one-paragraph error (a damaged artifact, a diverged training) ends the command with
+    ``error: <paragraph>`` and exit status 1, not a traceback."""
+    from recsys.contracts import StageError
+
+    try:
+        yield
+    except StageError as e:
+        raise SystemExit(f"error: {e}") from None

@@ -16,7 +16,8 @@ import logging
 import time
 
 from pipelines.build_index import build
-from pipelines.common import add_common_args, load_config, quiet_third_party, setup_logging, step
+from pipelines.common import (add_common_args, clean_errors, load_config, quiet_third_party, setup_logging,
+    step)
 from pipelines.config import PipelineConfig, student_variant
 from recsys.artifacts import RunDir
 from recsys.student.config import ABLATION
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None, *, default_out: str = "runs/eval", prog:
     cfg = load_config(PipelineConfig, args)
     run_dir = RunDir(args.out)
     t0 = time.perf_counter()
-    metrics = evaluate(cfg, run_dir, force=args.force)
+    with clean_errors():
+        metrics = evaluate(cfg, run_dir, force=args.force)
     if args.json:
         print(json.dumps(metrics["rows"], indent=2))
     else:

@@ -28,11 +28,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from recsys.api import Recommender
 
+    from recsys.contracts import StageError
+
     try:
         rec = Recommender.load(args.out, variant=args.variant)
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+    except StageError as e:  # a damaged or inconsistent artifact: one paragraph naming the file
         raise SystemExit(f"error: cannot load {args.out}: {e}") from None
-    titles = pl.read_parquet(args.out / "tables" / "items.parquet").select("item_id", "title") if args.titles else None
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+        raise SystemExit(f"error: cannot load {args.out}: {type(e).__name__}: {e}") from None
+    titles = rec.tables.items.select("item_id", "title") if args.titles else None
     pl.Config.set_tbl_rows(200)
     pl.Config.set_fmt_str_lengths(60)
     if args.users:

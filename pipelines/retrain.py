@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.common import add_common_args, default_config_path, load_config, quiet_third_party, setup_logging, step
-from recsys.artifacts import RunDir, hash_obj, versions, write_json
+from pipelines.common import (add_common_args, clean_errors, default_config_path, load_config,
+    quiet_third_party, setup_logging, step)
+from recsys.artifacts import RunDir, hash_obj, versions
+from recsys.contracts import report as RP
+from recsys.contracts import student as S
 from recsys.data.config import DataConfig
 from recsys.index.config import IndexConfig
 from recsys.publish import store
@@ -65,15 +67,15 @@ class RetrainConfig:
 
 
 def required_stages(cfg: RetrainConfig) -> tuple[str, ...]:
-    return ("data", "teacher", f"student/{cfg.variant}", "gate", "index", *(("rank",) if cfg.rerank else ()))
+    return ("data", "teacher", S.stage_of(cfg.variant), "gate", "index", *(("rank",) if cfg.rerank else ()))
 
 
 def train_end(run: RunDir) -> int:
     """One second after the newest event a version's student trained on (its train split): every later
     event is new to it, including its own valid/test days."""
-    import polars as pl
+    from recsys.contracts import tables as T
 
-    return int(pl.read_parquet(run.layout.split("train"), columns=["timestamp"])["timestamp"].max()) + 1
+    return int(T.read(layout=run.layout).train["timestamp"].max()) + 1
 
 
 def student_config(cfg: RetrainConfig, parent: RunDir | None) -> tuple[StudentConfig, bool]:
@@ -82,7 +84,7 @@ def student_config(cfg: RetrainConfig, parent: RunDir | None) -> tuple[StudentCo
     if parent is None:
         return cfg.student, False
     epochs = cfg.student.epochs if cfg.incremental_epochs <= 0 else min(cfg.student.epochs, cfg.incremental_epochs)
-    return dataclasses.replace(cfg.student, init_from=str(parent.root / "student" / cfg.variant),
+    return dataclasses.replace(cfg.student, init_from=str(parent.layout.student(cfg.variant)),
                                train_since=train_end(parent), replay_fraction=cfg.replay_fraction,
                                epochs=epochs), True
 
@@ -127,12 +129,12 @@ def refresh_published(cfg: RetrainConfig, work: RunDir, parent: RunDir, *, force
     from recsys.config import build as build_config
     from recsys.student import stage as student
 
-    src = parent.root / "student" / cfg.variant
-    meta = json.loads((src / "meta.json").read_text())
+    src = parent.layout.student(cfg.variant)
+    meta = S.read_meta(layout=parent.layout, variant=cfg.variant)
     try:
         pub = build_config(StudentConfig, meta["config"], prefix="student.")
     except (ConfigError, KeyError) as e:
-        raise ConfigError(f"{src / 'meta.json'}: the published student's config cannot be rebuilt by this version "
+        raise ConfigError(f"{parent.layout.student_meta(cfg.variant)}: the published student's config cannot be rebuilt by this version "
                           f"of recsys ({e}); set gate.baseline=as_served to compare with its stored vectors") from e
     rcfg = dataclasses.replace(pub, epochs=0, init_from=str(src), train_since=None, quantize_int8=False)
     name = refreshed_variant(cfg)
@@ -145,22 +147,21 @@ def gate_step(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force:
     from recsys.data.tables import load_tables
     from recsys.publish.gate import compare
 
-    stage = f"student/{cfg.variant}"
+    stage = S.stage_of(cfg.variant)
     refreshed = None
     if parent is not None and cfg.gate.baseline == "refreshed":
         refreshed = refresh_published(cfg, work, parent, force=force)
     key = hash_obj({"cand": work.output_hash(stage), "gate": cfg.gate, "variant": cfg.variant,
                     "pub": None if parent is None else [parent.root.name, parent.output_hash(stage)],
-                    "refreshed": None if refreshed is None else work.output_hash(f"student/{refreshed}")})
-    path = work.root / "gate.json"
+                    "refreshed": None if refreshed is None else work.output_hash(S.stage_of(refreshed))})
     if not force and work.is_fresh("gate", key):
         log.info("gate: up to date, skipped")
-        return json.loads(path.read_text())
+        return RP.read_gate(layout=work.layout)
     t0 = time.perf_counter()
     d = compare(cfg.gate, candidate=work.root, published=None if parent is None else parent.root,
                 tables=load_tables(work.layout), variant=cfg.variant, refreshed=refreshed)
     out = {**dataclasses.asdict(d), "published_version": None if parent is None else parent.root.name}
-    write_json(path, out)
+    path = RP.write_gate(layout=work.layout, decision=out)
     work.record("gate", key=key, config=cfg.gate, outputs=[path], seconds=time.perf_counter() - t0,
                 passed=d.passed, reason=d.reason)
     return out
@@ -190,7 +191,7 @@ def build(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: boo
                                   "+ replay sample of older examples" if warm else "from scratch on all events",
                                   "train_since": scfg.train_since, "replay_fraction": scfg.replay_fraction,
                                   "epochs": scfg.epochs})
-    with step(f"student/{cfg.variant}", timings):
+    with step(S.stage_of(cfg.variant), timings):
         rec = student.run(scfg, work, variant=cfg.variant, force=force)
     work.update_manifest(retrain={**work.manifest().get("retrain", {}), "examples": rec.get("examples")})
     if warm:
@@ -204,7 +205,7 @@ def build(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: boo
 
     store.pause_point("retrain:index")
     with step("index", timings):
-        index.run(cfg.index, work, vectors=f"student/{cfg.variant}", force=force)
+        index.run(cfg.index, work, vectors=S.stage_of(cfg.variant), force=force)
     if cfg.rerank:
         from recsys.rank import stage as rank
 
@@ -277,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(RetrainConfig, args)
     if cfg.data.split != "temporal":
         log.warning("data.split=%s: the gate's test window is then not the newest days of the logs", cfg.data.split)
-    outcome, info = retrain(cfg, args.out, force=args.force, accept=args.accept)
+    with clean_errors():
+        outcome, info = retrain(cfg, args.out, force=args.force, accept=args.accept)
     gate = info.get("gate") or {}
     if outcome == "published":
         print(f"published {info['version']} (previous {info['parent']}): {gate.get('reason')} "

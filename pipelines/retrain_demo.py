@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import logging
 import time
 from pathlib import Path
@@ -38,7 +37,10 @@ import numpy as np
 import polars as pl
 
 from pipelines.common import default_config_path, quiet_third_party, setup_logging
-from recsys.artifacts import RunDir, write_json, write_text
+from recsys.artifacts import RunDir
+from recsys.contracts import report as RP
+from recsys.contracts import student as S
+from recsys.contracts.layout import Layout
 from recsys.config import load
 
 log = logging.getLogger("recsys")
@@ -77,7 +79,7 @@ def cut_beauty(dest: Path, *, weeks: int, since: str) -> tuple[list[Path], Path]
     raw = pl.read_parquet(embedded_path("beauty_interactions.parquet")).filter(pl.col("timestamp") >= start)
     end = int(raw["timestamp"].max()) + DAY
     parts = _write_parts(raw, raw["timestamp"], dest, cuts=[end - (weeks - k) * 7 * DAY for k in range(weeks + 1)])
-    items = dest / "items.parquet"
+    items = dest / "catalogue.parquet"
     if not items.exists():  # the products sold in the period (encoding all 12k would dominate the demo's time)
         sold = raw.select("item_id").unique()
         pl.read_parquet(embedded_path("beauty_items.parquet")).join(sold, on="item_id", how="semi").write_parquet(items)
@@ -124,7 +126,7 @@ def full_retrain(cfg: Any, out: Path, parts: list[Path]) -> tuple[Path, float]:
 
 def student_work(run: Path, variant: str) -> dict[str, Any]:
     """What the student of a run dir trained on: epochs run, examples per epoch, seconds of its epochs."""
-    meta = json.loads((run / "student" / variant / "meta.json").read_text())
+    meta = S.read_meta(layout=Layout(run), variant=variant)
     ex = meta.get("examples") or {}
     return {"epochs": meta.get("epochs_run"), "train_seconds": meta.get("train_seconds"),
             "examples_per_epoch": (ex.get("window", 0) + ex.get("replay_per_epoch", 0)) or None}
@@ -181,7 +183,7 @@ def run_dataset(name: str, *, out: Path, increments: int, base_months: int, sinc
                                "outcome": outcome, "current_before": before,
                                "current_after": store.current_name(root), "seconds_incremental": secs}
         cand = candidate_dir(root, info["version"])
-        gate = info.get("gate") or json.loads((cand / "gate.json").read_text())  # re-run: already published
+        gate = info.get("gate") or RP.read_gate(layout=Layout(cand))  # re-run: already published
         row.update(gate_passed=gate.get("passed"), gate_reason=gate.get("reason"),
                    incremental=gate.get("candidate"), published=gate.get("published"),
                    published_as_served=gate.get("published_as_served"), incr_vs_published=gate.get("change"))
@@ -189,7 +191,7 @@ def run_dataset(name: str, *, out: Path, increments: int, base_months: int, sinc
         row["data"] = (man.get("stages", {}).get("data") or {}).get("counts")
         timings = man.get("timings") or info.get("timings") or {}
         row["seconds_incremental_model"] = round(sum(timings.get(s, 0.0) for s in
-                                                     ("data", "teacher", f"student/{cfg.variant}")), 1)
+                                                     ("data", "teacher", S.stage_of(cfg.variant))), 1)
         row["student_incremental"] = student_work(cand, cfg.variant)
         if k > 0 and not sabotage:
             full, row["seconds_full"] = full_retrain(conf([]), out / "full" / name / f"{k:02d}", parts[:k + 1])
@@ -277,11 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_dataset(d, out=args.out, increments=args.increments, base_months=args.base_months,
                            since=args.beauty_since, overrides=list(args.overrides)) for d in names]
     seconds = time.perf_counter() - t0
-    write_json(args.out / "report.json", {"seconds": round(seconds, 1), "datasets": results})
     text = render(results, seconds=seconds)
-    write_text(args.out / "report.md", text)
+    paths = RP.write_demo_report(directory=args.out, result={"seconds": round(seconds, 1), "datasets": results},
+                                 text=text)
     print(text)
-    print(f"-> {args.out / 'report.md'}, {args.out / 'report.json'}")
+    print(f"-> {', '.join(str(p) for p in paths)}")
     return 0
 
 

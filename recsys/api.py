@@ -1,8 +1,7 @@
 """Query API over a finished run: raw string ids in, ranked raw string ids out.
 
-Serves as of the last point the run was evaluated at (the test point: user vectors from
-``user_vectors_test.npy``, history = train + valid), so what it returns is what the report measured;
-retrain to fold in newer events.
+Serves as of the last point the run was evaluated at (the test point: the student's test-point user vectors,
+history = train + valid), so what it returns is what the report measured; retrain to fold in newer events.
 
 Example::
 
@@ -16,12 +15,13 @@ Example::
     # shape: (5, 4)  item_id | similar_item_id | score | rank
 
 Unknown user ids raise ``KeyError`` naming them unless ``on_unknown="popular"`` (most popular unseen
-items, flagged ``fallback=True``). The index is verified against the student's vectors on load.
+items, flagged ``fallback=True``). Every file is verified once, at load (``recsys.contracts``: the sha256 its
+stage recorded, then dtype, shape and ids): a damaged run raises ``ArtifactError`` naming the file instead of
+serving different recommendations. Hashing costs about 1-2 s per GB.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +29,9 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from recsys.artifacts import ArtifactError, Layout, read_npy
+from recsys.contracts import ranker as R
+from recsys.contracts import student as S
+from recsys.contracts.layout import Layout
 from recsys.data.tables import Tables, load_tables
 
 
@@ -55,31 +57,29 @@ class Recommender:
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], *, variant: str = "student_kd", use_ranker: bool = True,
              use_gpu: Literal["auto", "never", "always"] | None = None) -> Recommender:
-        """Load tables, the verified index, user vectors of ``variant`` and (if present) ``rank/model.txt``."""
+        """Load tables, the verified index, user vectors of ``variant`` and (if present) the ranker.
+
+        Raises ArtifactError (naming the file) when anything is missing, altered or inconsistent."""
         from recsys.index.io import load_index, read_manifest
 
-        root = Path(run_dir)
-        lay = Layout(root)
-        vdir = root / "student" / variant
-        meta_p = vdir / "meta.json"
-        if not meta_p.exists():
-            raise ArtifactError(f"{meta_p}: missing; is '{variant}' a trained student variant of {root}?")
-        meta = json.loads(meta_p.read_text())
-        index = load_index(lay.stage_dir("index"), vectors_path=vdir / "item_vectors.npy", metric=meta["metric"],
-                           use_gpu=use_gpu)
-        depth = int(read_manifest(lay.stage_dir("index"))["config"].get("k", 100))
+        lay = Layout(Path(run_dir))
+        meta = S.read_meta(layout=lay, variant=variant)
         tables = load_tables(lay)
+        items = S.read_item_vectors(layout=lay, variant=variant, n_items=tables.n_items, dim=meta["dim"])
+        users = S.read_user_vectors(layout=lay, variant=variant, split="test", n_users=tables.n_users,
+                                    dim=meta["dim"])
+        index = load_index(lay.index, vectors_path=lay.item_vectors(variant), vectors=items, metric=meta["metric"],
+                           use_gpu=use_gpu, layout=lay)
+        depth = int(read_manifest(lay.index, layout=lay)["config"].get("k", 100))
         ranker = teacher = None
-        model = lay.stage_dir("rank") / "model.txt"
-        if use_ranker and model.exists():
+        if use_ranker and R.present(lay):
             from recsys.rank.stage import load_teacher
             from recsys.rank.train import load_model
 
-            ranker = load_model(model)
+            ranker = load_model(layout=lay)
             if any(f.startswith("t_") for f in ranker.feature_name()):
-                teacher = load_teacher(root, space="auto")
-        return cls(index=index, user_vectors=read_npy(vdir / "user_vectors_test.npy"), tables=tables,
-                   ranker=ranker, teacher=teacher, depth=depth)
+                teacher = load_teacher(lay.root, space="auto", n_users=tables.n_users, n_items=tables.n_items)
+        return cls(index=index, user_vectors=users, tables=tables, ranker=ranker, teacher=teacher, depth=depth)
 
     # ------------------------------------------------------------------ users
     def recommend(self, user_ids: list[str], k: int = 10, *, exclude_seen: bool = True,

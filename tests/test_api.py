@@ -11,9 +11,11 @@ from recsys.data.config import DataConfig
 from recsys.data.tables import load_tables
 from recsys.index import IndexConfig, IndexMismatchError
 from recsys.index import stage as index_stage
-from recsys.index.synthetic import write_stand_in_run
+from recsys.contracts import ArtifactError
+from recsys.contracts import student as S
 from recsys.rank import RankConfig
 from recsys.rank import stage as rank_stage
+from stand_ins import record, write_stand_in_run
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,14 @@ def test_load_refuses_index_of_other_vectors(run_dir, tmp_path):
     other = tmp_path / "run"
     shutil.copytree(run_dir.root, other)
     p = other / "student/student_kd/item_vectors.npy"
-    np.save(p, np.load(p) + 1.0)
-    with pytest.raises(IndexMismatchError):
+    np.save(p, np.load(p) + 1.0)  # by hand: refused by its digest before the index is even looked at
+    with pytest.raises(ArtifactError, match="item_vectors.npy: sha256 differs"):
+        Recommender.load(other)
+    # a properly recorded re-export that the index was not built from: refused by the index manifest
+    rd, lay = RunDir(other), RunDir(other).layout
+    outs = S.write_vectors(layout=lay, variant="student_kd", items=np.load(p),
+                           users_valid=np.load(lay.user_vectors("student_kd", "valid")),
+                           users_test=np.load(lay.user_vectors("student_kd", "test")))
+    record(rd, S.stage_of("student_kd"), [*outs, lay.student_meta("student_kd")])
+    with pytest.raises(IndexMismatchError, match="different student export"):
         Recommender.load(other)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from recsys.artifacts import RunDir, hash_obj, write_npy
+from recsys.artifacts import RunDir, hash_obj
+from recsys.contracts import baselines as B
 from recsys.baselines.als import fit_als
 from recsys.baselines.config import BaselinesConfig
 from recsys.baselines.popularity import item_counts
@@ -16,7 +17,7 @@ STAGE = "baselines"
 
 
 def run(cfg: BaselinesConfig, run_dir: RunDir) -> None:
-    """Write ``baselines/popularity_{valid,test}.npy`` (N,) and ``baselines/als_{user,item}_{split}.npy``.
+    """Write popularity counts (N,) and ALS factors per split (``recsys.contracts.baselines``).
 
     Each split's models see only that split's history (valid: train; test: train + valid).
     """
@@ -26,15 +27,15 @@ def run(cfg: BaselinesConfig, run_dir: RunDir) -> None:
         return
     t0 = time.perf_counter()
     tables = load_tables(run_dir.layout)
-    out_dir = run_dir.layout.stage_dir(STAGE)
+    lay = run_dir.layout
     outs = []
     for split in ("valid", "test"):
         hist = tables.history(split)
-        outs.append(write_npy(out_dir / f"popularity_{split}.npy", item_counts(hist, n_items=tables.n_items)))
+        outs.append(B.write_popularity(layout=lay, split=split, counts=item_counts(hist, n_items=tables.n_items)))
         if cfg.als:
             u, i = fit_als(hist, n_users=tables.n_users, n_items=tables.n_items, factors=cfg.als_factors,
                            regularization=cfg.als_regularization, alpha=cfg.als_alpha,
                            iterations=cfg.als_iterations, seed=cfg.seed)
-            outs += [write_npy(out_dir / f"als_user_{split}.npy", u), write_npy(out_dir / f"als_item_{split}.npy", i)]
+            outs += B.write_als(layout=lay, split=split, users=u, items=i)
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0)
     log.info("baselines: popularity + %s in %.1fs", "ALS" if cfg.als else "no ALS", time.perf_counter() - t0)

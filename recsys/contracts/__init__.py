@@ -24,6 +24,6 @@ Imports stay light (numpy, polars, safetensors, json); torch, faiss and LightGBM
 
 from __future__ import annotations
 
-from recsys.contracts.errors import ArtifactError, problem
+from recsys.contracts.errors import ArtifactError, StageError, problem
 
-__all__ = ["ArtifactError", "problem"]
+__all__ = ["ArtifactError", "StageError", "problem"]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from recsys.contracts.errors import problem
 
+__all__ = ["MAGIC", "problem", "read", "write"]
+
 MAGIC = b"RECSYS-CKPT 1\n"
 _HEAD = len(MAGIC) + 65
 

@@ -6,7 +6,12 @@ import os
 from pathlib import Path
 
 
-class ArtifactError(RuntimeError):
+class StageError(RuntimeError):
+    """A stage cannot go on; the message is one paragraph (what, where, what to do). The ``recsys`` commands
+    print it as ``error: ...`` and exit non-zero instead of a traceback."""
+
+
+class ArtifactError(StageError):
     """An artifact is missing, truncated, altered or inconsistent with its manifest or its sibling files.
 
     The message is one paragraph: the file, what is wrong, what to do. Raise it through ``problem``.

@@ -18,7 +18,7 @@ from typing import Any
 from recsys.contracts import _checks as C
 from recsys.contracts.errors import ArtifactError, problem
 from recsys.contracts.layout import Layout, index_files
-from recsys.contracts.manifests import file_sha256, verify
+from recsys.contracts.manifests import file_sha256, verify, verify_sha
 
 STAGE = "index"
 FORMAT = 1
@@ -66,15 +66,14 @@ def verify_files(*, directory: Path, manifest: Mapping[str, Any], vectors_path: 
     idx, man = index_files(directory)
     if not idx.exists():
         raise problem(idx, f"missing though {man} exists", _FIX)
-    if layout is not None:
-        verify(idx, layout=layout, stage=STAGE)
-    if file_sha256(idx) != manifest.get("index_sha256"):
+    sha = file_sha256(idx) if layout is None else verify_sha(idx, layout=layout, stage=STAGE)
+    if sha != manifest.get("index_sha256"):
         raise IndexMismatchError(f"{idx}: checksum differs from {man} (truncated or altered); {_FIX}.")
-    sha = file_sha256(vectors_path)
-    if sha != manifest.get("vectors_sha256"):
+    vsha = file_sha256(vectors_path)
+    if vsha != manifest.get("vectors_sha256"):
         raise IndexMismatchError(
             f"{man}: index was built from vectors sha256 {str(manifest.get('vectors_sha256'))[:12]}..., but "
-            f"{vectors_path} has {sha[:12]}... (a different student export); {_FIX} from these vectors.")
+            f"{vectors_path} has {vsha[:12]}... (a different student export); {_FIX} from these vectors.")
     return idx
 
 

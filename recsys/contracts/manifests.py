@@ -67,6 +67,12 @@ def verify(path: Path, *, layout: Layout, stage: str) -> Path:
         stage: the stage that writes the file, named in the advice of the error.
     Returns ``path``.
     """
+    verify_sha(path, layout=layout, stage=stage)
+    return Path(path)
+
+
+def verify_sha(path: Path, *, layout: Layout, stage: str) -> str:
+    """``verify``, returning the file's sha256 (for callers that compare it with another record too)."""
     path = Path(path)
     if not path.is_file():
         raise problem(path, "missing", f"run the '{stage}' stage first (or re-run it with --force)")
@@ -80,10 +86,11 @@ def verify(path: Path, *, layout: Layout, stage: str) -> Path:
                             "(written outside the pipeline, or the stage that wrote it was killed before its record)",
                       rebuild(stage))
     who, digest = entry
-    if file_sha256(path) != digest:
+    sha = file_sha256(path)
+    if sha != digest:
         raise problem(path, f"sha256 differs from the one stage '{who}' recorded in {MANIFEST} "
                             "(truncated, altered or replaced)", rebuild(who))
-    return path
+    return sha
 
 
 def is_recorded(path: Path, *, layout: Layout) -> bool:

@@ -15,6 +15,8 @@ from recsys.contracts.errors import problem, rebuild
 from recsys.contracts.layout import Layout
 from recsys.contracts.manifests import verify
 
+__all__ = ["STAGE", "present", "problem", "read_importance", "read_model_text", "rebuild", "write_importance",
+           "write_model"]
 STAGE = "rank"
 
 

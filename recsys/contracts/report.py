@@ -37,10 +37,6 @@ def plot_path(layout: Layout, name: str) -> Path:
     return layout.plot(name)
 
 
-def plot_rel(layout: Layout, name: str) -> str:
-    return layout.rel(plot_path(layout, name)) if layout.root.exists() else f"report/{name}.png"
-
-
 def write_gate(*, layout: Layout, decision: Mapping[str, Any]) -> Path:
     from recsys.artifacts import write_json
 
@@ -57,3 +53,10 @@ def write_cold_start(*, layout: Layout, result: Mapping[str, Any], text: str) ->
     from recsys.artifacts import write_json, write_text
 
     return [write_json(layout.cold_start, dict(result)), write_text(layout.cold_start_md, text)]
+
+
+def write_demo_report(*, directory: Path, result: Mapping[str, Any], text: str) -> list[Path]:
+    """``recsys retrain-demo``'s summary (its own output folder, not a run directory): JSON + markdown."""
+    from recsys.artifacts import write_json, write_text
+
+    return [write_json(Path(directory) / "report.json", dict(result)), write_text(Path(directory) / "report.md", text)]

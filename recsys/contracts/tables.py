@@ -121,3 +121,13 @@ def read_id_column(*, layout: Layout, which: Literal["users", "items"]) -> pl.Se
     if which == "users":
         return read_users(layout=layout).sort("user")["user_id"]
     return read_items(layout=layout).sort("item")["item_id"]
+
+
+def read_quarantine(*, layout: Layout) -> pl.DataFrame | None:
+    """Rows the data stage rejected (source_file, row, column, reason, raw), verified; None when absent."""
+    if not layout.quarantine.exists():
+        return None
+    p = verify(layout.quarantine, layout=layout, stage=STAGE)
+    df = C.load_parquet(p, stage=STAGE)
+    C.check_columns(df, path=p, stage=STAGE, kinds={"reason": "any"})
+    return df

@@ -41,20 +41,22 @@ class TeacherMeta:
     adapter_temperature: float  # softmax temperature the adapter was fit with: teacher logits = cosine / this
 
 
-def write(*, layout: Layout, raw_items: np.ndarray, adapted_items: np.ndarray, users: Mapping[str, np.ndarray],
-          topk: Mapping[str, pl.DataFrame], meta: TeacherMeta) -> list[Path]:
+def write(*, layout: Layout, raw_items: np.ndarray, adapted_items: np.ndarray, meta: TeacherMeta,
+          users: Mapping[str, np.ndarray] | None = None, topk: Mapping[str, pl.DataFrame] | None = None) -> list[Path]:
     """Write item/user embeddings and the top-K lists atomically; returns the paths for the stage record.
 
     Args:
         raw_items, adapted_items: (N, D) / (N, D2) float32. users: {"raw_valid", ...: (U, D)} float32.
-        topk: {"valid" | "test": (user, item, score, rank) frame}.
+        topk: {"valid" | "test": (user, item, score, rank) frame}. Stand-ins (tests, benchmarks) may omit
+        users and top-K; the teacher stage writes all of them.
     """
     from recsys.artifacts import write_safetensors
 
     blob = {_META_KEY: json.dumps(dataclasses.asdict(meta)), "model": meta.model, "pooling": meta.pooling}
-    outs = [write_safetensors(layout.teacher_items, {"raw": raw_items, "adapted": adapted_items}, metadata=blob),
-            write_safetensors(layout.teacher_users, dict(users), metadata={"user_mode": meta.user_mode})]
-    outs += [lists.write(path=layout.teacher_topk(s), frame=f) for s, f in topk.items()]
+    outs = [write_safetensors(layout.teacher_items, {"raw": raw_items, "adapted": adapted_items}, metadata=blob)]
+    if users is not None:
+        outs.append(write_safetensors(layout.teacher_users, dict(users), metadata={"user_mode": meta.user_mode}))
+    outs += [lists.write(path=layout.teacher_topk(s), frame=f) for s, f in (topk or {}).items()]
     return outs
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import polars as pl
 
-from recsys.artifacts import Layout, RunDir, hash_obj, write_parquet
+from recsys.artifacts import Layout, RunDir, hash_obj
+from recsys.contracts import tables as T
 from recsys.data.config import DataConfig
 from recsys.data.prepare import dedupe_events, kcore
 from recsys.data.quarantine import Rule, apply_rules
@@ -70,8 +71,9 @@ def merge_catalogue(old: pl.DataFrame, new: pl.DataFrame | None, *, overwrite: b
 def append(*, base: Layout, loaded: Loaded, kcore_k: int, require_catalogue: bool,
            overwrite_items: bool = True) -> Appended:
     """Published tables at ``base`` + the batch ``loaded`` -> the new tables (before the split)."""
-    old_items, old_users = pl.read_parquet(base.items), pl.read_parquet(base.users)
-    old = (pl.read_parquet(base.interactions).join(old_users, on="user")
+    old_items, old_users = T.read_items(layout=base), T.read_users(layout=base)
+    old = (T.read_interactions(layout=base, n_users=old_users.height, n_items=old_items.height)
+           .join(old_users, on="user")
            .join(old_items.select("item", "item_id"), on="item"))
     q_parts = [loaded.quarantine]
     inter, q = dedupe_events(loaded.interactions)
@@ -152,12 +154,11 @@ def run(cfg: DataConfig, run_dir: RunDir, *, base: RunDir, logs: str, force: boo
     else:
         train, valid, test = temporal(a.interactions, valid_days=cfg.valid_days, test_days=cfg.test_days)
     lay = run_dir.layout
-    old_q = pl.read_parquet(base.layout.quarantine) if base.layout.quarantine.exists() else a.quarantine.clear()
-    outs = [write_parquet(lay.items, a.items), write_parquet(lay.users, a.users),
-            write_parquet(lay.interactions, a.interactions),
-            write_parquet(lay.quarantine, pl.concat([old_q, a.quarantine], how="diagonal_relaxed")),
-            write_parquet(lay.split("train"), train), write_parquet(lay.split("valid"), valid),
-            write_parquet(lay.split("test"), test)]
+    old_q = T.read_quarantine(layout=base.layout)
+    old_q = a.quarantine.clear() if old_q is None else old_q
+    outs = T.write(layout=lay, items=a.items, users=a.users, interactions=a.interactions,
+                   quarantine=pl.concat([old_q, a.quarantine], how="diagonal_relaxed"), train=train, valid=valid,
+                   test=test)
     counts = {**a.counts, "train": train.height, "valid": valid.height, "test": test.height}
     reasons = dict(a.quarantine.group_by("reason").len().sort("len", descending=True).iter_rows())
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, counts=counts,

@@ -7,7 +7,8 @@ import time
 
 import polars as pl
 
-from recsys.artifacts import RunDir, hash_obj, write_parquet
+from recsys.artifacts import RunDir, hash_obj
+from recsys.contracts import tables as T
 from recsys.data.config import DataConfig
 from recsys.data.loaders import load_source
 from recsys.data.prepare import prepare
@@ -53,15 +54,8 @@ def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, i
     if cfg.cold_item_share > 0:
         train, cold = hold_out_items(train, share=cfg.cold_item_share, seed=cfg.seed)
     lay = run_dir.layout
-    outs = [
-        write_parquet(lay.items, prep.items),
-        write_parquet(lay.users, prep.users),
-        write_parquet(lay.interactions, prep.interactions),
-        write_parquet(lay.quarantine, prep.quarantine),
-        write_parquet(lay.split("train"), train),
-        write_parquet(lay.split("valid"), valid),
-        write_parquet(lay.split("test"), test),
-    ]
+    outs = T.write(layout=lay, items=prep.items, users=prep.users, interactions=prep.interactions,
+                   quarantine=prep.quarantine, train=train, valid=valid, test=test)
     counts = {**prep.counts, "train": train.height, "valid": valid.height, "test": test.height,
               "cold_items_held_out": len(cold)}
     reasons = prep.quarantine.group_by("reason").len().sort("len", descending=True) if prep.quarantine.height \

@@ -8,12 +8,13 @@ from typing import Any
 
 import polars as pl
 
-from recsys.artifacts import RunDir, write_json, write_text
+from recsys.artifacts import RunDir
+from recsys.contracts import report as RP
 from recsys.data.tables import load_tables
 from recsys.eval import plots as P
 from recsys.eval.config import EvalConfig
 from recsys.eval.report import render
-from recsys.eval.systems import ORDER, discover, evaluate, load_json, topk_overlap
+from recsys.eval.systems import ORDER, discover, evaluate, topk_overlap, tradeoff_points
 from recsys.metrics import history_length_slices, popularity_slices, summarize
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
     curve_ks = tuple(sorted(set(cfg.curve_ks) | set(cfg.ks)))
     pop = popularity_slices(tables.train, n_items=tables.n_items, head=cfg.head_share, tail=cfg.tail_share)
     hist_len = history_length_slices(tables.history(split), bins=cfg.history_bins)
-    systems = sorted(discover(lay, split=split), key=lambda s: (ORDER.index(s.name) if s.name in ORDER else 99, s.name))
+    systems = sorted(discover(lay, split=split, n_users=tables.n_users, n_items=tables.n_items), key=lambda s: (ORDER.index(s.name) if s.name in ORDER else 99, s.name))
     rows, curves, pop_parts, len_parts = [], {}, [], []
     found = {}
     for s in systems:
@@ -60,14 +61,16 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
     plots = []
     if cfg.plots and rows:
         lay.report.mkdir(parents=True, exist_ok=True)
-        P.recall_curves({k: v for k, v in curves.items()}, lay.report / "recall_at_k.png")
-        P.slice_bars(pop_frame, metric=f"ndcg@{cfg.ks[0]}", title="NDCG by item popularity", path=lay.report / "slices_popularity.png")
-        P.slice_bars(len_frame, metric=f"ndcg@{cfg.ks[0]}", title="NDCG by history length", path=lay.report / "slices_history.png")
-        plots = ["report/recall_at_k.png", "report/slices_popularity.png", "report/slices_history.png"]
-        ann = load_json(lay.stage_dir("index") / "tradeoff.json").get("points")
+        P.recall_curves({k: v for k, v in curves.items()}, RP.plot_path(lay, "recall_at_k"))
+        P.slice_bars(pop_frame, metric=f"ndcg@{cfg.ks[0]}", title="NDCG by item popularity",
+                     path=RP.plot_path(lay, "slices_popularity"))
+        P.slice_bars(len_frame, metric=f"ndcg@{cfg.ks[0]}", title="NDCG by history length",
+                     path=RP.plot_path(lay, "slices_history"))
+        plots = [lay.rel(RP.plot_path(lay, n)) for n in ("recall_at_k", "slices_popularity", "slices_history")]
+        ann = tradeoff_points(lay)
         if ann:
-            P.ann_tradeoff(ann, lay.report / "ann_tradeoff.png")
-            plots.append("report/ann_tradeoff.png")
+            P.ann_tradeoff(ann, RP.plot_path(lay, "ann_tradeoff"))
+            plots.append(lay.rel(RP.plot_path(lay, "ann_tradeoff")))
     manifest = run_dir.manifest()
     data_rec = manifest.get("stages", {}).get("data", {})
     dataset = dataset or data_rec.get("source", "dataset")
@@ -75,8 +78,8 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
     metrics = {"dataset": dataset, "protocol": protocol, "split": split, "rows": rows,
                "slices": {"popularity": pop_frame.to_dicts(), "history_length": len_frame.to_dicts()},
                "overlap": overlap}
-    write_json(lay.metrics, metrics)
-    write_text(lay.report_md, render(dataset=dataset, protocol=protocol, rows=rows, ks=cfg.ks, pop_slices=pop_frame,
+    RP.write_metrics(layout=lay, metrics=metrics)
+    RP.write_report(layout=lay, text=render(dataset=dataset, protocol=protocol, rows=rows, ks=cfg.ks, pop_slices=pop_frame,
                                      len_slices=len_frame, slice_counts=slice_counts, overlap=overlap,
                                      manifest=manifest, plots=plots))
     run_dir.update_manifest(eval={"seconds": round(time.perf_counter() - t0, 2), "rows": [r["model"] for r in rows]})

@@ -7,14 +7,17 @@ retrieval through an ANN index and re-ranking. Row names follow the metrics.json
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from recsys.artifacts import Layout, read_npy, read_safetensors
+from recsys.contracts import baselines as B
+from recsys.contracts import index as IC
+from recsys.contracts import lists as L
+from recsys.contracts import student as S
+from recsys.contracts import teacher as TC
+from recsys.contracts.layout import Layout
 from recsys.data.tables import Split, Tables
 from recsys.metrics import EvalResult, ScoreFn, dot_scorer, evaluate_lists, evaluate_scores
 
@@ -32,41 +35,43 @@ class System:
     vectors: tuple[np.ndarray, np.ndarray] | None = None  # (users, items) when the system is a dot product
 
 
-def discover(layout: Layout, *, split: Split) -> Iterator[System]:
-    base = layout.stage_dir("baselines")
-    pop = base / f"popularity_{split}.npy"
-    if pop.exists():
-        counts = read_npy(pop)
+def discover(layout: Layout, *, split: Split, n_users: int, n_items: int) -> Iterator[System]:
+    """Every system the run holds, each file verified (``recsys.contracts``) before it is scored."""
+    if B.has_popularity(layout, split=split):
+        counts = B.read_popularity(layout=layout, split=split, n_items=n_items)
         # tiny index-based tie-break so equal counts do not all tie with the target (which would count against it)
         score = counts - 1e-6 * np.arange(len(counts)) / len(counts)
         yield System("most_popular", "full ranking (exact)", score_fn=lambda users: np.broadcast_to(score, (len(users), len(score))))
-    if (base / f"als_user_{split}.npy").exists():
-        u, i = read_npy(base / f"als_user_{split}.npy"), read_npy(base / f"als_item_{split}.npy")
+    if B.has_als(layout, split=split):
+        u, i = B.read_als(layout=layout, split=split, n_users=n_users, n_items=n_items)
         yield System("als", "full ranking (exact)", score_fn=dot_scorer(u, i), vectors=(u, i))
-    t = layout.stage_dir("teacher")
-    if (t / "item_emb.safetensors").exists():
-        items, users = read_safetensors(t / "item_emb.safetensors"), read_safetensors(t / "user_emb.safetensors")
+    if TC.present(layout):
+        items, users = TC.read_items(layout=layout, n_items=n_items), TC.read_users(layout=layout, n_users=n_users)
         for which in ("raw", "adapted"):
             if which in items and f"{which}_{split}" in users:
                 u, i = users[f"{which}_{split}"], items[which]
                 yield System(f"teacher_{which}", "full ranking (exact)", score_fn=dot_scorer(u, i), vectors=(u, i))
-    sdir = layout.stage_dir("student")
-    if sdir.exists():
-        for d in sorted(p for p in sdir.iterdir() if (p / "item_vectors.npy").exists()):
-            uf = d / f"user_vectors_{split}.npy"
-            if not uf.exists():
-                continue
-            u, i = read_npy(uf), read_npy(d / "item_vectors.npy")
-            yield System(d.name, "full ranking (exact)", score_fn=dot_scorer(u, i), vectors=(u, i))
-            q, scales = d / "item_vectors_int8.npy", d / "item_vectors_scales.npy"
-            if d.name == "student_kd" and q.exists() and scales.exists():  # one int8 row: the served model
-                iq = read_npy(q).astype(np.float32) * read_npy(scales).reshape(-1, 1)
-                yield System(f"{d.name}_int8", "full ranking (exact, int8 items)", score_fn=dot_scorer(u, iq))
-    for path, name, kind in [(layout.stage_dir("index") / f"candidates_{split}.parquet", "student_kd_ann", "ANN lists"),
-                             (layout.stage_dir("rank") / f"reranked_{split}.parquet", "student_kd_ann_rerank",
-                              "re-ranked lists")]:
-        if path.exists():
-            yield System(name, kind, lists=pl.read_parquet(path))
+    for v in S.variants(layout):
+        if not layout.user_vectors(v, split).exists():
+            continue
+        u = S.read_user_vectors(layout=layout, variant=v, split=split, n_users=n_users)
+        i = S.read_item_vectors(layout=layout, variant=v, n_items=n_items, dim=u.shape[1])
+        yield System(v, "full ranking (exact)", score_fn=dot_scorer(u, i), vectors=(u, i))
+        if v == "student_kd" and S.has_int8(layout, variant=v):  # one int8 row: the served model
+            q, scales = S.read_int8(layout=layout, variant=v, n_items=n_items, dim=u.shape[1])
+            iq = q.astype(np.float32) * scales.reshape(-1, 1)
+            yield System(f"{v}_int8", "full ranking (exact, int8 items)", score_fn=dot_scorer(u, iq))
+    if layout.candidates(split).exists():
+        yield System("student_kd_ann", "ANN lists",
+                     lists=L.read_candidates(layout=layout, split=split, n_users=n_users, n_items=n_items))
+    if layout.reranked(split).exists():
+        yield System("student_kd_ann_rerank", "re-ranked lists",
+                     lists=L.read_reranked(layout=layout, split=split, n_users=n_users, n_items=n_items))
+
+
+def tradeoff_points(layout: Layout) -> list[dict]:
+    """The index stage's ANN recall/latency sweep ([] when it did not sweep)."""
+    return IC.read_tradeoff(layout=layout)
 
 
 def evaluate(system: System, tables: Tables, *, split: Split, ks: tuple[int, ...]) -> EvalResult:
@@ -95,7 +100,3 @@ def topk_overlap(a: System, b: System, tables: Tables, *, split: Split, k: int, 
 
     ta, tb = top(a), top(b)
     return float(np.mean([len(np.intersect1d(x, y)) / k for x, y in zip(ta, tb)]))
-
-
-def load_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}

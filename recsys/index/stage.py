@@ -1,23 +1,26 @@
 """The index stage: student item vectors -> tuned FAISS index + top-K candidates for the ranker.
 
-Reads ``<run>/<vectors>/{item_vectors,user_vectors_valid,user_vectors_test}.npy`` + ``meta.json`` and the
-tables; writes ``<run>/index/{index.faiss, manifest.json, candidates_valid.parquet, candidates_test.parquet}``.
+Reads a student variant's item and user vectors + meta and the tables (``recsys.contracts``, verified); writes
+the index, its manifest and the candidates at the valid and test points.
 Candidates are written for the users that have targets at that point (the ones anything is evaluated or
 trained on), history excluded, ``rank`` 0-based.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from recsys.artifacts import ArtifactError, RunDir, file_sha256, hash_obj, read_npy, versions, write_parquet
+from recsys.artifacts import RunDir, file_sha256, hash_obj, versions
+from recsys.contracts import index as IC
+from recsys.contracts import lists as L
+from recsys.contracts import student as S
+from recsys.contracts import tables as T
+from recsys.contracts.layout import variant_of
 from recsys.data.tables import Split, Tables, load_tables
 from recsys.index.build import build_index, check_metric
 from recsys.index.config import IndexConfig
@@ -28,16 +31,6 @@ from recsys.index.tune import recall_vs_exact, tune
 
 log = logging.getLogger(__name__)
 STAGE = "index"
-
-
-def read_meta(vec_dir: Path) -> dict[str, Any]:
-    p = vec_dir / "meta.json"
-    if not p.exists():
-        raise ArtifactError(f"{p}: missing; run the student stage (export) first")
-    meta = json.loads(p.read_text())
-    if meta.get("metric") not in ("ip", "cosine"):
-        raise ArtifactError(f"{p}: metric {meta.get('metric')!r} is not 'ip' or 'cosine'")
-    return meta
 
 
 def search_split(index: ItemIndex, *, user_vectors: np.ndarray, tables: Tables, split: Split, k: int,
@@ -70,30 +63,21 @@ def _metrics(cands: pl.DataFrame, tables: Tables, split: Split, ks: tuple[int, .
 def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd", force: bool = False) -> dict:
     """Build, tune and save the index; write candidates for the valid and test points. Returns the report."""
     lay = run_dir.layout
-    vdir = run_dir.root / vectors
-    meta = read_meta(vdir)
-    check_metric(index_metric=cfg.metric, model_metric=meta["metric"], where=str(vdir / "meta.json"))
-    paths = {n: vdir / f"{n}.npy" for n in ("item_vectors", "user_vectors_valid", "user_vectors_test")}
-    for p in paths.values():
-        if not p.exists():
-            raise ArtifactError(f"{p}: missing; the student export writes it")
-    table_files = [lay.items, lay.users, lay.split("train"), lay.split("valid"), lay.split("test")]
+    variant = variant_of(vectors)
+    meta = S.read_meta(layout=lay, variant=variant)
+    where = str(lay.student_meta(variant))
+    check_metric(index_metric=cfg.metric, model_metric=meta["metric"], where=where)
+    vec_files = S.paths(lay, variant=variant)[:3]
     key = hash_obj({"cfg": cfg, "vectors": vectors, "v": 2,
-                    "inputs": {str(p.relative_to(run_dir.root)): file_sha256(p)
-                               for p in [*paths.values(), *table_files] if p.exists()}})
+                    "inputs": {lay.rel(p): file_sha256(p) for p in [*vec_files, *T.paths(lay)] if p.exists()}})
     if not force and run_dir.is_fresh(STAGE, key):
         log.info("index: up to date, skipped")
         return run_dir.stage_record(STAGE)["report"]  # type: ignore[index]
     t0 = time.perf_counter()
     tables = load_tables(lay)
-    items = read_npy(paths["item_vectors"])
-    if items.shape != (tables.n_items, meta.get("dim", items.shape[1])):
-        raise ArtifactError(f"{paths['item_vectors']}: shape {items.shape}, expected ({tables.n_items}, {meta.get('dim')})"
-                            " (one row per catalogue item, meta.json dim)")
-    uv = {s: read_npy(paths[f"user_vectors_{s}"]) for s in ("valid", "test")}
-    for s, u in uv.items():
-        if u.shape != (tables.n_users, items.shape[1]):
-            raise ArtifactError(f"{paths[f'user_vectors_{s}']}: shape {u.shape}, expected ({tables.n_users}, {items.shape[1]})")
+    items = S.read_item_vectors(layout=lay, variant=variant, n_items=tables.n_items, dim=meta["dim"])
+    uv = {s: S.read_user_vectors(layout=lay, variant=variant, split=s, n_users=tables.n_users, dim=items.shape[1])
+          for s in ("valid", "test")}
     tb = time.perf_counter()
     index = build_index(items, cfg=cfg, model_metric=meta["metric"])
     build_s = time.perf_counter() - tb
@@ -102,13 +86,12 @@ def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd
     tq = uv["valid"][rng.choice(vusers, min(cfg.tune_queries, len(vusers)), replace=False)] if len(vusers) \
         else uv["valid"][:cfg.tune_queries]
     tuned = tune(index, queries=tq, k=cfg.k, target_recall=cfg.target_recall)
-    outs = save_index(index, lay.stage_dir(STAGE), vectors_path=paths["item_vectors"], tune=tuned)
+    outs = save_index(index, lay.index, vectors_path=lay.item_vectors(variant), tune=tuned)
     if cfg.tradeoff:
-        from recsys.artifacts import write_json
         from recsys.index.tradeoff import sweep
 
         points = sweep(items, queries=tq, cfg=cfg, model_metric=meta["metric"])
-        outs.append(write_json(lay.stage_dir(STAGE) / "tradeoff.json", {"k": 10, "queries": len(tq), "points": points}))
+        outs.append(IC.write_tradeoff(layout=lay, tradeoff={"k": 10, "queries": len(tq), "points": points}))
     report: dict[str, Any] = {"kind": cfg.kind, "metric": cfg.metric, "items": index.count, "dim": index.dim,
                               "build_seconds": round(build_s, 3), "search_params": dict(index.params),
                               "tuned_recall_at_k": tuned.recall, "k": cfg.k, "target_recall": cfg.target_recall}
@@ -117,7 +100,7 @@ def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd
         users, sc, ids = search_split(index, user_vectors=uv[split], tables=tables, split=split, k=cfg.k)
         report[f"search_seconds_{split}"] = round(time.perf_counter() - ts, 3)
         cands = to_frame(users, sc, ids)
-        outs.append(write_parquet(lay.stage_dir(STAGE) / f"candidates_{split}.parquet", cands))
+        outs.append(L.write(path=lay.candidates(split), frame=cands))
         if split == "test":
             _, esc, eids = search_split(index, user_vectors=uv[split], tables=tables, split=split, k=cfg.k, exact=True)
             report["ann_vs_exact_recall@10"] = recall_vs_exact(ids[:, :10], eids[:, :10])

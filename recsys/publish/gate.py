@@ -2,7 +2,7 @@
 
 Both systems are scored on the *candidate's* test targets — the newest days of the logs, which
 neither trained on — with the candidate's history excluded (full ranking over the whole catalogue).
-Vectors are read from files and aligned by raw ids (``users.parquet`` / ``items.parquet``), so any two
+Vectors are read from files (verified, ``recsys.contracts``) and aligned by raw ids (the id maps), so any two
 run directories can be compared even when their id maps differ (e.g. a retrain from scratch).
 
 The published system is measured two ways, and ``gate.baseline`` picks the one that decides:
@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from recsys.artifacts import read_npy
+from recsys.contracts import student as S
+from recsys.contracts import tables as T
+from recsys.contracts.layout import Layout
 from recsys.data.tables import Split, Tables
 from recsys.metrics import EvalResult, paired_change, per_user
 from recsys.publish.config import GateConfig
@@ -76,15 +78,15 @@ def system_vectors(run_root: Path, *, variant: str, tables: Tables, split: Split
 
     ``known_from``: another run whose catalogue limits what may be recommended (the published model
     re-applied to the candidate's tables knows only the published items); default: ``run_root``'s own."""
-    d = run_root / "student" / variant
-    users = read_npy(d / f"user_vectors_{split}.npy")
-    items = read_npy(d / "item_vectors.npy")
-    src_users = pl.read_parquet(run_root / "tables" / "users.parquet", columns=["user_id"])["user_id"]
-    src_items = pl.read_parquet(run_root / "tables" / "items.parquet", columns=["item_id"])["item_id"]
+    lay = Layout(Path(run_root))
+    src_users = T.read_id_column(layout=lay, which="users")
+    src_items = T.read_id_column(layout=lay, which="items")
+    users = S.read_user_vectors(layout=lay, variant=variant, split=split, n_users=len(src_users))
+    items = S.read_item_vectors(layout=lay, variant=variant, n_items=len(src_items), dim=users.shape[1])
     u, _ = align_rows(users, src_ids=src_users, dst_ids=tables.users["user_id"])
     i, known = align_rows(items, src_ids=src_items, dst_ids=tables.items["item_id"])
     if known_from is not None:
-        ids = pl.read_parquet(known_from / "tables" / "items.parquet", columns=["item_id"])["item_id"]
+        ids = T.read_id_column(layout=Layout(Path(known_from)), which="items")
         known &= tables.items["item_id"].cast(pl.String).is_in(ids.cast(pl.String).implode()).to_numpy()
     return Vectors(users=u, items=i, known_items=known)
 

@@ -1,7 +1,8 @@
 """The rank stage: train LambdaRank on the retriever's candidates at the valid point, rerank at test.
 
-Reads ``<run>/<cfg.candidates>/candidates_{valid,test}.parquet``, the tables and (optionally) the teacher's
-embeddings and top-K; writes ``<run>/rank/{model.txt, reranked_test.parquet, feature_importance.json}``.
+Reads the retriever's candidates at the valid and test points (from the ``cfg.candidates`` folder), the tables
+and (optionally) the teacher's embeddings and top-K, all through ``recsys.contracts`` (verified); writes the
+LightGBM model, the reranked test lists and the feature importances.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from typing import Any
 
 import polars as pl
 
-from recsys.artifacts import (ArtifactError, RunDir, file_sha256, hash_obj, read_safetensors, versions, write_json,
-                              write_parquet)
+from recsys.artifacts import RunDir, file_sha256, hash_obj, versions
+from recsys.contracts import lists as L
+from recsys.contracts import problem
+from recsys.contracts import ranker as R
+from recsys.contracts import tables as T
+from recsys.contracts import teacher as TC
+from recsys.contracts.layout import Layout
 from recsys.data.tables import load_tables
 from recsys.rank.config import RankConfig
 from recsys.rank.features import Teacher, build_features, feature_columns, label
@@ -24,27 +30,31 @@ log = logging.getLogger(__name__)
 STAGE = "rank"
 
 
-def load_teacher(root: Path, *, space: str) -> Teacher | None:
-    """Teacher embeddings in ``space`` ("auto" = adapted if present else raw); None if absent or "none"."""
-    tdir = root / "teacher"
-    if space == "none" or not (tdir / "item_emb.safetensors").exists() or not (tdir / "user_emb.safetensors").exists():
+def load_teacher(root: Path, *, space: str, n_users: int | None = None, n_items: int | None = None) -> Teacher | None:
+    """Teacher embeddings in ``space`` ("auto" = adapted if present else raw); None if absent or "none".
+
+    Every file is verified (``recsys.contracts.teacher``); ``n_users`` / ``n_items`` default to the run's id maps."""
+    lay = Layout(Path(root))
+    if space == "none" or not (lay.teacher_items.exists() and lay.teacher_users.exists()):
         return None
-    items = read_safetensors(tdir / "item_emb.safetensors")
+    if n_users is None or n_items is None:
+        n_users, n_items = T.read_users(layout=lay).height, T.read_items(layout=lay).height
+    items = TC.read_items(layout=lay, n_items=n_items)
     if space == "auto":
         space = "adapted" if "adapted" in items else "raw"
-    users = read_safetensors(tdir / "user_emb.safetensors")
+    users = TC.read_users(layout=lay, n_users=n_users)
     keys = [space, f"{space}_valid", f"{space}_test"]
     if space not in items or any(k not in users for k in keys[1:]):
-        raise ArtifactError(f"{tdir}: teacher space '{space}' not found (items: {sorted(items)}, users: {sorted(users)})")
+        raise problem(lay.teacher, f"teacher space '{space}' not found (items: {sorted(items)}, users: {sorted(users)})",
+                      "set rank.teacher_space to one the teacher wrote, or re-run the teacher stage")
     empty = pl.DataFrame(schema={"user": pl.Int32, "item": pl.Int32, "rank": pl.Int32})
-    topk = {s: pl.read_parquet(tdir / f"topk_{s}.parquet") if (tdir / f"topk_{s}.parquet").exists() else empty
-            for s in ("valid", "test")}
+    topk = {s: TC.read_topk(layout=lay, split=s, n_users=n_users, n_items=n_items)
+            if lay.teacher_topk(s).exists() else empty for s in ("valid", "test")}
     return Teacher(items=items[space], users={s: users[f"{space}_{s}"] for s in ("valid", "test")}, topk=topk)
 
 
 def teacher_files(root: Path) -> list[Path]:
-    return [p for p in [root / "teacher" / n for n in ("item_emb.safetensors", "user_emb.safetensors",
-                                                         "topk_valid.parquet", "topk_test.parquet")] if p.exists()]
+    return [p for p in TC.paths(Layout(Path(root))) if p.exists()]
 
 
 def _eval(lists: pl.DataFrame, targets: pl.DataFrame, n_items: int) -> dict[str, float]:
@@ -56,12 +66,11 @@ def _eval(lists: pl.DataFrame, targets: pl.DataFrame, n_items: int) -> dict[str,
 def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, Any]:
     """Train on valid-point candidates, rerank test-point candidates, save model and importances."""
     lay = run_dir.layout
-    cdir = run_dir.root / cfg.candidates
-    cand_paths = {s: cdir / f"candidates_{s}.parquet" for s in ("valid", "test")}
+    cand_paths = {s: lay.candidates(s, folder=cfg.candidates) for s in ("valid", "test")}
     for p in cand_paths.values():
         if not p.exists():
-            raise ArtifactError(f"{p}: missing; run the index stage first")
-    inputs = [*cand_paths.values(), lay.items, lay.split("train"), lay.split("valid"), lay.split("test")]
+            raise problem(p, "missing", "run the index stage first (`recsys build-index`)")
+    inputs = [*cand_paths.values(), lay.items, *(lay.split(s) for s in ("train", "valid", "test"))]
     if cfg.teacher_space != "none":
         inputs += teacher_files(run_dir.root)
     key = hash_obj({"cfg": cfg, "v": 1, "inputs": {str(p.relative_to(run_dir.root)): file_sha256(p) for p in inputs}})
@@ -70,18 +79,18 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
         return run_dir.stage_record(STAGE)["report"]  # type: ignore[index]
     t0 = time.perf_counter()
     tables = load_tables(lay)
-    teacher = load_teacher(run_dir.root, space=cfg.teacher_space)
-    cands = {s: pl.read_parquet(p) for s, p in cand_paths.items()}
+    teacher = load_teacher(run_dir.root, space=cfg.teacher_space, n_users=tables.n_users, n_items=tables.n_items)
+    cands = {s: L.read_candidates(layout=lay, split=s, n_users=tables.n_users, n_items=tables.n_items,
+                                  folder=cfg.candidates) for s in ("valid", "test")}
     fv = label(build_features(cands["valid"], tables=tables, split="valid", teacher=teacher,
                               recent_days=cfg.recent_days), tables.valid)
     features = feature_columns(fv)
     booster, train_report = train_ranker(fv, cfg=cfg, features=features)
     ft = build_features(cands["test"], tables=tables, split="test", teacher=teacher, recent_days=cfg.recent_days)
     reranked = rerank(booster, ft)
-    out = lay.stage_dir(STAGE)
     gains = importance(booster)
-    outs = [save_model(booster, out / "model.txt"), write_parquet(out / "reranked_test.parquet", reranked),
-            write_json(out / "feature_importance.json", {"importance_type": "gain", "features": gains})]
+    outs = [save_model(booster, layout=lay), L.write(path=lay.reranked("test"), frame=reranked),
+            R.write_importance(layout=lay, importance={"importance_type": "gain", "features": gains})]
     report: dict[str, Any] = {"train": train_report, "features": features, "teacher": teacher is not None}
     try:
         report["test_retriever"] = _eval(cands["test"], tables.test, tables.n_items)

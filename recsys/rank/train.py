@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from recsys.artifacts import atomic_path
+from recsys.contracts import ranker as R
+from recsys.contracts.layout import Layout
 from recsys.rank.config import RankConfig
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,21 @@ def rerank(booster: Any, f: pl.DataFrame) -> pl.DataFrame:
             .with_columns(pl.int_range(pl.len()).over("user").cast(pl.Int32).alias("rank")))
 
 
-def save_model(booster: Any, path: str | Path) -> Path:
-    """LightGBM text format (readable, portable across versions); never pickle."""
-    with atomic_path(path) as tmp:
-        booster.save_model(str(tmp), num_iteration=booster.best_iteration or None)
-    return Path(path)
+def save_model(booster: Any, *, layout: Layout) -> Path:
+    """LightGBM text format (readable, portable across versions), written atomically; never pickle."""
+    return R.write_model(layout=layout,
+                         save=lambda tmp: booster.save_model(str(tmp), num_iteration=booster.best_iteration or None))
 
 
-def load_model(path: str | Path) -> Any:
-    return import_lightgbm().Booster(model_file=str(path))
+def load_model(*, layout: Layout) -> Any:
+    """The run's ranker, verified (digest, text header) before LightGBM's native parser sees a byte."""
+    text = R.read_model_text(layout=layout)
+    lgb = import_lightgbm()
+    try:
+        return lgb.Booster(model_str=text)
+    except lgb.basic.LightGBMError as e:
+        raise R.problem(layout.ranker_model, f"LightGBM cannot parse it ({' '.join(str(e).split())[:200]})",
+                        R.rebuild(R.STAGE)) from None
 
 
 def importance(booster: Any) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """Per-rank checkpoints of a sharded model: plain tensors only, saved with ``torch.save`` and loaded
-with ``torch.load(weights_only=True)``.
+with ``torch.load(weights_only=True)``, through ``recsys.contracts.checkpoints`` (atomic, digest in the file:
+a damaged checkpoint is refused, naming it, before torch reads a byte).
 
 A ShardedTensor is stored as its local shards (``<key>#0``, ``<key>#1``, ...), so each rank writes
 exactly what it holds and a resume needs the same world size and plan (checked by the caller through
@@ -9,6 +10,7 @@ optimizer states, whose state-dict tensors are views of the kernel's buffers.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import torch
 from torch.distributed._shard.sharded_tensor import ShardedTensor
 
-from recsys.artifacts import atomic_path
+from recsys.contracts import checkpoints as contract
 
 
 def _flatten(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
@@ -46,13 +48,20 @@ def save(path: Path, *, model: dict[str, Any], fused_opt: dict[str, Any], dense_
         "dense_opt": dense_opt,
         "meta": json.dumps(meta),
     }
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    contract.write(path=path, payload=buf.getvalue())
 
 
 def load(path: Path) -> dict[str, Any]:
-    blob = torch.load(path, weights_only=True, map_location="cpu")
-    blob["meta"] = json.loads(blob["meta"])
+    """One rank's checkpoint; ArtifactError naming ``path`` if it is missing, truncated or altered."""
+    payload = contract.read(path=path)
+    try:
+        blob = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+        blob["meta"] = json.loads(blob["meta"])
+    except Exception as e:  # a payload that hashes right but does not parse: written by something else
+        raise contract.problem(path, f"checkpoint payload does not parse ({type(e).__name__}: {e})",
+                               f"delete {Path(path).parent} to train from scratch") from None
     return blob
 
 

@@ -67,9 +67,9 @@ class StudentConfig:
     # forwards); "topk": the teacher's top-K list per sampled user (K extra item rows per user, ~3x slower)
     rank_temperature: float = 2.0  # on both teacher and student logits in the KL; 2 (softer lists, Hinton's
     # "dark knowledge") beat 1 on Beauty
-    rank_teacher_scale: float = 20.0  # teacher cosines x this = teacher logits (1/0.05, the adapter's temperature)
-    teacher_history_len: int = 20  # teacher user vector of a prefix: recency-weighted mean of the last N
-    teacher_recency_decay: float = 0.5  # teacher item vectors, weight decay**k (= the teacher stage's pooling)
+    # The teacher-side quantities of the ranking distillation (its cosine -> logit scale = 1 / its adapter
+    # temperature; the recency decay and history length of its user pooling) are not set here: they are read
+    # from the teacher's artifact metadata (``recsys.contracts.teacher.TeacherMeta``), so they cannot drift.
     rank_k: int = 20  # "topk": teacher top-K candidates per user
     rank_position_weight: float = 0.0  # "topk", >0: Tang & Wang 2018 weights exp(-rank / this) on the list
     rank_users_per_step: int = 256  # "topk": users per step that get a ranking-distillation list

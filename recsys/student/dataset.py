@@ -22,7 +22,9 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
-from recsys.artifacts import ArtifactError, Layout, read_safetensors
+from recsys.contracts import problem
+from recsys.contracts import teacher as T
+from recsys.contracts.layout import Layout
 from recsys.data.tables import Tables, load_tables
 from recsys.student.batches import Batch, Histories, ItemFeatures, histories, item_features, make_batch, \
     next_item_examples, replay_size, window_examples
@@ -47,6 +49,7 @@ class StudentData:
     topk_scores: np.ndarray  # (U, K) f32
     kd_users: np.ndarray  # users with a teacher list
     teacher_ex: np.ndarray | None = None  # (E, D) f16 teacher vector of each example's history prefix
+    teacher_scale: float = 0.0  # teacher cosine -> logit: 1 / the teacher adapter's temperature (its metadata)
 
     @property
     def n_users(self) -> int:
@@ -54,21 +57,21 @@ class StudentData:
 
 
 def teacher_paths(layout: Layout) -> dict[str, Path]:
-    d = layout.stage_dir("teacher")
-    return {"item_emb": d / "item_emb.safetensors", "topk_valid": d / "topk_valid.parquet"}
+    return {"item_emb": layout.teacher_items, "topk_valid": layout.teacher_topk("valid")}
 
 
 def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> StudentData:
     """Load tables and teacher files. Teacher files are required when text input or any KD is on."""
     tables = load_tables(layout)
     tp = teacher_paths(layout)
-    text = emb = None
+    text = emb = tmeta = None
     if need_teacher:
-        embs = read_safetensors(tp["item_emb"])
+        embs = T.read_items(layout=layout, n_items=tables.n_items)
+        tmeta = T.read_meta(layout=layout)  # the pooling and temperature the distillation must match
         for field in ("text_emb", "teacher_emb"):
             if getattr(cfg, field) not in embs:
-                raise ArtifactError(f"{tp['item_emb']}: no '{getattr(cfg, field)}' tensor (has {sorted(embs)}); "
-                                    f"set student.{field} to one it has")
+                raise problem(tp["item_emb"], f"no '{getattr(cfg, field)}' tensor (has {sorted(embs)})",
+                              f"set student.{field} to one it has")
         text = embs[cfg.text_emb].astype(np.float32) if cfg.use_text else None
         if cfg.lambda_emb > 0 or cfg.lambda_rank > 0:
             emb = np.ascontiguousarray(embs[cfg.teacher_emb], dtype=np.float32)
@@ -90,19 +93,18 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
     top_i = np.full((tables.n_users, k), -1, np.int64)
     top_s = np.zeros((tables.n_users, k), np.float32)
     if need_teacher and cfg.lambda_rank > 0 and cfg.rank_candidates == "topk":
-        if not tp["topk_valid"].exists():
-            raise ArtifactError(f"{tp['topk_valid']}: missing; run the teacher stage (ranking distillation needs it)")
-        top = pl.read_parquet(tp["topk_valid"]).filter(pl.col("rank") < k)
+        top = T.read_topk(layout=layout, split="valid", n_users=tables.n_users, n_items=tables.n_items)
+        top = top.filter(pl.col("rank") < k)
         top_i[top["user"].to_numpy(), top["rank"].to_numpy()] = top["item"].to_numpy()
         top_s[top["user"].to_numpy(), top["rank"].to_numpy()] = top["score"].to_numpy()
     kd_users = np.flatnonzero((top_i >= 0).any(1))
     teacher_ex = None
-    if emb is not None and cfg.lambda_rank > 0 and cfg.rank_candidates == "in_batch":
+    if emb is not None and tmeta is not None and cfg.lambda_rank > 0 and cfg.rank_candidates == "in_batch":
         # once per run (~1 s on Beauty) instead of one embedding_bag per step; f16 halves the memory
         teacher_ex = np.concatenate([
             teacher_prefix_vectors(teacher=emb, starts=train.ptr[ex_users[s:s + 65536]], ends=ex_pos[s:s + 65536],
-                                   flat=train.items, last_n=cfg.teacher_history_len,
-                                   decay=cfg.teacher_recency_decay).numpy().astype(np.float16)
+                                   flat=train.items, last_n=tmeta.history_n,
+                                   decay=tmeta.recency_decay).numpy().astype(np.float16)
             for s in range(0, len(ex_users), 65536)]) if len(ex_users) else np.zeros((0, emb.shape[1]), np.float16)
     return StudentData(tables=tables, feats=feats, train=train,
                        train_valid=histories(pl.concat([tables.train.select("user", "item", "pos"),
@@ -110,7 +112,8 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
                                              n_users=tables.n_users),
                        ex_users=ex_users, ex_pos=ex_pos, ex_window=ex_window, ex_older=ex_older, log_q=log_q,
                        teacher=emb, topk_items=top_i, topk_scores=top_s, kd_users=kd_users,
-                       teacher_ex=teacher_ex)
+                       teacher_ex=teacher_ex,
+                       teacher_scale=0.0 if tmeta is None else 1.0 / tmeta.adapter_temperature)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from recsys import metrics
-from recsys.artifacts import write_npy
+from recsys.contracts import student as S
+from recsys.contracts.layout import Layout
 from recsys.data.tables import Split, Tables
 
 
@@ -40,12 +41,12 @@ def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Spl
     return {k: v for k, v in res.summary(ks=(10, 20)).items() if "@" in k}
 
 
-def write_exports(*, out_dir: Path, items: np.ndarray, users_valid: np.ndarray, users_test: np.ndarray,
-                  tables: Tables, quantize: bool) -> tuple[list[Path], dict[str, Any]]:
-    """Write the vectors (and int8 copies); return the paths and a metrics/quantisation summary."""
-    paths = [write_npy(out_dir / "item_vectors.npy", items.astype(np.float32)),
-             write_npy(out_dir / "user_vectors_valid.npy", users_valid.astype(np.float32)),
-             write_npy(out_dir / "user_vectors_test.npy", users_test.astype(np.float32))]
+def write_exports(*, layout: Layout, variant: str, items: np.ndarray, users_valid: np.ndarray,
+                  users_test: np.ndarray, tables: Tables, quantize: bool) -> tuple[list[Path], dict[str, Any]]:
+    """Write the vectors (and int8 copies); return the paths and a metrics/quantisation summary.
+    Non-finite vectors are refused (ArtifactError) before anything is written."""
+    paths = S.write_vectors(layout=layout, variant=variant, items=items.astype(np.float32),
+                            users_valid=users_valid.astype(np.float32), users_test=users_test.astype(np.float32))
     info: dict[str, Any] = {
         "valid": evaluate(users=users_valid, items=items, tables=tables, split="valid"),
         "test": evaluate(users=users_test, items=items, tables=tables, split="test"),
@@ -53,7 +54,7 @@ def write_exports(*, out_dir: Path, items: np.ndarray, users_valid: np.ndarray, 
     }
     if quantize:
         q, s = quantize_int8(items)
-        paths += [write_npy(out_dir / "item_vectors_int8.npy", q), write_npy(out_dir / "item_vectors_scales.npy", s)]
+        paths += S.write_int8(layout=layout, variant=variant, q=q, scales=s)
         deq = dequantize_int8(q, s)
         iv = evaluate(users=users_valid, items=deq, tables=tables, split="valid")
         it = evaluate(users=users_test, items=deq, tables=tables, split="test")

@@ -35,9 +35,14 @@ def _gather(x: torch.Tensor, *, grad: bool) -> torch.Tensor:
 class StudentObjective(nn.Module):
     """Two-tower + L_rec (+ L_emb, L_rank). ``towers`` stays loss-free and is what gets exported."""
 
-    def __init__(self, *, cfg: StudentConfig, towers: TwoTower, teacher_dim: int) -> None:
+    def __init__(self, *, cfg: StudentConfig, towers: TwoTower, teacher_dim: int, teacher_scale: float = 0.0) -> None:
+        """``teacher_scale``: teacher cosine -> logit, 1 / the teacher adapter's temperature (``StudentData``)."""
         super().__init__()
         self.cfg, self.towers = cfg, towers
+        if cfg.lambda_rank > 0 and teacher_scale <= 0:
+            raise ValueError("ranking distillation needs teacher_scale > 0 (1 / the teacher's adapter temperature, "
+                             "read from the teacher's artifact metadata)")
+        self.teacher_scale = float(teacher_scale)
         self.rec = RetrievalLoss(temperature=cfg.temperature)
         self.emb = EmbeddingDistillLoss(dim=cfg.dim, teacher_dim=teacher_dim, kind=cfg.emb_loss,
                                         lambda_relational=cfg.lambda_relational,
@@ -83,7 +88,7 @@ class StudentObjective(nn.Module):
                                                  teacher_users=step.teacher_users,
                                                  teacher_items=t_items,
                                                  student_scale=1.0 / cfg.temperature,
-                                                 teacher_scale=cfg.rank_teacher_scale)
+                                                 teacher_scale=self.teacher_scale)
             else:
                 out["rank"] = zero + 0.0 * users.sum()
         elif self.rank is not None:
@@ -92,7 +97,7 @@ class StudentObjective(nn.Module):
                 kd_u = users[b:b + step.n_kd]
                 kd_v = items[b + step.n_uniform:].reshape(step.n_kd, k, -1)
                 student = (kd_u[:, None, :] * kd_v).sum(-1) / cfg.temperature
-                teacher = torch.from_numpy(step.topk_scores * cfg.rank_teacher_scale)
+                teacher = torch.from_numpy(step.topk_scores * self.teacher_scale)
                 out["rank"] = self.rank(student=student, teacher=teacher, mask=torch.from_numpy(step.topk_mask))
             else:
                 out["rank"] = zero + 0.0 * users.sum()

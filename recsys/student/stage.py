@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recsys.artifacts import RunDir, file_sha256, hash_obj, versions, write_json
+from recsys.artifacts import RunDir, file_sha256, hash_obj, versions
+from recsys.contracts import student as S
+from recsys.contracts import tables as T
 from recsys.student.config import StudentConfig
 from recsys.student.dataset import teacher_paths
 
@@ -25,7 +27,7 @@ def needs_teacher(cfg: StudentConfig) -> bool:
 
 
 def stage_name(variant: str) -> str:
-    return f"student/{variant}"
+    return S.stage_of(variant)
 
 
 def input_key(cfg: StudentConfig, run_dir: RunDir, *, variant: str) -> str:
@@ -39,7 +41,7 @@ def input_key(cfg: StudentConfig, run_dir: RunDir, *, variant: str) -> str:
     try:
         data = run_dir.output_hash("data")
     except Exception:  # tables made outside the data stage (tests): hash the split files themselves
-        data = hash_obj([file_sha256(run_dir.layout.split(s)) for s in ("train", "valid", "test")])
+        data = hash_obj([file_sha256(p) for p in T.paths(run_dir.layout)[2:]])
     return hash_obj({"cfg": cfg, "variant": variant, "data": data, "teacher": teacher, "v": 1})
 
 
@@ -72,7 +74,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
     from recsys.student.train import train
 
     t0 = time.perf_counter()
-    out_dir = run_dir.layout.stage_dir("student") / variant
+    out_dir = run_dir.layout.student(variant)
     data = load_data(cfg=cfg, layout=run_dir.layout, need_teacher=needs_teacher(cfg))
     trained = train(cfg=cfg, data=data, out_dir=out_dir, run_key=key)
     towers = trained.towers
@@ -82,7 +84,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
     users_test = encode_users(towers=towers, feats=data.feats, hist=data.train_valid, cfg=cfg)
     record: dict[str, Any] = {}
     if trained.rank == 0:
-        paths, info = write_exports(out_dir=out_dir, items=items, users_valid=users_valid, users_test=users_test,
+        paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid, users_test=users_test,
                                     tables=data.tables, quantize=cfg.quantize_int8)
         params = _param_counts(trained)
         examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
@@ -97,8 +99,9 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
                 "valid": info["valid"], "test": info["test"], "int8": info.get("int8"),
                 "items_without_train_events": int((data.feats.train_count == 0).sum()), "examples": examples,
                 "config": dataclasses.asdict(cfg), "versions": versions()}
-        paths.append(write_json(out_dir / "meta.json", meta))
-        paths.append(write_json(out_dir / "train_log.json", {"variant": variant, "epochs": trained.history}))
+        paths.append(S.write_meta(layout=run_dir.layout, variant=variant, meta=meta))
+        paths.append(S.write_train_log(layout=run_dir.layout, variant=variant,
+                                       log={"variant": variant, "epochs": trained.history}))
         seconds = time.perf_counter() - t0
         run_dir.record(stage_name(variant), key=key, config=cfg, outputs=paths, seconds=seconds,
                        plan=trained.plan, valid=info["valid"], test=info["test"], best_epoch=trained.best_epoch,
@@ -128,4 +131,4 @@ def _param_counts(trained: Any) -> dict[str, int]:
 
 
 def out_dir(run_dir: RunDir, variant: str) -> Path:
-    return run_dir.layout.stage_dir("student") / variant
+    return run_dir.layout.student(variant)

@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 
 from recsys import metrics
+from recsys.contracts import StageError
+from recsys.contracts.layout import checkpoint_path
 from recsys.student import checkpoint
 from recsys.student.batches import epoch_examples, replay_size
 from recsys.student.config import StudentConfig
@@ -29,6 +31,10 @@ from recsys.student.sharding import dense_parameters, init_process_group, shard_
 from recsys.student.towers import TwoTower
 
 log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(StageError):
+    """A loss became NaN or infinite: training stops, nothing is exported, the last good checkpoint stays."""
 
 
 @dataclasses.dataclass
@@ -105,11 +111,11 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
     towers = TwoTower(cfg=cfg, feats=data.feats, n_users=data.n_users, text_dim=text_dim,
                       device=torch.device("meta"))
     objective = StudentObjective(cfg=cfg, towers=towers,
-                                 teacher_dim=0 if data.teacher is None else data.teacher.shape[1])
+                                 teacher_dim=0 if data.teacher is None else data.teacher.shape[1],
+                                 teacher_scale=data.teacher_scale)
     dmp, plan = shard_model(model=objective, cfg=cfg, device=device, batch_size=cfg.batch_size // world)
     dense_opt = torch.optim.AdamW(list(dense_parameters(dmp).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ckpt = out_dir / "ckpt"
-    last, best_path = ckpt / f"last.rank{rank}.pt", ckpt / f"best.rank{rank}.pt"
+    last, best_path = checkpoint_path(out_dir, kind="last", rank=rank), checkpoint_path(out_dir, kind="best", rank=rank)
     meta: dict[str, Any] = {"key": run_key, "world": world, "epoch": -1, "best": -1.0, "best_epoch": -1,
                             "bad": 0, "history": [], "best_valid": {}, "seconds": 0.0}
     if last.exists():
@@ -123,11 +129,11 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
         else:
             log.info("student: ignoring checkpoint %s (other config or world size)", last)
     if meta["epoch"] == -1 and cfg.init_from:
-        src = Path(cfg.init_from) / "ckpt" / f"best.rank{rank}.pt"
+        src = checkpoint_path(Path(cfg.init_from), kind="best", rank=rank)
         if src.exists():
             counts = checkpoint.copy_grown(dmp.state_dict(), checkpoint.load(src)["model"])
             log.info("student: warm start from %s: %s; optimizers %s", src, counts,
-                     _warm_optimizers(src.with_name(f"last.rank{rank}.pt"), dmp=dmp, dense_opt=dense_opt))
+                     _warm_optimizers(checkpoint_path(Path(cfg.init_from), kind="last", rank=rank), dmp=dmp, dense_opt=dense_opt))
         else:
             log.warning("student: init_from=%s has no %s (other world size?); training from scratch", cfg.init_from,
                         src.name)
@@ -156,6 +162,12 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
             dense_opt.step()
             dense_opt.zero_grad(set_to_none=True)
             vals = to_numpy_losses(losses)
+            bad = {k: v for k, v in vals.items() if not np.isfinite(v)}
+            if bad:
+                raise TrainingDiverged(
+                    f"{out_dir}: student training diverged at epoch {epoch}, step {s}: loss {bad} is not finite; "
+                    f"nothing was exported and {last.name} still holds the last good epoch. Lower student.lr / "
+                    "student.table_lr, or check the teacher files and the input vectors, then re-run.")
             for k, v in vals.items():
                 sums[k] = sums.get(k, 0.0) + v
             if s % max(1, steps // 10) == 0:

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from recsys.artifacts import RunDir, hash_obj, write_parquet, write_safetensors
+from recsys.artifacts import RunDir, hash_obj
+from recsys.contracts import teacher as T
 from recsys.data.tables import Split, Tables, load_tables
 from recsys.teacher.cache import EmbeddingCache, encode_cached
 from recsys.teacher.config import TeacherConfig
@@ -131,15 +132,13 @@ def run(cfg: TeacherConfig, run_dir: RunDir, *, force: bool = False, eval_splits
                                            split=split)
                for split in eval_splits for kind, items in (("raw", raw_items), ("adapted", adapted_items))}
     top_items = adapted_items if cfg.topk_source == "adapted" else raw_items
-    lay = run_dir.layout
-    out_dir = lay.stage_dir(STAGE)
-    outs = [write_safetensors(out_dir / "item_emb.safetensors", {"raw": raw_items, "adapted": adapted_items},
-                              metadata={"model": str(spec.source), "pooling": spec.pooling}),
-            write_safetensors(out_dir / "user_emb.safetensors", users, metadata={"user_mode": cfg.user_mode})]
-    for split in SPLITS:
-        top = topk(user_emb=users[f"{cfg.topk_source}_{split}"], item_emb=top_items, history=tables.history(split),
-                   k=cfg.topk)
-        outs.append(write_parquet(out_dir / f"topk_{split}.parquet", top))
+    tops = {split: topk(user_emb=users[f"{cfg.topk_source}_{split}"], item_emb=top_items,
+                        history=tables.history(split), k=cfg.topk) for split in SPLITS}
+    meta = T.TeacherMeta(model=str(spec.source), pooling=spec.pooling, user_mode=cfg.user_mode,
+                         history_n=cfg.history_n, recency_decay=cfg.recency_decay,
+                         adapter_temperature=cfg.adapter_temperature)
+    outs = T.write(layout=run_dir.layout, raw_items=raw_items, adapted_items=adapted_items, users=users, topk=tops,
+                   meta=meta)
     seconds = time.perf_counter() - t0
     stats = {"items": tables.n_items, "users": tables.n_users, "dim_raw": int(raw_items.shape[1]),
              "dim_adapted": int(adapted_items.shape[1]), "encoded_new": new, "from_cache": cached,

@@ -82,7 +82,7 @@ def item_texts(items: pl.DataFrame, *, template: str, max_chars: int = 2000) -> 
     names = [n for _, n, _, _ in string.Formatter().parse(template) if n]
     unknown = [n for n in names if n not in _FIELDS and n not in items.columns]
     if unknown:
-        raise ValueError(f"item_template names {unknown}, which are not columns of items.parquet "
+        raise ValueError(f"item_template names {unknown}, which are not columns of the items table "
                          f"({items.columns}); use some of {list(_FIELDS)}")
     cols = {n: (items[n].to_list() if n in items.columns else [None] * items.height) for n in names}
     texts = []

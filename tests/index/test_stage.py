@@ -12,7 +12,8 @@ from recsys.data.config import DataConfig
 from recsys.data.tables import load_tables
 from recsys.index import IndexConfig, MetricMismatchError, load_index
 from recsys.index import stage as index_stage
-from recsys.index.synthetic import write_stand_in_run
+from recsys.contracts import student as S
+from stand_ins import record, write_stand_in_run
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +46,20 @@ def test_stage_writes_candidates_and_skips_when_fresh(run_dir):
     assert ix.count == t.n_items
 
 
+def _rewrite_meta(run_dir, meta):
+    """A student export whose meta says another metric, recorded as the student stage would (not tampering)."""
+    lay = run_dir.layout
+    outs = [*S.paths(lay, variant="student_kd")[:3], S.write_meta(layout=lay, variant="student_kd", meta=meta)]
+    record(run_dir, S.stage_of("student_kd"), outs)
+
+
 def test_stage_refuses_metric_mismatch(run_dir):
     meta = run_dir.root / "student/student_kd/meta.json"
     m = json.loads(meta.read_text())
     try:
-        meta.write_text(json.dumps({**m, "metric": "cosine"}))
+        _rewrite_meta(run_dir, {**m, "metric": "cosine"})
         with pytest.raises(MetricMismatchError, match="cosine"):
             index_stage.run(IndexConfig(kind="flat", k=10), run_dir)
     finally:
-        meta.write_text(json.dumps(m))
+        _rewrite_meta(run_dir, m)
     assert np.load(run_dir.root / "student/student_kd/item_vectors.npy").shape[1] == m["dim"]

@@ -12,7 +12,7 @@ from recsys.data.config import DataConfig
 from recsys.data.tables import load_tables
 from recsys.index import IndexConfig
 from recsys.index import stage as index_stage
-from recsys.index.synthetic import write_stand_in_run
+from stand_ins import write_stand_in_run
 from recsys.metrics import evaluate_lists
 from recsys.rank import RankConfig, build_features, feature_columns, label, load_model, rerank, train_ranker
 from recsys.rank import stage as rank_stage
@@ -87,7 +87,7 @@ def test_stage_writes_text_model_and_reranked(run_dir):
     imp = json.loads((out / "feature_importance.json").read_text())
     assert imp["importance_type"] == "gain" and set(imp["features"]) == set(rep["features"])
     _, _, ft = _frames(run_dir)
-    again = rerank(load_model(out / "model.txt"), ft)
+    again = rerank(load_model(layout=run_dir.layout), ft)
     np.testing.assert_allclose(again.sort("user", "item")["score"].to_numpy(),
                                rr.sort("user", "item")["score"].to_numpy(), rtol=1e-6)
     rec = run_dir.stage_record("rank")

@@ -8,7 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsys.artifacts import RunDir, write_parquet, write_safetensors
+from stand_ins import write_teacher
+
+from recsys.artifacts import RunDir
 from recsys.data.config import DataConfig
 from recsys.data.stage import run as run_data
 from recsys.data.tables import load_tables
@@ -22,7 +24,6 @@ def make_run(root: Path, *, users: int = 120, items: int = 60, seed: int = 0, di
     rng = np.random.default_rng(seed)
     emb = rng.normal(size=(t.n_items, dim)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    write_safetensors(rd.layout.stage_dir("teacher") / "item_emb.safetensors", {"raw": emb, "adapted": emb[:, :8].copy()})
     hist = t.history("valid")
     seen = set(zip(hist["user"].to_list(), hist["item"].to_list()))
     rows = []
@@ -32,7 +33,7 @@ def make_run(root: Path, *, users: int = 120, items: int = 60, seed: int = 0, di
         rows += [(u, int(i), float(s[i]), r) for r, i in enumerate(order)]
     topk = pl.DataFrame(rows, schema={"user": pl.Int32, "item": pl.Int32, "score": pl.Float32, "rank": pl.Int32},
                         orient="row")
-    write_parquet(rd.layout.stage_dir("teacher") / "topk_valid.parquet", topk)
+    write_teacher(rd, raw=emb, adapted=emb[:, :8].copy(), topk={"valid": topk})
     return rd
 
 

@@ -26,7 +26,7 @@ def _losses(run: RunDir, cfg: StudentConfig) -> tuple[dict[str, torch.Tensor], t
     data = load_data(cfg=cfg, layout=run.layout, need_teacher=True)
     torch.manual_seed(0)
     towers = TwoTower(cfg=cfg, feats=data.feats, n_users=data.n_users, text_dim=data.feats.text.shape[1])
-    obj = StudentObjective(cfg=cfg, towers=towers, teacher_dim=data.teacher.shape[1])
+    obj = StudentObjective(cfg=cfg, towers=towers, teacher_dim=data.teacher.shape[1], teacher_scale=data.teacher_scale)
     step = step_batch(data=data, cfg=cfg, idx=np.arange(cfg.batch_size), rng=np.random.default_rng(0), rank=0, world=1)
     with torch.no_grad():
         out = obj(step)
@@ -35,7 +35,7 @@ def _losses(run: RunDir, cfg: StudentConfig) -> tuple[dict[str, torch.Tensor], t
         t_items = step.teacher_items if not n_uni else torch.cat([step.teacher_items, step.teacher_uniform])
         expect = in_batch_listwise_kl(users=users[:b], items=items[:b + n_uni], item_ids=step.batch.item_ids[:b + n_uni],
                                       teacher_users=step.teacher_users, teacher_items=t_items,
-                                      student_scale=1.0 / cfg.temperature, teacher_scale=cfg.rank_teacher_scale,
+                                      student_scale=1.0 / cfg.temperature, teacher_scale=data.teacher_scale,
                                       temperature=cfg.rank_temperature)
     return out, expect
 
