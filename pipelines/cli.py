@@ -15,7 +15,7 @@ Two-tower retrieval and ranking for e-commerce. Data flows one way through a run
        -> student/ (TorchRec two-tower, sharded tables under DMP, distilled on the teacher)
        -> index/   (FAISS: flat / IVF / IVF-PQ / HNSW, CPU or GPU)
        -> rank/    (LightGBM LambdaRank re-ranker)
-       -> metrics.json, report.md, report/*.png
+       -> report  (metrics JSON, markdown report, plots)
 
 commands:
   demo          the main job on the embedded Amazon Beauty data -> runs/demo (= evaluate -o runs/demo)

@@ -56,7 +56,7 @@ def summary_lines(metrics: dict) -> list[str]:
 def main(argv: list[str] | None = None, *, default_out: str = "runs/eval", prog: str = "recsys evaluate") -> int:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(ap, default_out=default_out)
-    ap.add_argument("--json", action="store_true", help="print metrics.json rows instead of a table")
+    ap.add_argument("--json", action="store_true", help="print the metrics rows as JSON instead of a table")
     args = ap.parse_args(argv)
     setup_logging(quiet=args.quiet, verbose=args.verbose)
     quiet_third_party()

@@ -79,6 +79,9 @@ class Recommender:
             ranker = load_model(layout=lay)
             if any(f.startswith("t_") for f in ranker.feature_name()):
                 teacher = load_teacher(lay.root, space="auto", n_users=tables.n_users, n_items=tables.n_items)
+                if teacher is None:
+                    raise R.problem(lay.ranker_model, "uses teacher features but the run has no teacher embeddings",
+                                    "re-run the teacher and rank stages (`recsys build-index --force`)")
         return cls(index=index, user_vectors=users, tables=tables, ranker=ranker, teacher=teacher, depth=depth)
 
     # ------------------------------------------------------------------ users

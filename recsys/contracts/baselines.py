@@ -8,7 +8,7 @@ import numpy as np
 
 from recsys.contracts import _checks as C
 from recsys.contracts.layout import Layout
-from recsys.contracts.manifests import verify
+from recsys.contracts.manifests import present, verify
 
 STAGE = "baselines"
 
@@ -26,11 +26,11 @@ def write_als(*, layout: Layout, split: str, users: np.ndarray, items: np.ndarra
 
 
 def has_popularity(layout: Layout, *, split: str) -> bool:
-    return layout.popularity(split).exists()
+    return present(layout.popularity(split), layout=layout)
 
 
 def has_als(layout: Layout, *, split: str) -> bool:
-    return layout.als_users(split).exists() or layout.als_items(split).exists()
+    return present(layout.als_users(split), layout=layout) or present(layout.als_items(split), layout=layout)
 
 
 def read_popularity(*, layout: Layout, split: str, n_items: int) -> np.ndarray:

@@ -58,19 +58,19 @@ class Layout:
 
     @property
     def interactions(self) -> Path:  # user i32, item i32, timestamp i64 (unix s), event str, pos i32
-        return self.tables / "interactions.parquet"
+        return table_paths(self.tables)["interactions"]
 
     @property
     def items(self) -> Path:  # item i32, item_id str, title, brand, categories list[str], description, price f64
-        return self.tables / "items.parquet"
+        return table_paths(self.tables)["items"]
 
     @property
     def users(self) -> Path:  # user i32, user_id str
-        return self.tables / "users.parquet"
+        return table_paths(self.tables)["users"]
 
     @property
     def quarantine(self) -> Path:  # source_file, row, column, reason, raw
-        return self.tables / "quarantine.parquet"
+        return table_paths(self.tables)["quarantine"]
 
     def split(self, name: str) -> Path:
         """``train`` (fit events), ``valid`` / ``test`` (targets). History for valid = train;
@@ -191,6 +191,14 @@ class Layout:
     @property
     def cold_start_md(self) -> Path:
         return self.root / "cold_start.md"
+
+
+def table_paths(directory: Path) -> dict[str, Path]:
+    """The data stage's files inside a tables folder (``Layout.tables``, or any folder a streaming prep writes):
+    interactions, items, users, quarantine, train, valid, test."""
+    d = Path(directory)
+    return {"interactions": d / "interactions.parquet", "items": d / "items.parquet", "users": d / "users.parquet",
+            "quarantine": d / "quarantine.parquet", **{s: d / "split" / f"{s}.parquet" for s in ("train", "valid", "test")}}
 
 
 def checkpoint_path(variant_dir: Path, *, kind: CheckpointKind, rank: int) -> Path:

@@ -12,7 +12,7 @@ import polars as pl
 from recsys.contracts import _checks as C
 from recsys.contracts.errors import problem, rebuild
 from recsys.contracts.layout import Layout
-from recsys.contracts.manifests import verify
+from recsys.contracts.manifests import present, verify
 
 COLUMNS = {"user": "int", "item": "int", "score": "float", "rank": "int"}
 
@@ -37,6 +37,14 @@ def read(*, path: Path, layout: Layout, stage: str, n_users: int, n_items: int) 
     if df.height and df["rank"].min() < 0:  # type: ignore[operator]
         raise problem(p, "negative ranks", rebuild(stage))
     return df
+
+
+def has_candidates(layout: Layout, *, split: str, folder: str = "index") -> bool:
+    return present(layout.candidates(split, folder=folder), layout=layout)
+
+
+def has_reranked(layout: Layout, *, split: str) -> bool:
+    return present(layout.reranked(split), layout=layout)
 
 
 def read_candidates(*, layout: Layout, split: str, n_users: int, n_items: int, folder: str = "index") -> pl.DataFrame:

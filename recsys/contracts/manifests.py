@@ -101,6 +101,12 @@ def is_recorded(path: Path, *, layout: Layout) -> bool:
         return False
 
 
+def present(path: Path, *, layout: Layout) -> bool:
+    """An optional artifact is there if its file exists or a stage recorded it (then a missing file is an error
+    for the reader, not a reason to skip it)."""
+    return Path(path).exists() or is_recorded(path, layout=layout)
+
+
 def raise_from(path: Path, exc: BaseException, *, stage: str) -> ArtifactError:
     """A parser's exception on a file that passed its digest -> one ArtifactError paragraph."""
     msg = " ".join(str(exc).split())[:300]

@@ -13,6 +13,7 @@ from typing import Any
 from recsys.contracts import _checks as C
 from recsys.contracts.errors import problem, rebuild
 from recsys.contracts.layout import Layout
+from recsys.contracts.manifests import present as _present
 from recsys.contracts.manifests import verify
 
 __all__ = ["STAGE", "present", "problem", "read_importance", "read_model_text", "rebuild", "write_importance",
@@ -36,7 +37,7 @@ def write_importance(*, layout: Layout, importance: Mapping[str, Any]) -> Path:
 
 
 def present(layout: Layout) -> bool:
-    return layout.ranker_model.exists()
+    return _present(layout.ranker_model, layout=layout)
 
 
 def read_model_text(*, layout: Layout) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from recsys.contracts import _checks as C
 from recsys.contracts.errors import problem
 from recsys.contracts.layout import Layout
-from recsys.contracts.manifests import verify
+from recsys.contracts.manifests import present, recorded, verify
 
 STAGE = "student"
 METRICS = ("ip", "cosine")
@@ -76,19 +76,25 @@ def paths(layout: Layout, *, variant: str) -> list[Path]:
 
 
 def exists(layout: Layout, *, variant: str) -> bool:
-    return layout.student_meta(variant).exists() or layout.item_vectors(variant).exists()
+    return present(layout.student_meta(variant), layout=layout) or present(layout.item_vectors(variant), layout=layout)
 
 
 def variants(layout: Layout) -> list[str]:
     """Exported variants of the run, sorted (folders holding item vectors or meta)."""
     d = layout.students
-    return sorted(p.name for p in d.iterdir() if p.is_dir() and exists(layout, variant=p.name)) if d.is_dir() else []
+    found = {p.name for p in d.iterdir() if p.is_dir()} if d.is_dir() else set()
+    found |= {stage.split("/", 1)[1] for stage, _ in recorded(layout).values() if stage.startswith(f"{STAGE}/")}
+    return sorted(v for v in found if exists(layout, variant=v))
+
+
+def has_user_vectors(layout: Layout, *, variant: str, split: str) -> bool:
+    return present(layout.user_vectors(variant, split), layout=layout)
 
 
 def read_meta(*, layout: Layout, variant: str) -> dict[str, Any]:
     """meta.json of ``variant``, verified; its ``metric`` is "ip" or "cosine" and ``dim`` an int."""
     p = layout.student_meta(variant)
-    if not p.exists():
+    if not present(p, layout=layout):
         raise problem(p, f"missing: '{variant}' is not an exported student variant of {layout.root}",
                       "train it (`recsys build-index` / `recsys evaluate`) or pass another --variant")
     verify(p, layout=layout, stage=stage_of(variant))
@@ -120,7 +126,8 @@ def read_user_vectors(*, layout: Layout, variant: str, split: str, n_users: int,
 
 
 def has_int8(layout: Layout, *, variant: str) -> bool:
-    return layout.item_vectors_int8(variant).exists() or layout.item_vectors_scales(variant).exists()
+    return (present(layout.item_vectors_int8(variant), layout=layout)
+            or present(layout.item_vectors_scales(variant), layout=layout))
 
 
 def read_int8(*, layout: Layout, variant: str, n_items: int, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:

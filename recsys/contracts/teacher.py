@@ -23,6 +23,7 @@ from recsys.contracts import _checks as C
 from recsys.contracts import lists
 from recsys.contracts.errors import problem, rebuild
 from recsys.contracts.layout import Layout
+from recsys.contracts.manifests import present as _present
 from recsys.contracts.manifests import raise_from, verify
 
 STAGE = "teacher"
@@ -66,7 +67,11 @@ def paths(layout: Layout, *, topk: tuple[str, ...] = ("valid", "test")) -> list[
 
 def present(layout: Layout) -> bool:
     """Whether the run has teacher embeddings (the rank stage and eval use them when there)."""
-    return layout.teacher_items.exists() or layout.teacher_users.exists()
+    return _present(layout.teacher_items, layout=layout) or _present(layout.teacher_users, layout=layout)
+
+
+def has_topk(layout: Layout, *, split: str) -> bool:
+    return _present(layout.teacher_topk(split), layout=layout)
 
 
 def _header(path: Path) -> dict[str, Any]:

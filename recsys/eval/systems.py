@@ -52,7 +52,7 @@ def discover(layout: Layout, *, split: Split, n_users: int, n_items: int) -> Ite
                 u, i = users[f"{which}_{split}"], items[which]
                 yield System(f"teacher_{which}", "full ranking (exact)", score_fn=dot_scorer(u, i), vectors=(u, i))
     for v in S.variants(layout):
-        if not layout.user_vectors(v, split).exists():
+        if not S.has_user_vectors(layout, variant=v, split=split):
             continue
         u = S.read_user_vectors(layout=layout, variant=v, split=split, n_users=n_users)
         i = S.read_item_vectors(layout=layout, variant=v, n_items=n_items, dim=u.shape[1])
@@ -61,10 +61,10 @@ def discover(layout: Layout, *, split: Split, n_users: int, n_items: int) -> Ite
             q, scales = S.read_int8(layout=layout, variant=v, n_items=n_items, dim=u.shape[1])
             iq = q.astype(np.float32) * scales.reshape(-1, 1)
             yield System(f"{v}_int8", "full ranking (exact, int8 items)", score_fn=dot_scorer(u, iq))
-    if layout.candidates(split).exists():
+    if L.has_candidates(layout, split=split):
         yield System("student_kd_ann", "ANN lists",
                      lists=L.read_candidates(layout=layout, split=split, n_users=n_users, n_items=n_items))
-    if layout.reranked(split).exists():
+    if L.has_reranked(layout, split=split):
         yield System("student_kd_ann_rerank", "re-ranked lists",
                      lists=L.read_reranked(layout=layout, split=split, n_users=n_users, n_items=n_items))
 

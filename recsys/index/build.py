@@ -27,7 +27,7 @@ def check_metric(*, index_metric: str, model_metric: str, where: str = "") -> No
     if index_metric != model_metric:
         raise MetricMismatchError(
             f"{where + ': ' if where else ''}index metric '{index_metric}' but the model scores with "
-            f"'{model_metric}' (student meta.json). Nearest neighbours under the wrong metric are not the "
+            f"'{model_metric}' (the student export's meta). Nearest neighbours under the wrong metric are not the "
             f"model's top items; set index.metric={model_metric} and rebuild."
         )
 

@@ -35,7 +35,7 @@ def load_teacher(root: Path, *, space: str, n_users: int | None = None, n_items:
 
     Every file is verified (``recsys.contracts.teacher``); ``n_users`` / ``n_items`` default to the run's id maps."""
     lay = Layout(Path(root))
-    if space == "none" or not (lay.teacher_items.exists() and lay.teacher_users.exists()):
+    if space == "none" or not TC.present(lay):
         return None
     if n_users is None or n_items is None:
         n_users, n_items = T.read_users(layout=lay).height, T.read_items(layout=lay).height
@@ -49,7 +49,7 @@ def load_teacher(root: Path, *, space: str, n_users: int | None = None, n_items:
                       "set rank.teacher_space to one the teacher wrote, or re-run the teacher stage")
     empty = pl.DataFrame(schema={"user": pl.Int32, "item": pl.Int32, "rank": pl.Int32})
     topk = {s: TC.read_topk(layout=lay, split=s, n_users=n_users, n_items=n_items)
-            if lay.teacher_topk(s).exists() else empty for s in ("valid", "test")}
+            if TC.has_topk(lay, split=s) else empty for s in ("valid", "test")}
     return Teacher(items=items[space], users={s: users[f"{space}_{s}"] for s in ("valid", "test")}, topk=topk)
 
 

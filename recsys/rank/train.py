@@ -54,7 +54,7 @@ def train_ranker(train: pl.DataFrame, *, cfg: RankConfig, features: list[str]) -
     users = train["user"].unique().sort().to_numpy()
     if len(users) == 0:
         raise ValueError("no training query has its target among the candidates; retrieve deeper (index.k) "
-                         "or check that candidates_valid.parquet belongs to these tables")
+                         "or check that the valid-point candidates belong to these tables")
     rng = np.random.default_rng(cfg.seed)
     n_hold = int(len(users) * cfg.holdout_fraction) if len(users) >= 20 else 0
     hold = rng.choice(users, n_hold, replace=False) if n_hold else np.zeros(0, users.dtype)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import polars as pl
 
+from recsys.contracts.layout import table_paths
+
 log = logging.getLogger(__name__)
 KEY = ["user", "item", "timestamp", "event"]
 ENGINE = "streaming"
@@ -59,6 +61,7 @@ def prepare_streaming(
         counts: read, kept, quarantined, users, items, train, valid, test.
     """
     out = Path(out_dir)
+    tp = table_paths(out)  # the data stage's file names (recsys.contracts.layout)
     tmp = out / "_streaming"
     raw = pl.scan_parquet(interactions)
     n_read = int(_collect(raw.select(pl.len())).item())
@@ -124,7 +127,7 @@ def prepare_streaming(
         (pl.col("_r").cast(pl.Int64) - pl.col("start")).cast(pl.Int32).alias("pos"),
         pl.col("len").alias("_n"),
     )
-    _sink(inter.drop("_n"), out / "interactions.parquet")
+    _sink(inter.drop("_n"), tp["interactions"])
 
     # 5. tables: users, items, leave-one-out split
     _sink(
@@ -132,17 +135,17 @@ def prepare_streaming(
         .join(user_map0.lazy(), on="user")
         .sort("user_new")
         .select(pl.col("user_new").alias("user"), "user_id"),
-        out / "users.parquet",
+        tp["users"],
     )
     items_tbl = item_map.lazy()
     if cat is not None:
         items_tbl = items_tbl.join(cat, on="item_id", how="left")
-    _sink(items_tbl.sort("item"), out / "items.parquet")
+    _sink(items_tbl.sort("item"), tp["items"])
     n, pos = pl.col("_n"), pl.col("pos")
     cols = ["user", "item", "timestamp", "pos"]
-    _sink(inter.filter((n < 3) | (pos < n - 2)).drop("_n"), out / "split" / "train.parquet")
-    _sink(inter.filter((n >= 3) & (pos == n - 2)).select(cols), out / "split" / "valid.parquet")
-    _sink(inter.filter((n >= 3) & (pos == n - 1)).select(cols), out / "split" / "test.parquet")
+    _sink(inter.filter((n < 3) | (pos < n - 2)).drop("_n"), tp["train"])
+    _sink(inter.filter((n >= 3) & (pos == n - 2)).select(cols), tp["valid"])
+    _sink(inter.filter((n >= 3) & (pos == n - 1)).select(cols), tp["test"])
 
     # 6. quarantine: every read row that is not kept (duplicate first, else k-core)
     kept_rows = pl.scan_parquet(sorted_p).select("source_file", "source_row")
@@ -164,20 +167,20 @@ def prepare_streaming(
         pl.lit(f"filtered by {kcore_k}-core (user or item has < {kcore_k} events)").alias("reason"),
         pl.lit("").alias("raw"),
     )
-    _sink(pl.concat([dups, core]), out / "quarantine.parquet")
+    _sink(pl.concat([dups, core]), tp["quarantine"])
 
     def count(name: str) -> int:
-        return int(_collect(pl.scan_parquet(out / name).select(pl.len())).item())
+        return int(_collect(pl.scan_parquet(tp[name]).select(pl.len())).item())
 
     counts = {
         "read": n_read,
-        "kept": count("interactions.parquet"),
-        "quarantined": count("quarantine.parquet"),
+        "kept": count("interactions"),
+        "quarantined": count("quarantine"),
         "users": user_new.height,
         "items": item_map.height,
-        "train": count("split/train.parquet"),
-        "valid": count("split/valid.parquet"),
-        "test": count("split/test.parquet"),
+        "train": count("train"),
+        "valid": count("valid"),
+        "test": count("test"),
     }
     for p in tmp.glob("*.parquet"):
         p.unlink()

@@ -76,7 +76,12 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
     t0 = time.perf_counter()
     out_dir = run_dir.layout.student(variant)
     data = load_data(cfg=cfg, layout=run_dir.layout, need_teacher=needs_teacher(cfg))
-    trained = train(cfg=cfg, data=data, out_dir=out_dir, run_key=key)
+    try:
+        trained = train(cfg=cfg, data=data, out_dir=out_dir, run_key=key)
+    except BaseException:  # a refused checkpoint or a diverged loss: leave no process group behind
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        raise
     towers = trained.towers
     towers.eval()
     items = encode_items(towers=towers, feats=data.feats, cfg=cfg)
