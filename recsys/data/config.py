@@ -38,6 +38,10 @@ class DataConfig:
     path: str | None = None  # interactions file(s) or directory (glob allowed) for table/amazon/recbole/uci
     items_path: str | None = None  # item catalogue file for table/amazon
     columns: Columns = Columns()
+    # text files (logs and catalogue): a Python codec name. Bytes not valid in it become U+FFFD: an id holding
+    # one is quarantined, catalogue text holding one is counted (catalogue_rows_with_replaced_bytes)
+    encoding: str = "utf-8"
+    delimiter: str | None = None  # CSV/TSV field separator ("tab" for a tab); None = ',' for .csv, tab for .tsv
     require_catalogue: bool = False  # True: interactions with an item absent from the catalogue are quarantined
     drop_cancellations: bool = True  # negative quantities / cancelled invoices -> quarantine
     kcore: int = 5  # iterative k-core on users and items; 0 disables (Beauty is already 5-core: a no-op there)

@@ -82,3 +82,8 @@ class Loaded:
     quarantine: pl.DataFrame  # schema QUARANTINE
     n_read: int
     source: str  # human-readable description, e.g. "amazon_beauty_2014_5core (embedded)"
+    # rejected catalogue rows (QUARANTINE; not part of n_read: catalogue rows are not interactions)
+    items_quarantine: pl.DataFrame | None = None
+    # what the loader converted or noticed (e.g. timestamps_from_ms, catalogue_read): manifest + summary
+    counters: dict[str, int] = dataclasses.field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # one-line findings about the input (e.g. unmapped catalogue text columns)

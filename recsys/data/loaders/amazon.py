@@ -30,7 +30,6 @@ from recsys.data.config import DataConfig
 from recsys.data.errors import DataError
 from recsys.data.loaders.files import as_price, as_text, iter_json_lines, read_bytes, read_jsonl, resolve_files
 from recsys.data.loaders.table import as_list
-from recsys.data.quarantine import Rule
 from recsys.data.schema import ITEMS, Loaded
 from recsys.data.validate import SRC, clean_items, make_loaded, validate
 
@@ -48,17 +47,18 @@ def load_amazon(cfg: DataConfig, *, now: int | None = None) -> Loaded:
     staged = []
     names: dict[str, str] = {}
     for f in resolve_files(cfg.path):
-        data = read_bytes(f)
+        data = read_bytes(f, encoding=cfg.encoding)
         release = detect_release(f, data)
         names = _FIELDS[release]
         fields = [*names.values(), *(["asin"] if release == "2023" else [])]
-        df, _ = read_jsonl(f, fields=fields)
+        df, _ = read_jsonl(f, fields=fields, encoding=cfg.encoding)
         staged.append(_stage(df, release=release, path=f))
     df = pl.concat(staged, how="diagonal_relaxed")
-    extra = [Rule(pl.col("_json_error").is_not_null(), "(line)", "not a JSON object (garbage line)")]
-    kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=names, extra=extra, now=now)
-    items = read_meta(Path(cfg.items_path)) if cfg.items_path else None
-    return make_loaded(parts=[(kept, q)], items=items, n_read=df.height, source=f"amazon:{cfg.path}")
+    kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=names, now=now)
+    counters: dict[str, int] = {}
+    items = read_meta(Path(cfg.items_path), encoding=cfg.encoding, counts=counters) if cfg.items_path else None
+    return make_loaded(parts=[(kept, q)], items=items, n_read=df.height, source=f"amazon:{cfg.path}",
+                       counters=counters)
 
 
 def detect_release(path: Path, data: bytes) -> Release:
@@ -94,23 +94,22 @@ def _stage(df: pl.DataFrame, *, release: Release, path: Path) -> pl.DataFrame:
     )
 
 
-def read_meta(path: Path) -> pl.DataFrame:
-    """Metadata file(s) -> ITEMS. Records without an id or unparseable lines are skipped with a warning
-    (catalogue rows are not interactions, so they do not enter the read/kept/quarantined counts)."""
+def read_meta(path: Path, *, encoding: str = "utf-8",
+              counts: dict[str, int] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Metadata file(s) -> (ITEMS, QUARANTINE). Unparseable lines and records without a usable id are
+    quarantined with their line number (catalogue rows are not interactions: they are counted apart, as
+    ``catalogue_read = catalogue_kept + catalogue_quarantined``)."""
     rows: list[dict[str, Any]] = []
+    empty = {"item_id": None, "title": None, "brand": None, "categories": [], "description": None, "price": None}
     for f in resolve_files(path, what="data.items_path"):
-        skipped = 0
-        for _, rec, _err in iter_json_lines(f, read_bytes(f), loose=True):
-            if rec is None:
-                skipped += 1
-                continue
-            rows.append(meta_record(rec))
-        if skipped:
-            log.warning("%s: %d metadata lines are not JSON objects and were skipped", f, skipped)
-    if rows and all(r["item_id"] is None for r in rows):
+        for no, rec, err in iter_json_lines(f, read_bytes(f, encoding=encoding), loose=True):
+            prov = {"source_file": str(f), "source_row": no, "_json_error": err}
+            rows.append({**(meta_record(rec) if rec is not None else empty), **prov})
+    if rows and all(r["item_id"] is None for r in rows if r["_json_error"] is None):
         raise DataError(path, "no record has an item id.", column="asin",
                         hint="Expected 'asin' (2014, 2018) or 'parent_asin' (2023) in the metadata file.")
-    return clean_items(pl.DataFrame(rows, schema=ITEMS), source=str(path))
+    schema = {**ITEMS, "source_file": pl.String, "source_row": pl.Int64, "_json_error": pl.String}
+    return clean_items(pl.DataFrame(rows, schema=schema), source=str(path), counts=counts)
 
 
 def meta_record(rec: dict[str, Any]) -> dict[str, Any]:

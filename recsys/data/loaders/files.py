@@ -7,6 +7,7 @@ do; polars' own exceptions never reach the user as the message.
 from __future__ import annotations
 
 import ast
+import codecs
 import csv
 import difflib
 import glob
@@ -65,13 +66,79 @@ def _supported(f: Path) -> bool:
         return False
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it ends in .gz."""
+def read_bytes(path: Path, *, encoding: str = "utf-8") -> bytes:
+    """The file's bytes, gunzipped when it ends in .gz, as UTF-8 (text in another ``encoding`` is transcoded;
+    a byte that is not valid in it becomes U+FFFD)."""
     try:
         data = path.read_bytes()
-        return gzip.decompress(data) if path.suffix.lower() == ".gz" else data
+        data = gzip.decompress(data) if path.suffix.lower() == ".gz" else data
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DataError(path, f"cannot be read ({e}).", hint="Check the file is complete and not corrupt.") from e
+    if not is_utf8(encoding):
+        data = data.decode(check_encoding(encoding), errors="replace").encode("utf-8")
+    return data
+
+
+def is_utf8(encoding: str) -> bool:
+    return codecs.lookup(check_encoding(encoding)).name == "utf-8"
+
+
+def check_encoding(encoding: str) -> str:
+    """``encoding`` if Python knows it, else a DataError naming ``data.encoding``."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError("<config>", f"unknown text encoding '{encoding}'.", column="data.encoding",
+                        hint="Use a Python codec name such as utf-8, latin-1, cp1252 or utf-16.") from None
+    return encoding
+
+
+def separator(fmt: Format, delimiter: str | None) -> str:
+    """The field separator: ``delimiter`` (``data.delimiter``; "tab" and "\\t" mean a tab) or the extension's."""
+    if delimiter is None:
+        return "\t" if fmt == "tsv" else ","
+    sep = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}.get(delimiter.lower(), delimiter)
+    if len(sep) != 1:
+        raise DataError("<config>", f"data.delimiter must be one character (got {delimiter!r}).",
+                        column="data.delimiter", hint="e.g. data.delimiter=';' or data.delimiter=tab")
+    return sep
+
+
+def delimiter_error(path: Path, present: Sequence[str], sep: str) -> DataError | None:
+    """When a delimited file's header parsed as one column that holds another separator: say which one."""
+    if len(present) != 1:
+        return None
+    for other, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'"), (",", "','")):
+        if other != sep and other in present[0]:
+            opt = "tab" if other == "\t" else other
+            return DataError(path, f"the header is a single column {present[0][:80]!r}: the file looks "
+                             f"{name}-separated, not {'tab' if sep == chr(9) else repr(sep)}-separated.",
+                             hint=f"Set data.delimiter={opt!r} (or re-export it with '{sep}' between fields).")
+    return None
+
+
+def read_ragged(path: Path, *, sep: str, columns: Sequence[str], encoding: str = "utf-8") -> pl.DataFrame:
+    """A delimited file whose rows do not all have the header's field count, read in Python: ``columns`` as
+    String + ``source_row`` + ``_ragged`` (True for a row with more fields than the header; the row rules
+    quarantine it). Only used after the fast reader failed on such a row."""
+    text = io.TextIOWrapper(io.BytesIO(read_bytes(path, encoding=encoding)), encoding="utf-8", errors="replace",
+                            newline="")
+    reader = csv.reader(text, delimiter=sep)
+    header = [h.lstrip("\ufeff") for h in next(reader, [])]
+    idx = [header.index(c) for c in columns]
+    cols: dict[str, list[str | None]] = {c: [] for c in columns}
+    ragged: list[bool] = []
+    try:
+        for fields in reader:
+            ragged.append(len(fields) > len(header))
+            for c, i in zip(columns, idx):
+                v = fields[i] if i < len(fields) else None
+                cols[c].append(None if v == "" else v)
+    except csv.Error as e:
+        raise DataError(path, f"cannot be read as delimited text ({e}).", row=len(ragged) + 1,
+                        hint="Check the quoting of that row.") from e
+    return pl.DataFrame({**cols, "_ragged": ragged}, schema={**{c: pl.String for c in columns}, "_ragged": pl.Boolean}
+                        ).with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
 
 
 def check_columns(path: Path, present: Sequence[str], required: dict[str, str], *, fixed: bool = False) -> None:
@@ -133,6 +200,11 @@ def iter_json_lines(path: Path, data: bytes, *, loose: bool = False) -> Iterator
     """
     if not data.strip():
         raise empty_error(path)
+    records = json_array(path, data)
+    if records is not None:
+        for no, rec in enumerate(records, start=1):
+            yield no, (rec if isinstance(rec, dict) else None), (None if isinstance(rec, dict) else "not a JSON object")
+        return
     for no, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -151,19 +223,44 @@ def iter_json_lines(path: Path, data: bytes, *, loose: bool = False) -> Iterator
         yield no, rec, err
 
 
-def read_jsonl(path: Path, *, fields: Sequence[str]) -> tuple[pl.DataFrame, list[str]]:
+def json_array(path: Path, data: bytes) -> list[Any] | None:
+    """The records of a file holding one JSON array (``[{...}, {...}]``, pretty-printed or not), or None for
+    JSON lines. Element ``i`` (1-based) is the record's row number. A file that opens with ``[`` but is not
+    one array (and whose first line is not a JSON value of its own) is a DataError naming the position."""
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    if body.lstrip()[:1] != b"[":
+        return None
+    text = body.decode("utf-8", errors="replace")
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        first = text.lstrip().split("\n", 1)[0]
+        try:
+            json.loads(first)
+            return None  # JSON lines whose first line is a list: the row rules quarantine that line
+        except ValueError:
+            pass
+        where = f" at line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise DataError(path, f"starts with '[' but is not a complete JSON array ({getattr(e, 'msg', e)}{where}).",
+                        hint="Fix or re-export the file, or write one JSON object per line (JSON lines).") from None
+    return value if isinstance(value, list) else None
+
+
+def read_jsonl(path: Path, *, fields: Sequence[str], encoding: str = "utf-8") -> tuple[pl.DataFrame, list[str]]:
     """Read ``fields`` (as String; nested values as JSON text) plus ``source_row`` and ``_json_error``.
 
     Fast path: polars' reader, when the file has no blank lines and parses whole. Otherwise line by line in
-    Python, so one garbage line is quarantined instead of failing the file. Returns (frame, the fields that
-    occur as a key somewhere in the file — a field that is null everywhere is still "present").
+    Python, so one garbage line is quarantined instead of failing the file. A file holding one JSON array is
+    read as its records (row = element number). Returns (frame, the fields that occur as a key somewhere in
+    the file — a field that is null everywhere is still "present").
     """
-    data = read_bytes(path)
+    data = read_bytes(path, encoding=encoding)
     if not data.strip():
         raise empty_error(path)
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     present = [f for f in fields if json.dumps(f).encode() in body or repr(f).encode() in body]
-    if b"\n\n" not in body and b"\n\r\n" not in body and not body[:1].isspace():
+    records = json_array(path, body)
+    if records is None and b"\n\n" not in body and b"\n\r\n" not in body and not body[:1].isspace():
         try:
             df = pl.read_ndjson(io.BytesIO(body), schema={f: pl.String for f in fields})
             df = df.with_row_index("source_row", offset=1).with_columns(
@@ -174,7 +271,10 @@ def read_jsonl(path: Path, *, fields: Sequence[str]) -> tuple[pl.DataFrame, list
     cols: dict[str, list[Any]] = {f: [] for f in fields}
     rows: list[int] = []
     errors: list[str | None] = []
-    for no, rec, err in iter_json_lines(path, body):
+    lines = iter_json_lines(path, body) if records is None else (
+        (no, rec if isinstance(rec, dict) else None, None if isinstance(rec, dict) else "not a JSON object")
+        for no, rec in enumerate(records, start=1))
+    for no, rec, err in lines:
         rows.append(no)
         errors.append(err)
         for f in fields:

@@ -28,13 +28,14 @@ def load_recbole(cfg: DataConfig, *, now: int | None = None) -> Loaded:
     assert cfg.path is not None
     c = cfg.columns
     staged, items_files = [], []
+    counters: dict[str, int] = {}
     for f in resolve_inter(cfg.path):
         fields, df = read_atomic(f)
         check_columns(f, list(fields), {"data.columns.user": c.user, "data.columns.item": c.item})
         ts_col = c.timestamp if c.timestamp in fields else None
         if ts_col is None:
             log.info("%s: no '%s' field; the row order is used as time", f, c.timestamp)
-        ts = to_unix_seconds(df[ts_col]) if ts_col else df["source_row"]
+        ts = to_unix_seconds(df[ts_col], counts=counters) if ts_col else df["source_row"]
         staged.append(pl.DataFrame({
             "user_id": id_text(df[c.user]), "item_id": id_text(df[c.item]), "timestamp": ts.cast(pl.Int64),
             "_raw_timestamp": df[ts_col] if ts_col else ts.cast(pl.String),
@@ -51,9 +52,10 @@ def load_recbole(cfg: DataConfig, *, now: int | None = None) -> Loaded:
     kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=names, now=now)
     if cfg.items_path:
         items_files = resolve_files(cfg.items_path, what="data.items_path")
-    items = pl.concat([read_item_file(f, columns=c) for f in items_files]) if items_files else None
-    items = clean_items(items, source=str(items_files[0])) if items is not None else None
-    return make_loaded(parts=[(kept, q)], items=items, n_read=df.height, source=f"recbole:{cfg.path}")
+    cat = pl.concat([read_item_file(f, columns=c) for f in items_files]) if items_files else None
+    items = clean_items(cat, source=str(items_files[0]), counts=counters) if cat is not None else None
+    return make_loaded(parts=[(kept, q)], items=items, n_read=df.height, source=f"recbole:{cfg.path}",
+                       counters=counters)
 
 
 def resolve_inter(path: str) -> list[Path]:
@@ -108,4 +110,5 @@ def read_item_file(path: Path, *, columns: Columns) -> pl.DataFrame:
     price = price_expr(pl.col(columns.item_price)) if columns.item_price in fields else pl.lit(None, pl.Float64)
     return df.select(pl.col(key).alias("item_id"), text(columns.item_title).alias("title"),
                      text(columns.item_brand).alias("brand"), cats,
-                     text(columns.item_description).alias("description"), price.alias("price"))
+                     text(columns.item_description).alias("description"), price.alias("price"),
+                     pl.lit(str(path)).alias("source_file"), pl.col("source_row"))

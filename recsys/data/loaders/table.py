@@ -7,6 +7,7 @@ badly typed cell quarantines its row (with the reason) instead of failing the fi
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,16 @@ import polars as pl
 from recsys.data.config import Columns, DataConfig
 from recsys.data.errors import DataError
 from recsys.data.loaders.files import (
-    Format, as_price, as_text, check_columns, file_format, iter_json_lines, polars_error, price_expr, read_bytes,
-    read_jsonl, resolve_files,
+    Format, as_price, as_text, check_columns, delimiter_error, file_format, is_utf8, iter_json_lines, polars_error,
+    price_expr, read_bytes, read_jsonl, read_ragged, resolve_files, separator,
 )
-from recsys.data.quarantine import Rule
 from recsys.data.schema import ITEMS, Loaded
 from recsys.data.validate import SRC, clean_items, make_loaded, to_unix_seconds, validate
 
 _OPTION = {"user_id": "data.columns.user", "item_id": "data.columns.item", "timestamp": "data.columns.timestamp",
            "event": "data.columns.event", "quantity": "data.columns.quantity", "price": "data.columns.price"}
 _NESTED = (pl.List, pl.Array, pl.Struct, pl.Object)
+log = logging.getLogger(__name__)
 
 
 def load_table(cfg: DataConfig, *, now: int | None = None) -> Loaded:
@@ -39,50 +40,76 @@ def load_table(cfg: DataConfig, *, now: int | None = None) -> Loaded:
     mapping = {k: v for k, v in {"user_id": c.user, "item_id": c.item, "timestamp": c.timestamp,
                                  "event": c.event, "quantity": c.quantity, "price": c.price}.items() if v}
     staged = []
+    counters: dict[str, int] = {}
     for f in resolve_files(cfg.path):
-        raw = read_log(f, required={_OPTION[k]: v for k, v in mapping.items()})
-        staged.append(stage(raw, mapping=mapping, path=f, timestamp_format=c.timestamp_format))
+        raw = read_log(f, required={_OPTION[k]: v for k, v in mapping.items()}, encoding=cfg.encoding,
+                       delimiter=cfg.delimiter)
+        staged.append(stage(raw, mapping=mapping, path=f, timestamp_format=c.timestamp_format, counts=counters))
     df = pl.concat(staged, how="diagonal_relaxed")
     if df.height == 0:
         raise DataError(cfg.path, "has a header but no data rows.", hint="Check the export; nothing to train on.")
-    extra = [Rule(pl.col("_json_error").is_not_null(), "(line)", "not a JSON object (garbage line)")] \
-        if "_json_error" in df.columns else []
-    kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=mapping, extra=extra, now=now)
-    items = read_catalogue(Path(cfg.items_path), columns=c) if cfg.items_path else None
-    return make_loaded(parts=[(kept, q)], items=items, n_read=df.height, source=f"table:{cfg.path}")
+    kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=mapping, now=now)
+    notes: list[str] = []
+    items = read_catalogue(Path(cfg.items_path), columns=c, encoding=cfg.encoding, delimiter=cfg.delimiter,
+                           counts=counters, notes=notes) if cfg.items_path else None
+    return make_loaded(parts=[(kept, q)], items=items, n_read=df.height, source=f"table:{cfg.path}",
+                       counters=counters, notes=notes)
 
 
-def read_log(path: Path, *, required: dict[str, str], fixed: bool = False) -> pl.DataFrame:
+def read_log(path: Path, *, required: dict[str, str], fixed: bool = False, encoding: str = "utf-8",
+             delimiter: str | None = None) -> pl.DataFrame:
     """The ``required`` columns of one file (CSV as text, others in their own types) + ``source_row``.
-    ``required`` maps config option -> column (``fixed``: a fixed layout, see ``check_columns``)."""
+    ``required`` maps config option -> column (``fixed``: a fixed layout, see ``check_columns``). A CSV row
+    with more fields than the header is kept with ``_ragged`` set (the row rules quarantine it)."""
     fmt = file_format(path)
     cols = list(dict.fromkeys(required.values()))
     if fmt == "jsonl":
-        df, present = read_jsonl(path, fields=cols)
+        df, present = read_jsonl(path, fields=cols, encoding=encoding)
         if df["_json_error"].null_count():  # some line parsed: the fields must occur
             check_columns(path, present, required, fixed=fixed)
         return df
-    lf = _scan(path, fmt)
+    lf, present = scan_columns(path, fmt, encoding=encoding, delimiter=delimiter, required=cols)
+    check_columns(path, present, required, fixed=fixed)
+    return collect_rows(lf, path=path, fmt=fmt, cols=cols, encoding=encoding, delimiter=delimiter)
+
+
+def scan_columns(path: Path, fmt: Format, *, encoding: str, delimiter: str | None,
+                 required: list[str]) -> tuple[pl.LazyFrame, list[str]]:
+    """(lazy frame, its column names); a delimited header that is one column holding another separator
+    (``;`` or a tab in a .csv) while ``required`` columns are missing is a DataError saying so."""
+    lf = _scan(path, fmt, encoding=encoding, delimiter=delimiter)
     try:
         present = lf.collect_schema().names()
     except Exception as e:  # noqa: BLE001 - polars raises many types; all mean "cannot read"
         raise polars_error(path, fmt, e) from e
-    check_columns(path, present, required, fixed=fixed)
+    if fmt != "parquet" and any(c not in present for c in required):
+        err = delimiter_error(path, present, separator(fmt, delimiter))
+        if err is not None:
+            raise err
+    return lf, present
+
+
+def collect_rows(lf: pl.LazyFrame, *, path: Path, fmt: Format, cols: list[str], encoding: str,
+                 delimiter: str | None) -> pl.DataFrame:
     try:
         return lf.select(cols).with_row_index("source_row", offset=1).collect().with_columns(
             pl.col("source_row").cast(pl.Int64))
     except Exception as e:  # noqa: BLE001
-        raise polars_error(path, fmt, e) from e
+        if fmt == "parquet" or "more fields than defined" not in str(e):
+            raise polars_error(path, fmt, e) from e
+    df = read_ragged(path, sep=separator(fmt, delimiter), columns=cols, encoding=encoding)
+    log.warning("%s: %d rows have more fields than the header; they are quarantined", path, int(df["_ragged"].sum()))
+    return df
 
 
-def _scan(path: Path, fmt: Format) -> pl.LazyFrame:
+def _scan(path: Path, fmt: Format, *, encoding: str = "utf-8", delimiter: str | None = None) -> pl.LazyFrame:
     try:
         if fmt == "parquet":
             return pl.scan_parquet(path)
-        sep = "\t" if fmt == "tsv" else ","
-        opts: dict[str, Any] = {"separator": sep, "infer_schema": False, "encoding": "utf8-lossy"}
-        if path.suffix.lower() == ".gz":
-            data = read_bytes(path)
+        opts: dict[str, Any] = {"separator": separator(fmt, delimiter), "infer_schema": False,
+                                "encoding": "utf8-lossy"}
+        if path.suffix.lower() == ".gz" or not is_utf8(encoding):
+            data = read_bytes(path, encoding=encoding)
             if not data.strip():
                 raise pl.exceptions.NoDataError("empty CSV")
             return pl.read_csv(data, **opts).lazy()
@@ -93,7 +120,8 @@ def _scan(path: Path, fmt: Format) -> pl.LazyFrame:
         raise polars_error(path, fmt, e) from e
 
 
-def stage(raw: pl.DataFrame, *, mapping: dict[str, str], path: Path, timestamp_format: str | None) -> pl.DataFrame:
+def stage(raw: pl.DataFrame, *, mapping: dict[str, str], path: Path, timestamp_format: str | None,
+          counts: dict[str, int] | None = None) -> pl.DataFrame:
     """Source columns -> the staging frame ``validate`` expects (see recsys.data.validate)."""
     for canon, col in mapping.items():
         if isinstance(raw.schema[col], _NESTED) or raw.schema[col] == pl.Binary:
@@ -105,7 +133,7 @@ def stage(raw: pl.DataFrame, *, mapping: dict[str, str], path: Path, timestamp_f
         if canon in ("user_id", "item_id"):
             out[canon] = id_text(s)
         elif canon == "timestamp":
-            out["timestamp"] = to_unix_seconds(s, fmt=timestamp_format)
+            out["timestamp"] = to_unix_seconds(s, fmt=timestamp_format, counts=counts)
             out["_raw_timestamp"] = s.cast(pl.String)
         elif canon == "event":
             out["event"] = s.cast(pl.String)
@@ -115,7 +143,7 @@ def stage(raw: pl.DataFrame, *, mapping: dict[str, str], path: Path, timestamp_f
                           ).to_series()
             out[f"_raw_{canon}"] = s.cast(pl.String)
     src = {f"{SRC}{col}": raw[col].cast(pl.String) for col in dict.fromkeys(mapping.values())}
-    extra = {"_json_error": raw["_json_error"]} if "_json_error" in raw.columns else {}
+    extra = {c: raw[c] for c in ("_json_error", "_ragged") if c in raw.columns}
     return pl.DataFrame({**{k: v.alias(k) for k, v in out.items()}, **src, **extra}).with_columns(
         pl.lit(str(path)).alias("source_file"), raw["source_row"].cast(pl.Int64).alias("source_row"))
 
@@ -130,9 +158,17 @@ def id_text(s: pl.Series) -> pl.Series:
 
 
 # --------------------------------------------------------------------------- catalogue
-def read_catalogue(path: Path, *, columns: Columns) -> pl.DataFrame:
-    """Item catalogue (ITEMS schema) from CSV/TSV/JSONL/Parquet. Only the id column is required; missing
-    text columns are left empty. Categories may be a list column or a string split on ``category_sep``."""
+TEXT_OPTIONS = {"title": "data.columns.item_title", "brand": "data.columns.item_brand",
+                "categories": "data.columns.item_categories", "description": "data.columns.item_description"}
+
+
+def read_catalogue(path: Path, *, columns: Columns, encoding: str = "utf-8", delimiter: str | None = None,
+                   counts: dict[str, int] | None = None,
+                   notes: list[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Item catalogue from CSV/TSV/JSONL/Parquet -> (ITEMS, QUARANTINE of its rejected rows; see
+    ``clean_items``). Only the id column is required; a mapped text column the file lacks is named in a log
+    line, and a file with none of them in ``notes`` (the data stage refuses it when text is required).
+    Categories may be a list column or a string split on ``category_sep``."""
     key = columns.catalogue_item or columns.item
     want = {"item_id": key, "title": columns.item_title, "brand": columns.item_brand,
             "categories": columns.item_categories, "description": columns.item_description,
@@ -142,24 +178,48 @@ def read_catalogue(path: Path, *, columns: Columns) -> pl.DataFrame:
     for f in resolve_files(path, what="data.items_path"):
         fmt = file_format(f)
         if fmt == "jsonl":
-            df = _catalogue_jsonl(f, want=want, sep=columns.category_sep)
+            df, present = _catalogue_jsonl(f, want=want, sep=columns.category_sep, encoding=encoding)
         else:
-            lf = _scan(f, fmt)
-            try:
-                present = lf.collect_schema().names()
-            except Exception as e:  # noqa: BLE001
-                raise polars_error(f, fmt, e) from e
+            lf, present = scan_columns(f, fmt, encoding=encoding, delimiter=delimiter, required=[key])
             check_columns(f, present, {"data.columns.catalogue_item": key})
-            try:
-                df = lf.select([pl.col(v).alias(k) for k, v in want.items() if v in present]).collect()
-            except Exception as e:  # noqa: BLE001
-                raise polars_error(f, fmt, e) from e
+            cols = [v for k, v in want.items() if v in present]
+            raw = collect_rows(lf, path=f, fmt=fmt, cols=list(dict.fromkeys(cols)), encoding=encoding,
+                               delimiter=delimiter)
+            df = raw.select([pl.col(v).alias(k) for k, v in want.items() if v in present]
+                            + [c for c in ("source_row", "_ragged") if c in raw.columns])
             df = _catalogue_types(df, sep=columns.category_sep)
-        frames.append(df)
-    return clean_items(pl.concat(frames, how="diagonal_relaxed"), source=str(path))
+        note = text_columns_note(f, present=present, want=want)
+        if note and notes is not None:
+            notes.append(note)
+        frames.append(df.with_columns(pl.lit(str(f)).alias("source_file")))
+    return clean_items(pl.concat(frames, how="diagonal_relaxed"), source=str(path), counts=counts)
+
+
+def text_columns_note(path: Path, *, present: list[str], want: dict[str, str]) -> str | None:
+    """Log the mapped text columns ``path`` lacks; when it has none of them, return a note saying what the
+    file has and which option to set."""
+    missing = {k: v for k, v in want.items() if k in TEXT_OPTIONS and v not in present}
+    if not missing:
+        return None
+    mapped = [v for k, v in want.items() if k in TEXT_OPTIONS]
+    if len(missing) < len(mapped):
+        log.info("%s: catalogue has no %s column(s) (%s); those fields stay empty", path,
+                 ", ".join(f"'{v}'" for v in missing.values()), ", ".join(TEXT_OPTIONS[k] for k in missing))
+        return None
+    others = [c for c in present if c not in want.values()]
+    guess = next((c for c in others if c.lower() in ("text", "name", "title", "product_name", "item_name",
+                                                     "description", "desc", "label")), others[0] if others else None)
+    fix = f"Set data.columns.item_title={guess} (or the other data.columns.item_* options) to the text column." \
+        if guess else "Add a text column (title, brand, categories or description) to the catalogue."
+    note = (f"{path}: the catalogue has none of the mapped text columns "
+            f"({', '.join(f'{v!r} ({TEXT_OPTIONS[k]})' for k, v in missing.items())}); the file has: "
+            f"{', '.join(present[:20])}. Every item would have empty text. {fix}")
+    log.warning("%s", note)
+    return note
 
 
 def _catalogue_types(df: pl.DataFrame, *, sep: str) -> pl.DataFrame:
+    keep = [pl.col(c) for c in ("source_row", "_ragged") if c in df.columns]
     exprs = [pl.col("item_id").cast(pl.String) if not df.schema["item_id"].is_float()
              else pl.col("item_id").cast(pl.Int64, strict=False).cast(pl.String)]
     for c in ("title", "brand", "description"):
@@ -172,16 +232,24 @@ def _catalogue_types(df: pl.DataFrame, *, sep: str) -> pl.DataFrame:
                      pl.col("categories").cast(pl.String).str.split(sep).list.eval(pl.element().str.strip_chars()))
     if "price" in df.columns:
         exprs.append(pl.col("price").cast(pl.Float64) if df.schema["price"].is_numeric() else price_expr(pl.col("price")))
-    return df.select(exprs)
+    return df.select(exprs + keep)
 
 
-def _catalogue_jsonl(path: Path, *, want: dict[str, str], sep: str) -> pl.DataFrame:
+def _catalogue_jsonl(path: Path, *, want: dict[str, str], sep: str,
+                     encoding: str = "utf-8") -> tuple[pl.DataFrame, list[str]]:
+    """-> (ITEMS columns + source_row + _json_error, the fields that occur in some record)."""
     rows: dict[str, list[Any]] = {k: [] for k in want}
-    seen_key = False
-    for _, rec, _err in iter_json_lines(path, read_bytes(path), loose=True):
+    seen: dict[str, None] = {}
+    line_no: list[int] = []
+    errors: list[str | None] = []
+    for no, rec, err in iter_json_lines(path, read_bytes(path, encoding=encoding), loose=True):
+        line_no.append(no)
+        errors.append(err)
         if rec is None:
+            for k in want:
+                rows[k].append([] if k == "categories" else None)
             continue
-        seen_key = seen_key or want["item_id"] in rec
+        seen.update(dict.fromkeys(rec))
         for k, v in want.items():
             val = rec.get(v)
             if k == "categories":
@@ -192,9 +260,11 @@ def _catalogue_jsonl(path: Path, *, want: dict[str, str], sep: str) -> pl.DataFr
                 rows[k].append(" ".join(t for t in (as_text(x) for x in val) if t))
             else:
                 rows[k].append(as_text(val))
-    if not seen_key:
-        check_columns(path, [], {"data.columns.catalogue_item": want["item_id"]})
-    return pl.DataFrame(rows, schema={k: ITEMS[k] for k in want})
+    if want["item_id"] not in seen:
+        check_columns(path, list(seen), {"data.columns.catalogue_item": want["item_id"]})
+    df = pl.DataFrame({**rows, "source_row": line_no, "_json_error": errors},
+                      schema={**{k: ITEMS[k] for k in want}, "source_row": pl.Int64, "_json_error": pl.String})
+    return df, list(seen)
 
 
 def as_list(v: Any, *, sep: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 Columns: InvoiceNo, StockCode, Description, Quantity, InvoiceDate ('YYYY-MM-DD HH:MM:SS', or the
 'M/D/YYYY H:MM' of CSV copies), UnitPrice (GBP), CustomerID (float, null for guests), Country.
+"Online Retail II" (UCI 502, the 2009-12 .. 2011-12 release) names three of them differently: Invoice,
+Price and Customer ID; a file with those names is read the same way (each file on its own).
 ``cfg.path = None`` reads the embedded compact copy (all 541,909 rows; recsys/data/embedded/README.md).
 
 Kept rows: user = CustomerID as an int string, item = StockCode stripped and upper-cased (``85123a`` and
@@ -27,8 +29,8 @@ from pathlib import Path
 import polars as pl
 
 from recsys.data.config import DataConfig
-from recsys.data.loaders.files import resolve_files
-from recsys.data.loaders.table import read_log
+from recsys.data.loaders.files import file_format, resolve_files
+from recsys.data.loaders.table import read_log, scan_columns
 from recsys.data.quarantine import Rule
 from recsys.data.schema import ITEMS, Loaded
 from recsys.data.validate import SRC, clean_items, make_loaded, normalise_id, to_unix_seconds, validate
@@ -39,6 +41,7 @@ _REQUIRED = [c for c in COLUMNS if c != "Country"]
 NON_PRODUCT = ("POST", "DOT", "M", "BANK CHARGES", "AMAZONFEE", "C2", "D", "S", "B", "CRUK", "PADS")
 _NAMES = {"user_id": "CustomerID", "item_id": "StockCode", "timestamp": "InvoiceDate", "quantity": "Quantity",
           "price": "UnitPrice", "event": "InvoiceNo"}
+RELEASE_II = {"InvoiceNo": "Invoice", "UnitPrice": "Price", "CustomerID": "Customer ID"}  # ours -> Online Retail II
 
 
 def embedded_path() -> Path:
@@ -49,24 +52,45 @@ def load_uci(cfg: DataConfig, *, now: int | None = None) -> Loaded:
     """Load ``cfg.path`` (file/folder/glob of CSV or Parquet with the UCI columns) or the embedded copy."""
     files = resolve_files(cfg.path) if cfg.path is not None else [embedded_path()]
     frames = []
+    names = _NAMES
+    counters: dict[str, int] = {}
     for f in files:
-        raw = read_log(f, required={f"UCI Online Retail column {c}": c for c in _REQUIRED}, fixed=True)
-        frames.append(stage(raw, path=EMBEDDED if cfg.path is None else str(f)))
+        source_names = column_names(f, encoding=cfg.encoding, delimiter=cfg.delimiter)
+        release_ii = all(RELEASE_II[c] in source_names for c in RELEASE_II) and "InvoiceNo" not in source_names
+        rename = RELEASE_II if release_ii else {}
+        required = {_option(c): rename.get(c, c) for c in _REQUIRED}
+        raw = read_log(f, required=required, fixed=True, encoding=cfg.encoding, delimiter=cfg.delimiter)
+        raw = raw.rename({v: k for k, v in rename.items()})
+        frames.append(stage(raw, path=EMBEDDED if cfg.path is None else str(f), counts=counters))
+        names = {k: rename.get(v, v) for k, v in _NAMES.items()}  # the quarantine names the file's own columns
     df = pl.concat(frames, how="diagonal_relaxed")
-    kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=_NAMES, now=now,
+    kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=names, now=now,
                        extra=uci_rules(drop_cancellations=cfg.drop_cancellations,
                                        require_description=cfg.require_catalogue))
     source = "uci_online_retail (embedded)" if cfg.path is None else f"uci:{cfg.path}"
-    return make_loaded(parts=[(kept, q)], items=catalogue(df), n_read=df.height, source=source)
+    return make_loaded(parts=[(kept, q)], items=catalogue(df), n_read=df.height, source=source, counters=counters)
 
 
-def stage(raw: pl.DataFrame, *, path: str) -> pl.DataFrame:
+def _option(col: str) -> str:
+    alt = f" ('{RELEASE_II[col]}' in Online Retail II)" if col in RELEASE_II else ""
+    return f"UCI Online Retail column {col}{alt}"
+
+
+def column_names(path: Path, *, encoding: str, delimiter: str | None) -> list[str]:
+    """The header of a CSV/TSV/Parquet file (empty for JSON lines: those must use the first release's names)."""
+    fmt = file_format(path)
+    if fmt == "jsonl":
+        return []
+    return scan_columns(path, fmt, encoding=encoding, delimiter=delimiter, required=[])[1]
+
+
+def stage(raw: pl.DataFrame, *, path: str, counts: dict[str, int] | None = None) -> pl.DataFrame:
     """Source columns (Parquet types or CSV text) -> the staging frame of recsys.data.validate."""
     num = lambda c: pl.col(c).cast(pl.Float64, strict=False)  # noqa: E731
     cust = num("CustomerID")
     invoice = pl.col("InvoiceNo").cast(pl.String).str.strip_chars().str.to_uppercase()
     date = pl.col("InvoiceDate")
-    ts = to_unix_seconds(raw["InvoiceDate"])
+    ts = to_unix_seconds(raw["InvoiceDate"], counts=counts)
     if raw.schema["InvoiceDate"] == pl.String:
         ts = ts.fill_null(to_unix_seconds(raw["InvoiceDate"], fmt="%m/%d/%Y %H:%M"))
     return raw.select(
@@ -118,5 +142,8 @@ def catalogue(df: pl.DataFrame) -> pl.DataFrame:
              .select("item_id", pl.col("_description").alias("title")))
     price = sold.group_by("item_id").agg(pl.col("price").median().alias("price"))
     items = price.join(title, on="item_id", how="left").sort("item_id")
-    return clean_items(items.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("categories"))
-                       .select([c for c in ITEMS if c in items.columns or c == "categories"]), source="uci")
+    # derived from the log rows: an id the catalogue rules reject is rejected on each of its log rows as well,
+    # so the catalogue's own quarantine would only repeat them
+    items, _ = clean_items(items.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("categories"))
+                           .select([c for c in ITEMS if c in items.columns or c == "categories"]), source="uci")
+    return items
