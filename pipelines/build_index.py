@@ -30,7 +30,7 @@ def build(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False, timings:
 
     run_dir.update_manifest(config=cfg, versions=versions())
     with step("data", timings):
-        data.run(cfg.data, run_dir, force=force)
+        data.run(cfg.data, run_dir, force=force, require_text=True)  # the teacher encodes item text
     with step("teacher", timings):
         teacher.run(cfg.teacher, run_dir, force=force)
     with step("student_kd", timings):

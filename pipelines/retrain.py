@@ -178,7 +178,8 @@ def build(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: boo
     store.pause_point("retrain:data")
     with step("data", timings):
         if parent is None:
-            data.run(dataclasses.replace(cfg.data, path=cfg.logs or cfg.data.path), work, force=force)
+            data.run(dataclasses.replace(cfg.data, path=cfg.logs or cfg.data.path), work, force=force,
+                     require_text=True)
         else:
             append.run(cfg.data, work, base=base or parent, logs=str(cfg.logs), force=force)
     store.pause_point("retrain:teacher")

@@ -22,6 +22,7 @@ quarantine are built one after the other, each (N,) array released after its las
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +33,7 @@ from recsys.data.codes import Coded, encode, lex_order, rank_codes, tie_runs
 from recsys.data.quarantine import empty_quarantine, to_quarantine
 from recsys.data.schema import ITEMS, TABLE_INTERACTIONS, TABLE_ITEMS, TABLE_USERS, Loaded, conform
 
+log = logging.getLogger(__name__)
 DUPLICATE = "duplicate event (same user, item, time, event)"
 NOT_IN_CATALOGUE = "item not in catalogue"
 MISSING_ID = "missing user or item id"
@@ -131,8 +133,9 @@ def kcore_mask(*, users: Coded, items: Coded, alive: np.ndarray, k: int) -> np.n
 
 
 def build_catalogue(items: pl.DataFrame | None, log_items: pl.Series, *,
-                    require_catalogue: bool) -> tuple[pl.DataFrame, np.ndarray]:
-    """Return (the items table, (K,) int32 item id of each value of ``log_items``, -1 when it has none).
+                    require_catalogue: bool) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Return (the items table, (K,) int32 item id of each value of ``log_items``, -1 when it has none,
+    (n_items,) bool: the item came from the log only, with empty text, although a catalogue was given).
 
     Every catalogue item gets an id, including items nobody interacted with (cold items). Items seen only
     in the log are added with empty text unless ``require_catalogue`` (their events are then quarantined).
@@ -140,15 +143,19 @@ def build_catalogue(items: pl.DataFrame | None, log_items: pl.Series, *,
     """
     ids = log_items.to_frame("item_id")
     if items is None:
-        cat = conform(ids, ITEMS)
+        cat = conform(ids, ITEMS).with_columns(pl.lit(False).alias("_absent"))
     else:
-        cat = items.unique(subset="item_id", keep="first", maintain_order=True)
+        cat = items.unique(subset="item_id", keep="first", maintain_order=True).with_columns(
+            pl.lit(False).alias("_absent"))
         if not require_catalogue:
-            cat = pl.concat([cat, conform(ids.join(cat.select("item_id"), on="item_id", how="anti"), ITEMS)])
-        cat = conform(cat, ITEMS)
+            absent = conform(ids.join(cat.select("item_id"), on="item_id", how="anti"), ITEMS)
+            cat = pl.concat([conform(cat, ITEMS).with_columns(pl.lit(False).alias("_absent")),
+                             absent.filter(pl.col("item_id").is_not_null()).with_columns(pl.lit(True).alias("_absent")),
+                             absent.filter(pl.col("item_id").is_null()).with_columns(pl.lit(False).alias("_absent"))])
+    cat = pl.concat([conform(cat, ITEMS), cat.select("_absent")], how="horizontal")
     table = cat.sort("item_id").with_row_index("item").with_columns(pl.col("item").cast(pl.Int32))
     item_of = ids.join(table.select("item_id", "item"), on="item_id", how="left", maintain_order="left")
-    return table, item_of["item"].fill_null(-1).to_numpy()
+    return table.drop("_absent"), item_of["item"].fill_null(-1).to_numpy(), table["_absent"].to_numpy()
 
 
 def user_ids(users: Coded, *, user_rank: np.ndarray,
@@ -213,6 +220,14 @@ def quarantine_rows(df: pl.DataFrame, *, earlier: pl.DataFrame, duplicate: np.nd
     ]
     parts = [p for p in parts if p.height]
     return pl.concat(parts, how="vertical") if parts else empty_quarantine()
+
+
+def items_with_text(items: pl.DataFrame) -> int:
+    """Items with any text (title, brand, description or a category): what a text encoder can embed."""
+    has = [pl.col(c).is_not_null() for c in ("title", "brand", "description") if c in items.columns]
+    if "categories" in items.columns:
+        has.append(pl.col("categories").list.len().fill_null(0) > 0)
+    return int(items.select(pl.any_horizontal(has).sum()).item()) if has and items.height else 0
 
 
 def _raw_cols(df: pl.DataFrame) -> list[str]:
@@ -289,7 +304,8 @@ def prepare(loaded: Loaded, *, kcore_k: int, require_catalogue: bool,
     with ThreadPoolExecutor(max_workers=1) as pool:
         users_job = pool.submit(_coded_and_ranked, df["user_id"])
         items, events = encode(df["item_id"]), encode(df["event"])
-        catalogue, item_of = build_catalogue(loaded.items, items.values, require_catalogue=require_catalogue)
+        catalogue, item_of, absent_item = build_catalogue(loaded.items, items.values,
+                                                          require_catalogue=require_catalogue)
         users, user_rank = users_job.result()
         del users_job  # the future holds the codes too
     lap("codes+catalogue")
@@ -318,14 +334,27 @@ def prepare(loaded: Loaded, *, kcore_k: int, require_catalogue: bool,
     quarantine = quarantine_rows(df, earlier=loaded.quarantine, duplicate=dup, not_in_catalogue=unknown,
                                  not_in_kcore=alive & ~keep, k=kcore_k)
     lap("quarantine")
+    kept_items = mapped["item"].to_numpy()
     counts = {
         "read": loaded.n_read,
         "kept": mapped.height,
         "quarantined": quarantine.height,
         "users": users_table.height,
         "items": catalogue.height,
-        "items_without_events": catalogue.height - _n_distinct(mapped["item"].to_numpy(), catalogue.height),
+        "items_without_events": catalogue.height - _n_distinct(kept_items, catalogue.height),
+        "items_with_text": items_with_text(catalogue),
+        **loaded.counters,
     }
+    if loaded.items is not None:  # log items the catalogue lacks: in the tables with empty text
+        counts["items_not_in_catalogue"] = int(absent_item.sum())
+        counts["events_of_items_not_in_catalogue"] = int(absent_item[kept_items].sum())
+        if counts["items_not_in_catalogue"]:
+            log.warning("%d items of the log (%d kept events) are not in the catalogue: they have no text "
+                        "(data.require_catalogue=true quarantines their events instead)",
+                        counts["items_not_in_catalogue"], counts["events_of_items_not_in_catalogue"])
+    if loaded.items_quarantine is not None and loaded.items_quarantine.height:
+        # catalogue rows are not interactions: listed in the same file, counted apart (catalogue_quarantined)
+        quarantine = pl.concat([quarantine, loaded.items_quarantine])
     return Prepared(
         interactions=conform(mapped, TABLE_INTERACTIONS),
         items=conform(catalogue, TABLE_ITEMS),

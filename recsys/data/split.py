@@ -74,3 +74,28 @@ def hold_out_items(train: pl.DataFrame, *, share: float, seed: int) -> tuple[pl.
     n = int(round(share * len(warm)))
     cold = np.sort(np.random.default_rng(seed).choice(warm, size=n, replace=False)).tolist() if n else []
     return train.filter(~pl.col("item").is_in(cold)), cold
+
+
+def check_split(inter: pl.DataFrame, *, train: pl.DataFrame, valid: pl.DataFrame, test: pl.DataFrame, split: str,
+                valid_days: float, test_days: float, source: object) -> None:
+    """Raise ``DataError`` naming why when a split is empty (nothing could be trained or measured)."""
+    from recsys.data.errors import DataError
+
+    empty = [name for name, f in (("train", train), ("valid", valid), ("test", test)) if f.height == 0]
+    if not empty:
+        return
+    n_users = inter["user"].n_unique()
+    if split == "leave_one_out":
+        longest = int(inter.group_by("user").len()["len"].max() or 0)  # type: ignore[arg-type]
+        why = (f"no user has the 3 events leave-one-out needs (one each for train, valid and test): "
+               f"{n_users:,} users, the longest history has {longest}")
+        hint = "Add more logs per user, or use data.split=temporal."
+    else:
+        t_min, t_max = inter["timestamp"].min(), inter["timestamp"].max()
+        span = (t_max - t_min) / 86400 if t_min is not None else 0.0  # type: ignore[operator]
+        why = (f"the log spans {span:.1f} days and the temporal split puts the last {test_days:g} days in test "
+               f"and the {valid_days:g} before them in valid; a valid/test target needs a user with an earlier "
+               f"event and an item new to that user")
+        hint = "Change data.valid_days / data.test_days to fit the log's span, or use data.split=leave_one_out."
+    raise DataError(source, f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty: {why}.",
+                    hint=hint)

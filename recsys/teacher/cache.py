@@ -62,7 +62,9 @@ class EmbeddingCache:
         """-> found (n,) bool, emb (n, D) float32 (rows of unfound keys are zero; None if nothing found)."""
         from safetensors import safe_open
 
-        want = pl.DataFrame({"key": list(keys), "pos": np.arange(len(keys), dtype=np.int64)})
+        if not len(keys):  # an untyped empty key column would not join the index's String keys
+            return np.zeros(0, dtype=bool), None
+        want = pl.DataFrame({"key": pl.Series(list(keys), dtype=pl.String), "pos": np.arange(len(keys), dtype=np.int64)})
         hits = want.join(self.index(), on="key", how="inner")
         found = np.zeros(len(keys), dtype=bool)
         if hits.height == 0:

@@ -17,6 +17,7 @@ import numpy as np
 
 from recsys.artifacts import RunDir, hash_obj
 from recsys.contracts import teacher as T
+from recsys.data.errors import DataError
 from recsys.data.tables import Split, Tables, load_tables
 from recsys.teacher.cache import EmbeddingCache, encode_cached
 from recsys.teacher.config import TeacherConfig
@@ -107,6 +108,11 @@ def run(cfg: TeacherConfig, run_dir: RunDir, *, force: bool = False, eval_splits
     cache = EmbeddingCache(cfg.cache_dir, fingerprint=spec.fingerprint)
     encode = LazyEncoder(cfg)
     texts = item_texts(tables.items, template=cfg.item_template)
+    if not any(texts):
+        raise DataError(run_dir.layout.items, f"none of the {len(texts):,} items has text for the template "
+                        f"{cfg.item_template!r}, so the text teacher has nothing to encode.",
+                        hint="Give the data stage an item catalogue (data.items_path, with data.columns.item_* "
+                             "naming its text columns) and run again.")
     raw_items, st = encode_cached(texts=texts, encode=encode, cache=cache, what="items")
     t_items = time.perf_counter() - t0
     new, cached = st.encoded_new, st.from_cache
