@@ -97,5 +97,6 @@ def check_split(inter: pl.DataFrame, *, train: pl.DataFrame, valid: pl.DataFrame
                f"and the {valid_days:g} before them in valid; a valid/test target needs a user with an earlier "
                f"event and an item new to that user")
         hint = "Change data.valid_days / data.test_days to fit the log's span, or use data.split=leave_one_out."
-    raise DataError(source, f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty: {why}.",
+    which = " and ".join([", ".join(empty[:-1]), empty[-1]] if len(empty) > 1 else empty)
+    raise DataError(source, f"the {which} split{'s are' if len(empty) > 1 else ' is'} empty: {why}.",
                     hint=hint)

@@ -50,3 +50,26 @@ def test_stage_text_user_mode(syn_run, tiny_bert: Path, tmp_path: Path) -> None:
     assert users["raw_valid"].shape == (t.n_users, 16)
     assert stats["encoded_new"] > t.n_items  # item texts + history texts
     assert not np.allclose(users["raw_valid"], users["raw_test"])
+
+
+def test_stage_refuses_items_without_text_in_one_paragraph(tiny_bert: Path, tmp_path: Path) -> None:
+    """Tables prepared without a catalogue (`recsys prepare` allows it): the teacher names the file and the fix
+    instead of a polars SchemaError from an empty cache lookup."""
+    import pytest
+
+    from recsys.artifacts import RunDir
+    from recsys.data.config import DataConfig
+    from recsys.data.errors import DataError
+    from recsys.data.stage import run as data_run
+
+    log = tmp_path / "log.csv"
+    log.write_text("user_id,item_id,timestamp\n" + "".join(f"{u},{i},{1_600_000_000 + k}\n" for u in "abc"
+                                                            for k, i in enumerate("wxyz")))
+    rd = RunDir(tmp_path / "run")
+    data_run(DataConfig(source="table", path=str(log), kcore=0), rd)
+    cfg = TeacherConfig(model_path=str(tiny_bert), cache_dir=str(tmp_path / "cache"), threads=1)
+    with pytest.raises(DataError) as e:
+        run(cfg, rd)
+    msg = str(e.value)
+    assert str(rd.layout.items) in msg and "none of the 4 items has text" in msg and "data.items_path" in msg
+    assert rd.stage_record("teacher") is None

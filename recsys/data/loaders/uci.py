@@ -65,7 +65,7 @@ def load_uci(cfg: DataConfig, *, now: int | None = None) -> Loaded:
         names = {k: rename.get(v, v) for k, v in _NAMES.items()}  # the quarantine names the file's own columns
     df = pl.concat(frames, how="diagonal_relaxed")
     kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=names, now=now,
-                       extra=uci_rules(drop_cancellations=cfg.drop_cancellations,
+                       extra=uci_rules(drop_cancellations=cfg.drop_cancellations, names=names,
                                        require_description=cfg.require_catalogue))
     source = "uci_online_retail (embedded)" if cfg.path is None else f"uci:{cfg.path}"
     return make_loaded(parts=[(kept, q)], items=catalogue(df), n_read=df.height, source=source, counters=counters)
@@ -115,16 +115,19 @@ def non_product(code: pl.Expr) -> pl.Expr:
     return code.is_in(list(NON_PRODUCT)) | code.str.starts_with("GIFT_")
 
 
-def uci_rules(*, drop_cancellations: bool, require_description: bool) -> list[Rule]:
+def uci_rules(*, drop_cancellations: bool, require_description: bool,
+              names: dict[str, str] | None = None) -> list[Rule]:
+    """``names``: the file's own column names (``_NAMES``, or those of Online Retail II) for the quarantine."""
+    n = names or _NAMES
     rules = [
-        Rule(pl.col("user_id").is_null(), "CustomerID", "guest checkout: no customer id"),
-        Rule(pl.col("_invoice").str.starts_with("A"), "InvoiceNo", "bad-debt adjustment ('A' invoice)"),
+        Rule(pl.col("user_id").is_null(), n["user_id"], "guest checkout: no customer id"),
+        Rule(pl.col("_invoice").str.starts_with("A"), n["event"], "bad-debt adjustment ('A' invoice)"),
     ]
     if drop_cancellations:
-        rules.append(Rule(pl.col("_invoice").str.starts_with("C"), "InvoiceNo", "cancellation ('C' invoice)"))
+        rules.append(Rule(pl.col("_invoice").str.starts_with("C"), n["event"], "cancellation ('C' invoice)"))
     rules += [
         Rule(non_product(pl.col("item_id")), "StockCode", "not a product (postage, fee, adjustment or voucher)"),
-        Rule(pl.col("price").is_not_null() & (pl.col("price") <= 0), "UnitPrice", "zero or negative unit price"),
+        Rule(pl.col("price").is_not_null() & (pl.col("price") <= 0), n["price"], "zero or negative unit price"),
     ]
     if require_description:
         rules.append(Rule(pl.col("_description").is_null(), "Description", "missing description"))
