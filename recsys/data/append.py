@@ -124,8 +124,14 @@ def append(*, base: Layout, loaded: Loaded, kcore_k: int, require_catalogue: boo
     quarantine = pl.concat(parts) if parts else loaded.quarantine
     counts = {"read": loaded.n_read, "kept": kept_new.height, "quarantined": quarantine.height,
               "users": users.height, "items": items.height, "new_users": added_users.height,
-              "new_items": added_items.height, "edited_items": changed, "events": events.height}
+              "new_items": added_items.height, "edited_items": changed, "events": events.height,
+              **loaded.counters}
+    if loaded.items is not None and not require_catalogue:
+        counts["items_not_in_catalogue"] = extra.height  # new log items without a catalogue row: empty text
     assert counts["read"] == counts["kept"] + counts["quarantined"], counts
+    if loaded.items_quarantine is not None and loaded.items_quarantine.height:
+        # rejected catalogue rows: in the same file, counted apart (catalogue_quarantined)
+        quarantine = pl.concat([quarantine, loaded.items_quarantine])
     return Appended(interactions=conform(events, TABLE_INTERACTIONS), items=conform(items, TABLE_ITEMS),
                     users=conform(users, TABLE_USERS), quarantine=quarantine, counts=counts)
 

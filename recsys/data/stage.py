@@ -6,8 +6,6 @@ import logging
 import time
 from typing import Any
 
-import polars as pl
-
 from recsys.artifacts import RunDir, hash_obj, write_parquet
 from recsys.contracts import tables as T
 from recsys.data.config import DataConfig

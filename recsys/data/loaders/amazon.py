@@ -28,7 +28,9 @@ import polars as pl
 
 from recsys.data.config import DataConfig
 from recsys.data.errors import DataError
-from recsys.data.loaders.files import as_price, as_text, iter_json_lines, read_bytes, read_jsonl, resolve_files
+from recsys.data.loaders.files import (
+    as_price, as_text, iter_json_lines, json_array, read_bytes, read_jsonl, resolve_files,
+)
 from recsys.data.loaders.table import as_list
 from recsys.data.schema import ITEMS, Loaded
 from recsys.data.validate import SRC, clean_items, make_loaded, validate
@@ -63,7 +65,9 @@ def load_amazon(cfg: DataConfig, *, now: int | None = None) -> Loaded:
 
 def detect_release(path: Path, data: bytes) -> Release:
     """Look at the first parseable record's keys."""
-    for _, rec, _err in iter_json_lines(path, data[:1_000_000].rsplit(b"\n", 1)[0] if len(data) > 1_000_000 else data):
+    head = data if len(data) <= 1_000_000 or json_array(path, data) is not None else \
+        data[:1_000_000].rsplit(b"\n", 1)[0]  # a JSON array is only parsed whole
+    for _, rec, _err in iter_json_lines(path, head):
         if rec is None:
             continue
         if "reviewerID" in rec:
