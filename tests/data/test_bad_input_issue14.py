@@ -491,3 +491,17 @@ def test_bad_input_uci_file_with_neither_layout_names_both(tmp_path: Path) -> No
         load_source(DataConfig(source="uci", path=str(f)))
     msg = str(e.value)
     assert "retail.csv" in msg and "'InvoiceNo'" in msg and "Online Retail II" in msg
+
+
+def test_bad_input_appended_batch_counts_catalogue_and_unknown_items(tmp_path: Path) -> None:
+    from recsys.data.append import append
+
+    base = RunDir(tmp_path / "base")
+    stage.run(DataConfig(source="table", path=str(_tiny(tmp_path)), kcore=0), base)
+    batch = log_of(tmp_path, [("a", "w", T0 + DAY), ("c", "new", (T0 + DAY) * 1000)], name="batch.csv")
+    cat = write(tmp_path / "items.csv", "item_id,title\nw,W\nw,W again\n")
+    a = append(base=base.layout, loaded=load(batch, items_path=str(cat)), kcore_k=0, require_catalogue=False)
+    assert (a.counts["read"], a.counts["kept"], a.counts["quarantined"]) == (2, 2, 0)
+    assert a.counts["timestamps_from_ms"] == 1 and a.counts["items_not_in_catalogue"] == 1
+    assert (a.counts["catalogue_read"], a.counts["catalogue_quarantined"]) == (2, 1)
+    assert reasons(a.quarantine) == [(2, DUP)]
