@@ -505,3 +505,46 @@ def test_bad_input_appended_batch_counts_catalogue_and_unknown_items(tmp_path: P
     assert a.counts["timestamps_from_ms"] == 1 and a.counts["items_not_in_catalogue"] == 1
     assert (a.counts["catalogue_read"], a.counts["catalogue_quarantined"]) == (2, 1)
     assert reasons(a.quarantine) == [(2, DUP)]
+
+
+# --------------------------------------------------------------------------- more of the same families
+def test_bad_input_delimiter_of_several_characters_names_the_option(tmp_path: Path) -> None:
+    msg = error(path=str(_tiny(tmp_path)), delimiter=";;")
+    assert "data.delimiter must be one character (got ';;')" in msg and "'data.delimiter'" in msg
+
+
+def test_bad_input_jsonl_whose_first_line_is_a_list_stays_line_by_line(tmp_path: Path) -> None:
+    f = write(tmp_path / "a.jsonl", "[1, 2]\n" + "".join(json.dumps(r) + "\n" for r in _records(2)))
+    loaded = load(f)
+    assert loaded.interactions["source_row"].to_list() == [2, 3]
+    assert reasons(loaded.quarantine) == [(1, "not a JSON object (garbage line)")]
+
+
+def test_bad_input_gzipped_csv_ragged_row_is_quarantined(tmp_path: Path) -> None:
+    import gzip
+
+    f = write(tmp_path / "a.csv.gz", gzip.compress((HEADER + f"u,i,{T0}\nu,j,{T0},x,y\n").encode()))
+    loaded = load(f)
+    assert loaded.interactions["item_id"].to_list() == ["i"]
+    assert reasons(loaded.quarantine) == [(2, "more fields than the header (an unquoted separator inside a field?)")]
+
+
+def test_bad_input_latin1_amazon_metadata_with_data_encoding(tmp_path: Path) -> None:
+    reviews = write(tmp_path / "reviews.json", json.dumps({"reviewerID": "r", "asin": "A1", "unixReviewTime": T0})
+                    + "\n")
+    meta = write(tmp_path / "meta.json", "{'asin': 'A1', 'title': 'Cr\xe8me br\xfbl\xe9e'}\n".encode("latin-1"))
+    bad = load_source(DataConfig(source="amazon", path=str(reviews), items_path=str(meta)))
+    assert bad.counters["catalogue_rows_with_replaced_bytes"] == 1
+    good = load_source(DataConfig(source="amazon", path=str(reviews), items_path=str(meta), encoding="latin-1"))
+    assert good.items["title"].to_list() == ["Crème brûlée"]  # type: ignore[index]
+    assert good.counters["catalogue_rows_with_replaced_bytes"] == 0
+
+
+def test_bad_input_recbole_duplicate_and_latin1_item_rows(tmp_path: Path) -> None:
+    inter = write(tmp_path / "shop.inter", f"user_id:token\titem_id:token\ttimestamp:float\n1\t10\t{T0}\n")
+    write(tmp_path / "shop.item", "item_id:token\ttitle:token_seq\n10\tcaf\xe9\n10\tagain\n\ttitle only\n"
+          .encode("latin-1"))
+    loaded = load_source(DataConfig(source="recbole", path=str(inter), encoding="latin-1"))
+    assert loaded.items.select("item_id", "title").rows() == [("10", "café")]  # type: ignore[union-attr]
+    assert reasons(loaded.items_quarantine) == [(2, DUP), (3, "missing item id")]  # type: ignore[arg-type]
+    assert loaded.items_quarantine["source_file"].unique().to_list() == [str(tmp_path / "shop.item")]  # type: ignore[index]

@@ -117,14 +117,16 @@ def delimiter_error(path: Path, present: Sequence[str], sep: str) -> DataError |
     return None
 
 
-def read_ragged(path: Path, *, sep: str, columns: Sequence[str], encoding: str = "utf-8") -> pl.DataFrame:
-    """A delimited file whose rows do not all have the header's field count, read in Python: ``columns`` as
-    String + ``source_row`` + ``_ragged`` (True for a row with more fields than the header; the row rules
-    quarantine it). Only used after the fast reader failed on such a row."""
+def read_ragged(path: Path, *, sep: str, columns: Sequence[str] | None = None,
+                encoding: str = "utf-8") -> pl.DataFrame:
+    """A delimited file whose rows do not all have the header's field count, read in Python: ``columns``
+    (default: all) as String + ``source_row`` + ``_ragged`` (True for a row with more fields than the header;
+    the row rules quarantine it). Only used after the fast reader failed on such a row."""
     text = io.TextIOWrapper(io.BytesIO(read_bytes(path, encoding=encoding)), encoding="utf-8", errors="replace",
                             newline="")
     reader = csv.reader(text, delimiter=sep)
     header = [h.lstrip("\ufeff") for h in next(reader, [])]
+    columns = list(dict.fromkeys(header)) if columns is None else columns
     idx = [header.index(c) for c in columns]
     cols: dict[str, list[str | None]] = {c: [] for c in columns}
     ragged: list[bool] = []

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from recsys.data.config import Columns, DataConfig
 from recsys.data.errors import DataError
-from recsys.data.loaders.files import check_columns, polars_error, price_expr, resolve_files
+from recsys.data.loaders.files import check_columns, is_utf8, polars_error, price_expr, read_bytes, resolve_files
 from recsys.data.loaders.table import id_text
 from recsys.data.schema import Loaded
 from recsys.data.validate import SRC, clean_items, make_loaded, to_unix_seconds, validate
@@ -30,7 +31,7 @@ def load_recbole(cfg: DataConfig, *, now: int | None = None) -> Loaded:
     staged, items_files = [], []
     counters: dict[str, int] = {}
     for f in resolve_inter(cfg.path):
-        fields, df = read_atomic(f)
+        fields, df = read_atomic(f, encoding=cfg.encoding)
         check_columns(f, list(fields), {"data.columns.user": c.user, "data.columns.item": c.item})
         ts_col = c.timestamp if c.timestamp in fields else None
         if ts_col is None:
@@ -52,7 +53,7 @@ def load_recbole(cfg: DataConfig, *, now: int | None = None) -> Loaded:
     kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=names, now=now)
     if cfg.items_path:
         items_files = resolve_files(cfg.items_path, what="data.items_path")
-    cat = pl.concat([read_item_file(f, columns=c) for f in items_files]) if items_files else None
+    cat = pl.concat([read_item_file(f, columns=c, encoding=cfg.encoding) for f in items_files]) if items_files else None
     items = clean_items(cat, source=str(items_files[0]), counts=counters) if cat is not None else None
     return make_loaded(parts=[(kept, q)], items=items, n_read=df.height, source=f"recbole:{cfg.path}",
                        counters=counters)
@@ -70,10 +71,12 @@ def resolve_inter(path: str) -> list[Path]:
     return [f for f in (resolve_files(path) if any(ch in path for ch in "*?[") else [p])]
 
 
-def read_atomic(path: Path) -> tuple[dict[str, str], pl.DataFrame]:
+def read_atomic(path: Path, *, encoding: str = "utf-8") -> tuple[dict[str, str], pl.DataFrame]:
     """Read one atomic file as text: ({field: type}, frame with bare field names + ``source_row``)."""
     try:
-        lf = pl.scan_csv(path, separator="\t", infer_schema=False, quote_char=None, encoding="utf8-lossy")
+        opts: dict[str, Any] = {"separator": "\t", "infer_schema": False, "quote_char": None, "encoding": "utf8-lossy"}
+        lf = pl.scan_csv(path, **opts) if is_utf8(encoding) else \
+            pl.read_csv(read_bytes(path, encoding=encoding), **opts).lazy()
         header = lf.collect_schema().names()
     except Exception as e:  # noqa: BLE001
         raise polars_error(path, "tsv", e) from e
@@ -92,9 +95,9 @@ def read_atomic(path: Path) -> tuple[dict[str, str], pl.DataFrame]:
     return fields, df
 
 
-def read_item_file(path: Path, *, columns: Columns) -> pl.DataFrame:
+def read_item_file(path: Path, *, columns: Columns, encoding: str = "utf-8") -> pl.DataFrame:
     """``.item`` -> ITEMS-like frame (``clean_items`` finishes it)."""
-    fields, df = read_atomic(path)
+    fields, df = read_atomic(path, encoding=encoding)
     key = columns.catalogue_item or columns.item
     check_columns(path, list(fields), {"data.columns.catalogue_item": key})
 

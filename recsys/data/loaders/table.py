@@ -91,6 +91,9 @@ def scan_columns(path: Path, fmt: Format, *, encoding: str, delimiter: str | Non
 
 def collect_rows(lf: pl.LazyFrame, *, path: Path, fmt: Format, cols: list[str], encoding: str,
                  delimiter: str | None) -> pl.DataFrame:
+    """``cols`` + ``source_row`` (+ ``_ragged`` when some row has more fields than the header)."""
+    if "_ragged" in lf.collect_schema().names():  # read by read_ragged already (see _scan)
+        return lf.select(*cols, "source_row", "_ragged").collect()
     try:
         return lf.select(cols).with_row_index("source_row", offset=1).collect().with_columns(
             pl.col("source_row").cast(pl.Int64))
@@ -112,7 +115,15 @@ def _scan(path: Path, fmt: Format, *, encoding: str = "utf-8", delimiter: str | 
             data = read_bytes(path, encoding=encoding)
             if not data.strip():
                 raise pl.exceptions.NoDataError("empty CSV")
-            return pl.read_csv(data, **opts).lazy()
+            try:
+                return pl.read_csv(data, **opts).lazy()
+            except pl.exceptions.ComputeError as e:
+                if "more fields than defined" not in str(e):
+                    raise
+                ragged = read_ragged(path, sep=opts["separator"], encoding=encoding)
+                log.warning("%s: %d rows have more fields than the header; they are quarantined", path,
+                            int(ragged["_ragged"].sum()))
+                return ragged.lazy()
         return pl.scan_csv(path, **opts)
     except DataError:
         raise
