@@ -548,3 +548,13 @@ def test_bad_input_recbole_duplicate_and_latin1_item_rows(tmp_path: Path) -> Non
     assert loaded.items.select("item_id", "title").rows() == [("10", "café")]  # type: ignore[union-attr]
     assert reasons(loaded.items_quarantine) == [(2, DUP), (3, "missing item id")]  # type: ignore[arg-type]
     assert loaded.items_quarantine["source_file"].unique().to_list() == [str(tmp_path / "shop.item")]  # type: ignore[index]
+
+
+def test_bad_input_recbole_item_file_without_mapped_text_fields_names_them(tmp_path: Path) -> None:
+    inter = write(tmp_path / "shop.inter", f"user_id:token\titem_id:token\ttimestamp:float\n1\t10\t{T0}\n")
+    write(tmp_path / "shop.item", "item_id:token\tname:token_seq\n10\tred mug\n")
+    loaded = load_source(DataConfig(source="recbole", path=str(inter)))
+    (note,) = loaded.notes
+    assert "shop.item" in note and "the file has: item_id, name" in note and "data.columns.item_title=name" in note
+    counts = prepare(loaded, kcore_k=0, require_catalogue=False).counts
+    assert counts["items_with_text"] == 0

@@ -17,7 +17,7 @@ import polars as pl
 from recsys.data.config import Columns, DataConfig
 from recsys.data.errors import DataError
 from recsys.data.loaders.files import check_columns, is_utf8, polars_error, price_expr, read_bytes, resolve_files
-from recsys.data.loaders.table import id_text
+from recsys.data.loaders.table import id_text, text_columns_note
 from recsys.data.schema import Loaded
 from recsys.data.validate import SRC, clean_items, make_loaded, to_unix_seconds, validate
 
@@ -53,10 +53,12 @@ def load_recbole(cfg: DataConfig, *, now: int | None = None) -> Loaded:
     kept, q = validate(df, drop_cancellations=cfg.drop_cancellations, names=names, now=now)
     if cfg.items_path:
         items_files = resolve_files(cfg.items_path, what="data.items_path")
-    cat = pl.concat([read_item_file(f, columns=c, encoding=cfg.encoding) for f in items_files]) if items_files else None
+    notes: list[str] = []
+    cat = pl.concat([read_item_file(f, columns=c, encoding=cfg.encoding, notes=notes) for f in items_files]) \
+        if items_files else None
     items = clean_items(cat, source=str(items_files[0]), counts=counters) if cat is not None else None
     return make_loaded(parts=[(kept, q)], items=items, n_read=df.height, source=f"recbole:{cfg.path}",
-                       counters=counters)
+                       counters=counters, notes=notes)
 
 
 def resolve_inter(path: str) -> list[Path]:
@@ -95,11 +97,18 @@ def read_atomic(path: Path, *, encoding: str = "utf-8") -> tuple[dict[str, str],
     return fields, df
 
 
-def read_item_file(path: Path, *, columns: Columns, encoding: str = "utf-8") -> pl.DataFrame:
-    """``.item`` -> ITEMS-like frame (``clean_items`` finishes it)."""
+def read_item_file(path: Path, *, columns: Columns, encoding: str = "utf-8",
+                   notes: list[str] | None = None) -> pl.DataFrame:
+    """``.item`` -> ITEMS-like frame (``clean_items`` finishes it); a file with none of the mapped text
+    fields adds a line to ``notes`` (see ``table.text_columns_note``)."""
     fields, df = read_atomic(path, encoding=encoding)
     key = columns.catalogue_item or columns.item
     check_columns(path, list(fields), {"data.columns.catalogue_item": key})
+    want = {"item_id": key, "title": columns.item_title, "brand": columns.item_brand,
+            "categories": columns.item_categories, "description": columns.item_description}
+    note = text_columns_note(path, present=list(fields), want={k: v for k, v in want.items() if v})
+    if note and notes is not None:
+        notes.append(note)
 
     def text(name: str | None) -> pl.Expr:
         return pl.col(name) if name and name in fields else pl.lit(None, dtype=pl.String)
