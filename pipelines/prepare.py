@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  quarantined {n:>8,}  {reason}")
     print(f"{counts['users']:,} users, {counts['items']:,} items; train {counts['train']:,} / valid {counts['valid']:,}"
           f" / test {counts['test']:,} -> {run_dir.layout.tables}")
-    for line in summary_extras(counts, notes=rec.get("notes") or []):
+    for line in summary_extras(counts, notes=rec.get("notes") or [],
+                               catalogue_reasons=rec.get("catalogue_quarantine_reasons") or {}):
         print(line)
     return 0
 
@@ -45,12 +46,13 @@ def main(argv: list[str] | None = None) -> int:
 _SHOWN = {"read", "kept", "quarantined", "users", "items", "train", "valid", "test"}
 
 
-def summary_extras(counts: dict[str, int], *, notes: list[str]) -> list[str]:
+def summary_extras(counts: dict[str, int], *, notes: list[str], catalogue_reasons: dict[str, int]) -> list[str]:
     """The stage's other counters (catalogue rows, converted timestamps, items without text, ...) and notes."""
     lines = []
     if "catalogue_read" in counts:
         lines.append(f"catalogue: read {counts['catalogue_read']:,} = kept {counts['catalogue_kept']:,} + "
                      f"quarantined {counts['catalogue_quarantined']:,}")
+        lines += [f"  quarantined {n:>8,}  {reason}" for reason, n in catalogue_reasons.items()]
     skip = _SHOWN | {"catalogue_read", "catalogue_kept", "catalogue_quarantined"}
     lines += [f"  {k.replace('_', ' ')}: {v:,}" for k, v in counts.items() if k not in skip]
     return lines + [f"note: {n}" for n in notes]

@@ -49,7 +49,7 @@ class Prepared:
     interactions: pl.DataFrame  # TABLE_INTERACTIONS, sorted by user, pos
     items: pl.DataFrame  # TABLE_ITEMS, item = row index
     users: pl.DataFrame  # TABLE_USERS, user = row index
-    quarantine: pl.DataFrame
+    quarantine: pl.DataFrame  # the log's rejected rows (``counts["quarantined"]``), then the catalogue's
     counts: dict[str, int]
 
 

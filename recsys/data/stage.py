@@ -42,6 +42,12 @@ def no_text_error(cfg: DataConfig, notes: tuple[str, ...] | list[str] = ()) -> D
                      f"{found}", hint="`recsys prepare` alone builds the tables without text.")
 
 
+def _reasons(q: Any) -> dict[str, int]:
+    """{reason: rows}, most frequent first (ties alphabetically)."""
+    return dict(q.group_by("reason").len().sort(["len", "reason"], descending=[True, False]).iter_rows()) \
+        if q.height else {}
+
+
 def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False, require_text: bool = False) -> dict[str, int]:
     """Load, validate, prepare and split; write tables. Returns the counts (also in the manifest).
 
@@ -70,8 +76,9 @@ def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False, require_text: 
     source, notes = loaded.source, loaded.notes
     del loaded  # the raw log (often the largest thing in memory) is not needed by the split and writes
     lay = run_dir.layout
-    reasons = dict(prep.quarantine.group_by("reason").len().sort("len", descending=True).iter_rows()) \
-        if prep.quarantine.height else {}
+    n_log = prep.counts["quarantined"]  # the log's rejected rows come first, the catalogue's after them
+    reasons = _reasons(prep.quarantine.head(n_log))
+    catalogue_reasons = _reasons(prep.quarantine.slice(n_log))
     if prep.interactions.height == 0:  # only the quarantine, for the user to look at (no tables, no record)
         write_parquet(lay.quarantine, prep.quarantine)
         top = "; ".join(f"{n:,} {r}" for r, n in list(reasons.items())[:3])
@@ -92,7 +99,8 @@ def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False, require_text: 
     counts = {**prep.counts, "train": train.height, "valid": valid.height, "test": test.height,
               "cold_items_held_out": len(cold)}
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, counts=counts,
-                   source=source, quarantine_reasons=reasons, inputs=inputs, notes=list(notes))
+                   source=source, quarantine_reasons=reasons, catalogue_quarantine_reasons=catalogue_reasons,
+                   inputs=inputs, notes=list(notes))
     assert counts["read"] == counts["kept"] + counts["quarantined"], counts
     assert counts.get("catalogue_read", 0) == counts.get("catalogue_kept", 0) + counts.get("catalogue_quarantined", 0)
     log.info("data: %s — read %d = kept %d + quarantined %d; %d users, %d items; split %s: train %d / valid %d / test %d",

@@ -319,7 +319,11 @@ def test_bad_input_catalogue_quarantine_lands_in_the_quarantine_file(tmp_path: P
     counts = run.stage_record("data")["counts"]
     assert (counts["read"], counts["kept"], counts["quarantined"]) == (8, 8, 0)
     assert (counts["catalogue_read"], counts["catalogue_kept"], counts["catalogue_quarantined"]) == (3, 1, 2)
-    assert "catalogue: read 3 = kept 1 + quarantined 2" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    at = out.index("catalogue: read 3 = kept 1 + quarantined 2")
+    assert [ln.split(None, 2)[1:] for ln in out[at + 1:at + 3]] == [["1", DUP], ["1", "missing item id"]]
+    assert run.stage_record("data")["quarantine_reasons"] == {}
+    assert run.stage_record("data")["catalogue_quarantine_reasons"] == {"missing item id": 1, DUP: 1}
 
 
 def test_bad_input_log_items_absent_from_catalogue_are_counted(tmp_path: Path) -> None:
