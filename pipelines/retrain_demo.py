@@ -151,7 +151,8 @@ def candidate_dir(root: Path, version: str) -> Path:
 
 def run_dataset(name: str, *, out: Path, increments: int, base_months: int, since: str,
                 overrides: list[str]) -> dict[str, Any]:
-    from pipelines.retrain import RetrainConfig, retrain
+    from pipelines.config import RetrainConfig
+    from pipelines.retrain import retrain
     from recsys.data.tables import load_tables
     from recsys.metrics import paired_change
     from recsys.publish import store

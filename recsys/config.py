@@ -26,6 +26,73 @@ class ConfigError(ValueError):
     """A config file or override is malformed; the message names the key and what to do."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a numeric config field accepts: ``lo``/``hi`` bounds (None = unbounded), each inclusive
+    unless ``*_open``. A tuple field applies it to every element; an optional field to any non-None value."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        if x != x:  # NaN is in no range
+            return False
+        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
+            return False
+        return not (self.hi is not None and (x >= self.hi if self.hi_open else x > self.hi))
+
+    def describe(self) -> str:
+        lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        return " and ".join(b for b in (lo, hi) if b) or "any number"
+
+
+def ranged(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+           lt: float | None = None) -> Any:
+    """A numeric dataclass field with its accepted range, checked when a config is loaded::
+
+        epochs: int = ranged(5, ge=0)  # 0 = export the initial model (retrain's refresh)
+        share: float = ranged(0.0, ge=0, lt=1)
+
+    ``ge``/``le`` are inclusive bounds, ``gt``/``lt`` exclusive; give at most one per side.
+    """
+    if ge is not None and gt is not None or le is not None and lt is not None:
+        raise TypeError("ranged(): give at most one lower bound (ge/gt) and one upper bound (le/lt)")
+    rng = Range(lo=ge if gt is None else gt, hi=le if lt is None else lt, lo_open=gt is not None,
+                hi_open=lt is not None)
+    if not (default is None or isinstance(default, tuple) and all(v in rng for v in default)
+            or not isinstance(default, tuple) and default in rng):
+        raise TypeError(f"ranged(): default {default!r} is outside its own range ({rng.describe()})")
+    return dataclasses.field(default=default, metadata={"range": rng})
+
+
+def field_range(f: dataclasses.Field[Any]) -> Range | None:
+    """The declared range of a dataclass field, or None."""
+    return f.metadata.get("range")
+
+
+def check_ranges(obj: Any, *, prefix: str = "") -> None:
+    """Raise ``ConfigError`` naming the key when a numeric field of ``obj`` (a config dataclass, nested
+    ones included) is outside its declared range."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = prefix + f.name
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_ranges(value, prefix=f"{key}.")
+            continue
+        rng = field_range(f)
+        if rng is None or value is None:
+            continue
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for v in values:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v not in rng:
+                shown = f"{value!r}" if len(values) == 1 else f"{v!r} in {value!r}"
+                raise ConfigError(f"config key '{key}': {shown} is out of range; it must be {rng.describe()} "
+                                  f"(set {key}=<value> or fix it in the config file)")
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -98,7 +165,9 @@ def build(cls: type[T], table: dict[str, Any], *, prefix: str = "") -> T:
             f"unknown config key(s) {sorted(prefix + u for u in unknown)}; valid keys here: {sorted(names)}"
         )
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in table.items()}
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    check_ranges(obj, prefix=prefix)
+    return obj
 
 
 def _set_path(table: dict[str, Any], dotted: str, value: Any) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from recsys.config import ranged
+
 SourceKind = Literal["beauty", "table", "amazon", "recbole", "uci", "synthetic"]
 SplitKind = Literal["leave_one_out", "temporal"]
 
@@ -41,17 +43,20 @@ class DataConfig:
     # text files (logs and catalogue): a Python codec name. Bytes not valid in it become U+FFFD: an id holding
     # one is quarantined, catalogue text holding one is counted (catalogue_rows_with_replaced_bytes)
     encoding: str = "utf-8"
-    delimiter: str | None = None  # CSV/TSV field separator ("tab" for a tab); None = ',' for .csv, tab for .tsv
-    require_catalogue: bool = False  # True: interactions with an item absent from the catalogue are quarantined
+    delimiter: str | None = None  # CSV/TSV field separator ("tab" for a tab); None = ',' for .csv, tab for
+    # .tsv
+    require_catalogue: bool = False  # True: interactions with an item absent from the catalogue are
+    # quarantined
     drop_cancellations: bool = True  # negative quantities / cancelled invoices -> quarantine
-    kcore: int = 5  # iterative k-core on users and items; 0 disables (Beauty is already 5-core: a no-op there)
+    kcore: int = ranged(5, ge=0)  # iterative k-core on users and items; 0 disables (Beauty is already 5-core:
+    # a no-op there)
     split: SplitKind = "leave_one_out"
     # temporal split: the last `test_days` form the test window, the `valid_days` before it the valid window
-    valid_days: float = 7.0
-    test_days: float = 7.0
+    valid_days: float = ranged(7.0, gt=0)
+    test_days: float = ranged(7.0, gt=0)
     # cold-start protocol: hold out this share of items (with training events) from training entirely; their
     # valid/test targets stay, so the "cold" slice measures text-only item vectors. 0 = standard protocol.
-    cold_item_share: float = 0.0
-    synthetic_users: int = 200  # source = "synthetic" only
-    synthetic_items: int = 80
-    seed: int = 0
+    cold_item_share: float = ranged(0.0, ge=0, lt=1)
+    synthetic_users: int = ranged(200, ge=1)  # source = "synthetic" only
+    synthetic_items: int = ranged(80, ge=1)
+    seed: int = ranged(0, ge=0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from recsys.config import ranged
+
 
 @dataclasses.dataclass(frozen=True)
 class GateConfig:
@@ -18,13 +20,13 @@ class GateConfig:
     """
 
     metric: str = "ndcg@10"  # any key of EvalResult.summary(ks=(10, 20)), e.g. recall@20
-    tolerance: float = 0.02
-    abs_tolerance: float = 0.0
-    min_users: int = 1  # fewer test users than this: no evidence either way -> refuse (publish with force)
-    # What the candidate is compared with. "refreshed": the published model re-applied to today's histories
-    # (its weights, the candidate's tables: what serving it on without retraining would give; a short extra
-    # student run, no training). "as_served": its stored user vectors, computed before the new logs — a weaker
-    # baseline, since any candidate gains just from seeing the newest events.
+    tolerance: float = ranged(0.02, ge=0, lt=1)
+    abs_tolerance: float = ranged(0.0, ge=0)
+    min_users: int = ranged(1, ge=0)  # fewer test users than this: no evidence either way -> refuse (publish
+    # with force) What the candidate is compared with. "refreshed": the published model re-applied to today's
+    # histories (its weights, the candidate's tables: what serving it on without retraining would give; a
+    # short extra student run, no training). "as_served": its stored user vectors, computed before the new
+    # logs — a weaker baseline, since any candidate gains just from seeing the newest events.
     baseline: Literal["refreshed", "as_served"] = "refreshed"
     # "bootstrap": refuse when a paired bootstrap over the test users is confident (``confidence``) that the
     # change is below -tolerance. On a test window of a few dozen users a point estimate moves +-30 % between
@@ -32,11 +34,12 @@ class GateConfig:
     # interval is narrow and both agree. "point": pass iff the candidate's figure clears the threshold
     # (stricter: a regression inside the noise is refused too).
     decision: Literal["point", "bootstrap"] = "bootstrap"
-    confidence: float = 0.95
-    bootstrap_samples: int = 2000
+    confidence: float = ranged(0.95, gt=0, lt=1)
+    bootstrap_samples: int = ranged(2000, ge=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class PublishConfig:
-    keep: int = 3  # versions kept under versions/ (the current one always stays); >= 2 keeps a rollback
-    keep_rejected: int = 2  # refused candidates kept under rejected/ for inspection
+    keep: int = ranged(3, ge=1)  # versions kept under versions/ (the current one always stays); >= 2 keeps a
+    # rollback
+    keep_rejected: int = ranged(2, ge=0)  # refused candidates kept under rejected/ for inspection

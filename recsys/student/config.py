@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from recsys.config import ranged
+
 Sharding = Literal["auto", "table_wise", "column_wise", "row_wise", "data_parallel"]
 TeacherEmb = Literal["raw", "adapted"]
 RankCandidates = Literal["in_batch", "topk"]
@@ -23,78 +25,95 @@ TableOptimizer = Literal["rowwise_adagrad", "adam", "sgd"]
 @dataclasses.dataclass(frozen=True)
 class StudentConfig:
     # --- towers
-    dim: int = 64  # output vector size; 64 is the usual retrieval sweet spot and keeps FAISS cheap
-    item_id_dim: int = 64  # item-id table, shared by the candidate and the user's history (one table,
-    # several features): history and candidate live in one space, which is the strongest cheap signal
-    user_id_dim: int = 0  # 0 = no user-id table. With ~5 train events per user an id vector mostly
-    # memorises; the history carries the user. Set > 0 for dense-history domains.
-    brand_dim: int = 16  # brand and leaf-category tables, shared by item tower and history bags
-    category_dim: int = 16
-    history_len: int = 50  # history truncated to the last N items (Beauty median is ~6, so rarely binds)
-    recent_len: int = 1  # a second bag over the last few items. Beauty is strongly sequential: the last item
-    # alone (1) beat the last three (3) by +10-12 % test NDCG@10 for both the distilled and the plain student
-    mlp: tuple[int, ...] = (256,)  # hidden sizes of both tower MLPs (one layer is enough at this scale)
-    id_dropout: float = 0.2  # chance a training candidate loses its id vector, so the tower learns to
-    # lean on text/brand/category and an item never seen in training still gets a useful vector
+    dim: int = ranged(64, ge=1)  # output vector size; 64 is the usual retrieval sweet spot and keeps FAISS
+    # cheap
+    item_id_dim: int = ranged(64, ge=1)  # item-id table, shared by the candidate and the user's history (one
+    # table, several features): history and candidate live in one space, which is the strongest cheap signal
+    user_id_dim: int = ranged(0, ge=0)  # 0 = no user-id table. With ~5 train events per user an id vector
+    # mostly memorises; the history carries the user. Set > 0 for dense-history domains.
+    brand_dim: int = ranged(16, ge=1)  # brand and leaf-category tables, shared by item tower and history bags
+    category_dim: int = ranged(16, ge=1)
+    history_len: int = ranged(50, ge=1)  # history truncated to the last N items (Beauty median is ~6, so
+    # rarely binds)
+    recent_len: int = ranged(1, ge=0)  # a second bag over the last few items. Beauty is strongly sequential:
+    # the last item alone (1) beat the last three (3) by +10-12 % test NDCG@10 for both the distilled and the
+    # plain student
+    mlp: tuple[int, ...] = ranged((256,), ge=1)  # hidden sizes of both tower MLPs (one layer is enough at
+    # this scale)
+    id_dropout: float = ranged(0.2, ge=0, lt=1)  # chance a training candidate loses its id vector, so the
+    # tower learns to lean on text/brand/category and an item never seen in training still gets a useful
+    # vector
     use_text: bool = True  # the teacher's item text embedding as a dense input through a projection
     text_emb: TeacherEmb = "raw"  # which teacher item embedding feeds the item tower as a content input.
     # "raw" = the frozen text encoder's vector (pure content); "adapted" was fitted on interactions by the
     # teacher, so feeding it would be distillation through the input and would blur the ablation
     # --- training
-    lr: float = 2e-3  # Adam(W) for the dense parts (MLPs, projections)
-    table_lr: float = 0.05  # fused rowwise Adagrad for the tables (sparse rows: adagrad is the TorchRec default)
+    lr: float = ranged(2e-3, gt=0)  # Adam(W) for the dense parts (MLPs, projections)
+    table_lr: float = ranged(0.05, gt=0)  # fused rowwise Adagrad for the tables (sparse rows: adagrad is the
+    # TorchRec default)
     table_optimizer: TableOptimizer = "rowwise_adagrad"
-    weight_decay: float = 1e-5
-    batch_size: int = 1024  # large batches = more in-batch negatives and fewer steps on a slow CPU
-    epochs: int = 5  # same cap for every variant. On Beauty the undistilled student peaks at its 3rd epoch
-    # and early stopping ends it after the 5th; distillation regularises, so it peaks later (4th-5th)
-    patience: int = 2  # epochs without a better validation NDCG@10 before stopping
-    max_seconds: float = 0.0  # 0 = no wall-clock cap; else stop after the first epoch past it (keeps the best)
+    weight_decay: float = ranged(1e-5, ge=0)
+    batch_size: int = ranged(1024, ge=1)  # large batches = more in-batch negatives and fewer steps on a slow
+    # CPU
+    epochs: int = ranged(5, ge=0)  # same cap for every variant. On Beauty the undistilled student peaks at
+    # its 3rd epoch and early stopping ends it after the 5th; distillation regularises, so it peaks later
+    # (4th-5th)
+    patience: int = ranged(2, ge=1)  # epochs without a better validation NDCG@10 before stopping
+    max_seconds: float = ranged(0.0, ge=0)  # 0 = no wall-clock cap; else stop after the first epoch past it
+    # (keeps the best)
     negatives: Negatives = "in_batch"  # in-batch softmax with logQ; "mixed" adds uniform negatives;
     # "full" scores the whole catalogue each step (exact softmax, affordable when the catalogue is small)
-    n_uniform_negatives: int = 1024  # extra uniform negatives for "mixed"
-    temperature: float = 0.07  # softmax temperature on cosine scores (0.05-0.1 is the usual range)
+    n_uniform_negatives: int = ranged(1024, ge=0)  # extra uniform negatives for "mixed"
+    temperature: float = ranged(0.07, gt=0)  # softmax temperature on cosine scores (0.05-0.1 is the usual
+    # range)
     logq: bool = True  # Yi et al. 2019 correction for popularity-biased in-batch negatives
     # --- distillation (total = L_rec + lambda_emb * L_emb + lambda_rank * L_rank)
     teacher_emb: TeacherEmb = "adapted"  # teacher item embedding the KD losses read (targets, never inputs)
-    lambda_emb: float = 0.1  # small: on Beauty embedding KD alone is neutral (valid +2 %, test -2 % at 0.5)
+    lambda_emb: float = ranged(0.1, ge=0)  # small: on Beauty embedding KD alone is neutral (valid +2 %, test
+    # -2 % at 0.5)
     emb_loss: EmbLoss = "cosine"
-    lambda_relational: float = 1.0  # weight of the relational (in-batch similarity KL) part within L_emb
-    relational_temperature: float = 0.1
-    lambda_rank: float = 1.0  # the term that helps: Beauty test NDCG@10 +11 % over no KD at 1.0 (T = 2)
+    lambda_relational: float = ranged(1.0, ge=0)  # weight of the relational (in-batch similarity KL) part
+    # within L_emb
+    relational_temperature: float = ranged(0.1, gt=0)
+    lambda_rank: float = ranged(1.0, ge=0)  # the term that helps: Beauty test NDCG@10 +11 % over no KD at 1.0
+    # (T = 2)
     rank_candidates: RankCandidates = "in_batch"  # "in_batch": every example's list is the global batch's
     # positives, scored by the teacher user vector of the example's history prefix (B x B, no extra tower
     # forwards); "topk": the teacher's top-K list per sampled user (K extra item rows per user, ~3x slower)
-    rank_temperature: float = 2.0  # on both teacher and student logits in the KL; 2 (softer lists, Hinton's
-    # "dark knowledge") beat 1 on Beauty
+    rank_temperature: float = ranged(2.0, gt=0)  # on both teacher and student logits in the KL; 2 (softer
+    # lists, Hinton's "dark knowledge") beat 1 on Beauty
     # The teacher-side quantities of the ranking distillation (its cosine -> logit scale = 1 / its adapter
     # temperature; the recency decay and history length of its user pooling) are not set here: they are read
     # from the teacher's artifact metadata (``recsys.contracts.teacher.TeacherMeta``), so they cannot drift.
-    rank_k: int = 20  # "topk": teacher top-K candidates per user
-    rank_position_weight: float = 0.0  # "topk", >0: Tang & Wang 2018 weights exp(-rank / this) on the list
-    rank_users_per_step: int = 256  # "topk": users per step that get a ranking-distillation list
+    rank_k: int = ranged(20, ge=1)  # "topk": teacher top-K candidates per user
+    rank_position_weight: float = ranged(0.0, ge=0)  # "topk", >0: Tang & Wang 2018 weights exp(-rank / this)
+    # on the list
+    rank_users_per_step: int = ranged(256, ge=1)  # "topk": users per step that get a ranking-distillation
+    # list
     # --- distribution
-    nproc: int = 2  # processes; > 1 launches torchrun workers (gloo on CPU, nccl on CUDA)
+    nproc: int = ranged(2, ge=1)  # processes; > 1 launches torchrun workers (gloo on CPU, nccl on CUDA)
     sharding: Sharding = "auto"  # row_wise needs CUDA; on CPU it falls back to table_wise (logged)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # --- export
     quantize_int8: bool = True  # also write int8 per-row-quantised item vectors + scales
-    eval_batch_size: int = 2048
+    eval_batch_size: int = ranged(2048, ge=1)
     # warm start (retraining): a previous run's ``student/<variant>`` dir; its best weights initialise this
-    # model, table rows copied by id (ids are stable across retrains, new users/items get fresh rows at the end),
-    # and its optimizers' last states continue (fresh Adagrad/Adam states would undo the warm start)
+    # model, table rows copied by id (ids are stable across retrains, new users/items get fresh rows at the
+    # end), and its optimizers' last states continue (fresh Adagrad/Adam states would undo the warm start)
     init_from: str | None = None
     # incremental training (retraining): next-item examples whose target event is at/after ``train_since``
     # (a timestamp, seconds) form the new window, trained on in full every epoch; of the older examples a
     # uniform sample of ``replay_fraction`` is drawn afresh each epoch (seeded by seed and epoch, so a resumed
     # run draws the same), which keeps the old data in view at a fraction of its cost. Histories still hold
     # every past event; validation and export are unchanged. None = every example every epoch (full retrain)
-    train_since: int | None = None
-    replay_fraction: float = 0.0  # 0 with a window = the new window only (forgetting is then likely)
-    seed: int = 0
+    train_since: int | None = ranged(None, ge=0)
+    replay_fraction: float = ranged(0.0, ge=0, le=1)  # 0 with a window = the new window only (forgetting is
+    # then likely)
+    seed: int = ranged(0, ge=0)
 
 
-# The distillation ablation: variant (a metrics.json row) -> the weights it zeroes. ``StudentConfig()`` itself is
+# The distillation ablation: variant (a metrics.json row) -> the weights it zeroes. ``StudentConfig()`` itself
+# is
 # ``student_kd``; the pipelines and ``launch.py`` both derive the other variants from this one table.
 ABLATION: dict[str, dict[str, float]] = {
     "student_no_kd": {"lambda_emb": 0.0, "lambda_rank": 0.0},
