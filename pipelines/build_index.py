@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipelines.common import (add_common_args, clean_errors, load_config, quiet_third_party, setup_logging,
-    step)
+from pipelines.common import (add_common_args, command_main, load_config, open_run, quiet_third_party, setup_logging,
+                              step)
 from pipelines.config import PipelineConfig
 from recsys.artifacts import RunDir, versions
 from recsys.contracts import student as S
@@ -44,21 +44,25 @@ def build(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False, timings:
             rank.run(cfg.rank, run_dir, force=force)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="recsys build-index", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(ap, default_out="runs/index")
-    args = ap.parse_args(argv)
+def add_arguments(ap: argparse.ArgumentParser, *, default_out: str = "runs/index") -> None:
+    add_common_args(ap, default_out=default_out)
+
+
+def run(args: argparse.Namespace) -> int:
     setup_logging(quiet=args.quiet, verbose=args.verbose)
     quiet_third_party()
     cfg = load_config(PipelineConfig, args)
-    run_dir = RunDir(args.out)
-    timings: dict[str, float] = {}
-    with clean_errors():
+    with open_run(args.out):
+        run_dir = RunDir(args.out)
+        timings: dict[str, float] = {}
         build(cfg, run_dir, force=args.force, timings=timings)
-    run_dir.update_manifest(timings=timings)
+        run_dir.update_manifest(timings=timings)
     print(f"index built in {sum(timings.values()):.0f}s -> {run_dir.layout.index} (load with recsys.api.Recommender)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_main(argv, prog="recsys build-index", doc=__doc__, add=add_arguments, run=run)
 
 
 if __name__ == "__main__":

@@ -13,24 +13,40 @@ import argparse
 import dataclasses
 import time
 
-from pipelines.common import add_common_args, load_config, quiet_third_party, setup_logging, step
+from pipelines.common import (
+    add_common_args,
+    command_main,
+    load_config,
+    open_run,
+    quiet_third_party,
+    setup_logging,
+    step,
+)
 from pipelines.config import PipelineConfig
 from recsys.artifacts import RunDir
 from recsys.contracts import report as RP
 
 
+def add_arguments(ap: argparse.ArgumentParser, *, default_out: str = "runs/cold_start") -> None:
+    add_common_args(ap, default_out=default_out)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="recsys cold-start", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(ap, default_out="runs/cold_start")
-    args = ap.parse_args(argv)
+    return command_main(argv, prog="recsys cold-start", doc=__doc__, add=add_arguments, run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     setup_logging(quiet=args.quiet, verbose=args.verbose)
     quiet_third_party()
     cfg = load_config(PipelineConfig, args)
     if cfg.data.cold_item_share <= 0:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cold_item_share=0.1))
     cfg = dataclasses.replace(cfg, baselines=dataclasses.replace(cfg.baselines, als=False))
-    run_dir = RunDir(args.out)
+    with open_run(args.out):
+        return _run(cfg, RunDir(args.out), force=args.force)
+
+
+def _run(cfg: PipelineConfig, run_dir: RunDir, *, force: bool) -> int:
     from recsys.baselines import stage as baselines
     from recsys.data import stage as data
     from recsys.eval import stage as evaluation
@@ -39,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
 
     t0, timings = time.perf_counter(), {}
     with step("data", timings):
-        counts = data.run(cfg.data, run_dir, force=args.force)
+        counts = data.run(cfg.data, run_dir, force=force)
     with step("teacher", timings):
-        teacher.run(cfg.teacher, run_dir, force=args.force)
+        teacher.run(cfg.teacher, run_dir, force=force)
     with step("baselines", timings):
         baselines.run(cfg.baselines, run_dir)
     with step("student_kd", timings):
-        student.run(cfg.student, run_dir, variant="student_kd", force=args.force)
+        student.run(cfg.student, run_dir, variant="student_kd", force=force)
     with step("evaluate", timings):
         metrics = evaluation.run(dataclasses.replace(cfg.eval, overlap_users=0), run_dir)
     cold = [r for r in metrics["slices"]["popularity"] if r["slice"] == "cold"]

@@ -4,22 +4,118 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from recsys import config as C
 
 T = TypeVar("T")
 log = logging.getLogger("recsys")
+USAGE_EXIT = 2  # the input, the config or the run directory is wrong: the message says what to do
+BUG_EXIT = 1  # anything else: a short message and where the traceback went
+DEBUG_ENV = "RECSYS_DEBUG"
+
+
+class UsageError(RuntimeError):
+    """The command was given something it cannot use (an option, an id, a directory); one paragraph."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """The project's own error types: their messages are written for the user (file, key, what to do)."""
+    from recsys.contracts import StageError  # ArtifactError included
+    from recsys.data.errors import DataError
+    from recsys.publish.store import PublishError
+    from recsys.runlock import LockedError
+
+    return (UsageError, C.ConfigError, StageError, DataError, PublishError, LockedError)
+
+
+def _paragraph(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None:
+        text = f"{e.filename}: {e.strerror or e}"
+    else:
+        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return text.strip()
+
+
+def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, *, prog: str) -> int:
+    """Run a command body: the project's errors become one paragraph and exit 2, file-system errors name the
+    file and exit 2, anything unexpected a short message pointing at the saved traceback (or, with
+    ``--debug`` / ``RECSYS_DEBUG=1``, the traceback itself)."""
+    debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV) == "1"
+    try:
+        return int(run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the one place where any error is turned into a message
+        if debug:
+            raise
+        if isinstance(e, (*_user_error_types(), OSError)):
+            print(f"{prog}: error: {_paragraph(e)}", file=sys.stderr)
+            return USAGE_EXIT
+        fd, path = tempfile.mkstemp(prefix=f"{prog.replace(' ', '-')}-", suffix=".traceback.txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(e)))
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        print(f"{prog}: unexpected {type(e).__name__}: {first}. This is a bug or a case recsys does not handle "
+              f"yet; the traceback is in {path} (re-run with --debug to see it here).", file=sys.stderr)
+        return BUG_EXIT
+
+
+def add_debug_arg(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--debug", action="store_true", help="let unexpected errors raise with their traceback")
+
+
+def command_main(argv: list[str] | None, *, prog: str, doc: str | None, add: Callable[..., None],
+                 run: Callable[[argparse.Namespace], int], **options: Any) -> int:
+    """``main(argv)`` of a pipeline module: the same parser and error handling as ``recsys <command>``."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add(ap, **options)
+    add_debug_arg(ap)
+    return run_guarded(run, ap.parse_args(argv), prog=prog)
+
+
+def check_out_dir(path: Path, *, option: str = "-o") -> Path:
+    """``path`` is (or can be made) a writable directory, else ``UsageError`` naming it and what to do."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is an existing file, not a directory; give a directory for the run "
+                         "(it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        why = {errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+               errno.ENOTDIR: "a parent of it is a file", errno.ENOSPC: "no space left"}.get(e.errno, e.strerror)
+        raise UsageError(f"{option} {path}: cannot write there ({why}); give a directory on a writable file "
+                         "system") from None
+    return path
+
+
+@contextlib.contextmanager
+def open_run(path: Path, *, what: str = "another recsys run") -> Iterator[Path]:
+    """Check ``-o`` and hold its lock for the command: a second run on a directory a live one holds is refused
+    with the holder's pid; the lock of a dead process is taken over."""
+    from recsys.runlock import hold
+
+    check_out_dir(path)
+    with hold(path, what=what):
+        yield path
 
 
 def add_common_args(ap: argparse.ArgumentParser, *, default_out: str) -> None:
+    """Overrides, -c, -o, --force, -q, -v: what every command over a run directory takes."""
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="config overrides, e.g. student.epochs=3 data.source=table data.path=logs.csv")
     ap.add_argument("-c", "--config", type=Path, default=None,
@@ -40,10 +136,8 @@ def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
 
 
 def load_config(cls: type[T], args: argparse.Namespace) -> T:
-    try:
-        return C.load(cls, path=args.config, overrides=list(args.overrides))
-    except C.ConfigError as e:
-        raise SystemExit(f"error: {e}") from None
+    """``cls`` from ``-c`` and the overrides; raises ``ConfigError`` naming the key."""
+    return C.load(cls, path=args.config, overrides=list(args.overrides))
 
 
 def default_config_path(name: str) -> Path:
@@ -67,15 +161,3 @@ def quiet_third_party() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     for name in ("httpx", "urllib3", "filelock", "matplotlib", "PIL"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def clean_errors() -> Iterator[None]:
-    """A stage's one-paragraph error (a damaged artifact, a diverged training) ends the command with
-    ``error: <paragraph>`` and exit status 1, not a traceback."""
-    from recsys.contracts import StageError
-
-    try:
-        yield
-    except StageError as e:
-        raise SystemExit(f"error: {e}") from None

@@ -16,8 +16,8 @@ import logging
 import time
 
 from pipelines.build_index import build
-from pipelines.common import (add_common_args, clean_errors, load_config, quiet_third_party, setup_logging,
-    step)
+from pipelines.common import (add_common_args, command_main, load_config, open_run, quiet_third_party, setup_logging,
+                              step)
 from pipelines.config import PipelineConfig, student_variant
 from recsys.artifacts import RunDir
 from recsys.student.config import ABLATION
@@ -53,17 +53,18 @@ def summary_lines(metrics: dict) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None, *, default_out: str = "runs/eval", prog: str = "recsys evaluate") -> int:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser, *, default_out: str = "runs/eval") -> None:
     add_common_args(ap, default_out=default_out)
     ap.add_argument("--json", action="store_true", help="print the metrics rows as JSON instead of a table")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     setup_logging(quiet=args.quiet, verbose=args.verbose)
     quiet_third_party()
     cfg = load_config(PipelineConfig, args)
-    run_dir = RunDir(args.out)
     t0 = time.perf_counter()
-    with clean_errors():
+    with open_run(args.out):
+        run_dir = RunDir(args.out)
         metrics = evaluate(cfg, run_dir, force=args.force)
     if args.json:
         print(json.dumps(metrics["rows"], indent=2))
@@ -72,6 +73,10 @@ def main(argv: list[str] | None = None, *, default_out: str = "runs/eval", prog:
         print("\n".join(summary_lines(metrics)))
     print(f"\ndone in {time.perf_counter() - t0:.0f}s -> {run_dir.layout.report_md}, {run_dir.layout.metrics}")
     return 0
+
+
+def main(argv: list[str] | None = None, *, default_out: str = "runs/eval", prog: str = "recsys evaluate") -> int:
+    return command_main(argv, prog=prog, doc=__doc__, add=add_arguments, run=run, default_out=default_out)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ import argparse
 import json
 import sys
 
+from pipelines.common import command_main
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="recsys plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--items", type=int, default=100_000_000, help="catalogue size (item-id table rows)")
     ap.add_argument("--dim", type=int, default=128, help="item/user-id embedding width")
     ap.add_argument(
@@ -38,7 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=["auto", "table_wise", "row_wise", "column_wise", "table_row_wise", "data_parallel"],
     )
     ap.add_argument("--json", action="store_true", help="print the plans as JSON")
-    args = ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_main(argv, prog="recsys plan", doc=__doc__, add=add_arguments, run=run)
+
+
+def run(args: argparse.Namespace) -> int:
 
     from recsys.scale.planner import format_plan, plan_tables, plan_to_json, rank_totals, student_tables
 

@@ -9,28 +9,29 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.common import add_common_args, load_config, setup_logging
+from pipelines.common import add_common_args, command_main, load_config, open_run, setup_logging
 from recsys.artifacts import RunDir
 from recsys.data.config import DataConfig
-from recsys.data.errors import DataError
+
+
+def add_arguments(ap: argparse.ArgumentParser, *, default_out: str = "runs/prepare") -> None:
+    add_common_args(ap, default_out=default_out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="recsys prepare", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(ap, default_out="runs/prepare")
-    args = ap.parse_args(argv)
+    return command_main(argv, prog="recsys prepare", doc=__doc__, add=add_arguments, run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     setup_logging(quiet=args.quiet, verbose=args.verbose)
     # accept both "data.source=x" and "source=x"
     args.overrides = [o.removeprefix("data.") for o in args.overrides]
     cfg = load_config(DataConfig, args)
-    run_dir = RunDir(args.out)
     from recsys.data import stage
 
-    try:
+    with open_run(args.out):
+        run_dir = RunDir(args.out)
         counts = stage.run(cfg, run_dir, force=args.force)
-    except DataError as e:
-        raise SystemExit(f"error: {e}") from None
     rec = run_dir.stage_record("data") or {}
     print(f"read {counts['read']:,} = kept {counts['kept']:,} + quarantined {counts['quarantined']:,}")
     for reason, n in (rec.get("quarantine_reasons") or {}).items():

@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.common import (add_common_args, clean_errors, default_config_path, load_config,
-    quiet_third_party, setup_logging, step)
+from pipelines.common import (UsageError, add_common_args, check_out_dir, command_main, default_config_path, load_config,
+                              quiet_third_party, setup_logging, step)
 from pipelines.config import RetrainConfig
 from recsys.artifacts import RunDir, hash_obj, versions
-from recsys.contracts import report as RP
 from recsys.contracts import student as S
 from recsys.publish import store
 from recsys.publish.config import GateConfig, PublishConfig
@@ -111,28 +110,13 @@ def refresh_published(cfg: RetrainConfig, work: RunDir, parent: RunDir, *, force
 
 
 def gate_step(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: bool) -> dict[str, Any]:
-    """Candidate vs published on the candidate's test window; recorded as stage ``gate`` (gate.json)."""
-    from recsys.data.tables import load_tables
-    from recsys.publish.gate import compare
+    """The gate stage (``recsys.publish.stage``), after exporting the refreshed baseline it compares with."""
+    from recsys.publish import stage as gate
 
-    stage = S.stage_of(cfg.variant)
     refreshed = None
     if parent is not None and cfg.gate.baseline == "refreshed":
         refreshed = refresh_published(cfg, work, parent, force=force)
-    key = hash_obj({"cand": work.output_hash(stage), "gate": cfg.gate, "variant": cfg.variant,
-                    "pub": None if parent is None else [parent.root.name, parent.output_hash(stage)],
-                    "refreshed": None if refreshed is None else work.output_hash(S.stage_of(refreshed))})
-    if not force and work.is_fresh("gate", key):
-        log.info("gate: up to date, skipped")
-        return RP.read_gate(layout=work.layout)
-    t0 = time.perf_counter()
-    d = compare(cfg.gate, candidate=work.root, published=None if parent is None else parent.root,
-                tables=load_tables(work.layout), variant=cfg.variant, refreshed=refreshed)
-    out = {**dataclasses.asdict(d), "published_version": None if parent is None else parent.root.name}
-    path = RP.write_gate(layout=work.layout, decision=out)
-    work.record("gate", key=key, config=cfg.gate, outputs=[path], seconds=time.perf_counter() - t0,
-                passed=d.passed, reason=d.reason)
-    return out
+    return gate.run(cfg.gate, work, published=parent, variant=cfg.variant, refreshed=refreshed, force=force)
 
 
 def build(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: bool,
@@ -191,7 +175,7 @@ def retrain(cfg: RetrainConfig, root: Path, *, force: bool = False, accept: bool
         cur = store.current_name(root)
         parent = store.load_current(root) if cur else None  # verified: never build on a damaged version
         if parent is not None and not cfg.logs:
-            raise SystemExit(f"error: {root} already has version {cur}; pass the new batch: logs=PATH")
+            raise UsageError(f"{root} already has version {cur}; pass the new batch: logs=PATH")
         if parent is not None and parent.manifest().get("retrain", {}).get("batch") == batch_key(cfg):
             return "up_to_date", {"version": cur, "current": cur}  # these logs are what is served now
         base, carried = data_base(cfg, root, parent)
@@ -234,12 +218,16 @@ def retrain(cfg: RetrainConfig, root: Path, *, force: bool = False, accept: bool
         return "published", info
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="recsys retrain", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     add_common_args(ap, default_out="runs/published")
     ap.add_argument("--accept", action="store_true", help="publish even if the gate refuses (recorded as such)")
-    args = ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_main(argv, prog="recsys retrain", doc=__doc__, add=add_arguments, run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     setup_logging(quiet=args.quiet, verbose=args.verbose)
     quiet_third_party()
     if args.config is None:
@@ -247,8 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(RetrainConfig, args)
     if cfg.data.split != "temporal":
         log.warning("data.split=%s: the gate's test window is then not the newest days of the logs", cfg.data.split)
-    with clean_errors():
-        outcome, info = retrain(cfg, args.out, force=args.force, accept=args.accept)
+    if cfg.logs:  # say `logs=` when the batch is missing (the loaders' own hint names data.path)
+        from recsys.data.loaders.files import resolve_files
+
+        resolve_files(cfg.logs, what="logs=")
+    check_out_dir(args.out)
+    outcome, info = retrain(cfg, args.out, force=args.force, accept=args.accept)
     gate = info.get("gate") or {}
     if outcome == "published":
         print(f"published {info['version']} (previous {info['parent']}): {gate.get('reason')} "
@@ -264,14 +256,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def rollback_main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="recsys rollback",
-                                 description="Point `current` back at the previous published version (one rename).")
+ROLLBACK_DOC = "Point `current` back at the previous published version (one rename)."
+
+
+def add_rollback_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("-o", "--out", type=Path, default=Path("runs/published"), help="published root")
     ap.add_argument("--to", default=None, help="version to point at (default: the one published before current)")
     ap.add_argument("--list", action="store_true", help="list versions and exit")
-    args = ap.parse_args(argv)
+
+
+def rollback_main(argv: list[str] | None = None) -> int:
+    return command_main(argv, prog="recsys rollback", doc=ROLLBACK_DOC, add=add_rollback_arguments, run=rollback)
+
+
+def rollback(args: argparse.Namespace) -> int:
     setup_logging()
+    if not args.out.is_dir():
+        raise UsageError(f"-o {args.out}: no published root there (nothing was created); give the directory "
+                         "`recsys retrain -o` published into")
     if args.list:
         cur = store.current_name(args.out)
         for v in store.list_versions(args.out):
@@ -279,11 +281,8 @@ def rollback_main(argv: list[str] | None = None) -> int:
             reason = (m.get("gate") or {}).get("reason", "")
             print(f"{'*' if v == cur else ' '} {v}  {m.get('published_at', '?')}  {reason}")
         return 0
-    try:
-        with store.locked(args.out):
-            old, new = store.rollback(args.out, to=args.to)
-    except store.PublishError as e:
-        raise SystemExit(f"error: {e}") from None
+    with store.locked(args.out):
+        old, new = store.rollback(args.out, to=args.to)
     print(f"rolled back: current {old} -> {new} ({args.out / store.CURRENT})")
     return 0
 

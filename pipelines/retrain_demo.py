@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipelines.common import default_config_path, quiet_third_party, setup_logging
+from pipelines.common import command_main, default_config_path, quiet_third_party, setup_logging
 from recsys.artifacts import RunDir
 from recsys.contracts import report as RP
 from recsys.contracts import student as S
@@ -262,9 +262,7 @@ def render(results: list[dict[str, Any]], *, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="recsys retrain-demo", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every retrain")
     ap.add_argument("-o", "--out", type=Path, default=Path("runs/retrain_demo"))
     ap.add_argument("--increments", type=int, default=4, help="weekly retrains per dataset (default 4)")
@@ -272,7 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base-months", type=int, default=2, help="UCI: months in the first version (default 2)")
     ap.add_argument("--beauty-since", default="2014-01-01", help="Beauty: events from this day on (default 2014)")
     ap.add_argument("-q", "--quiet", action="store_true")
-    args = ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_main(argv, prog="recsys retrain-demo", doc=__doc__, add=add_arguments, run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     setup_logging(quiet=args.quiet)
     quiet_third_party()
     t0 = time.perf_counter()

@@ -73,7 +73,7 @@ class Recommender:
         depth = int(read_manifest(lay.index, layout=lay)["config"].get("k", 100))
         ranker = teacher = None
         if use_ranker and R.present(lay):
-            from recsys.rank.stage import load_teacher
+            from recsys.rank.teacher import load_teacher
             from recsys.rank.train import load_model
 
             ranker = load_model(layout=lay)

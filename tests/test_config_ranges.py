@@ -52,7 +52,7 @@ def test_every_numeric_field_of_every_config_declares_a_range() -> None:
     assert not missing, f"declare a range with recsys.config.ranged(default, ge=/gt=/le=/lt=): {missing}"
 
 
-def _pipeline():  # noqa: ANN202
+def _pipeline() -> type:
     from pipelines.config import PipelineConfig
 
     return PipelineConfig

@@ -64,19 +64,17 @@ def _fsync_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def locked(root: str | os.PathLike[str]) -> Iterator[Path]:
-    """Exclusive, non-blocking lock on ``root`` (released by the OS if the process dies)."""
-    import fcntl
+    """Exclusive, non-blocking lock on ``root`` (released by the OS if the process dies; the message of a
+    refusal names the holder's pid)."""
+    from recsys.runlock import LockedError, hold
 
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PublishError(f"{root}: another retrain or rollback is running (it holds {root / LOCK}); "
-                               "wait for it to finish.") from None
-        shutil.rmtree(root / TRASH, ignore_errors=True)  # leftovers of a prune that was killed
-        yield root
+    try:
+        with hold(root, what="another retrain or rollback"):
+            shutil.rmtree(root / TRASH, ignore_errors=True)  # leftovers of a prune that was killed
+            yield root
+    except LockedError as e:
+        raise PublishError(str(e)) from None
 
 
 # --------------------------------------------------------------------------- reading the store

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -18,43 +17,14 @@ from recsys.artifacts import RunDir, file_sha256, hash_obj, versions
 from recsys.contracts import lists as L
 from recsys.contracts import problem
 from recsys.contracts import ranker as R
-from recsys.contracts import tables as T
-from recsys.contracts import teacher as TC
-from recsys.contracts.layout import Layout
 from recsys.data.tables import load_tables
 from recsys.rank.config import RankConfig
-from recsys.rank.features import Teacher, build_features, feature_columns, label
+from recsys.rank.features import build_features, feature_columns, label
+from recsys.rank.teacher import load_teacher, teacher_files
 from recsys.rank.train import importance, rerank, save_model, train_ranker
 
 log = logging.getLogger(__name__)
 STAGE = "rank"
-
-
-def load_teacher(root: Path, *, space: str, n_users: int | None = None, n_items: int | None = None) -> Teacher | None:
-    """Teacher embeddings in ``space`` ("auto" = adapted if present else raw); None if absent or "none".
-
-    Every file is verified (``recsys.contracts.teacher``); ``n_users`` / ``n_items`` default to the run's id maps."""
-    lay = Layout(Path(root))
-    if space == "none" or not TC.present(lay):
-        return None
-    if n_users is None or n_items is None:
-        n_users, n_items = T.read_users(layout=lay).height, T.read_items(layout=lay).height
-    items = TC.read_items(layout=lay, n_items=n_items)
-    if space == "auto":
-        space = "adapted" if "adapted" in items else "raw"
-    users = TC.read_users(layout=lay, n_users=n_users)
-    keys = [space, f"{space}_valid", f"{space}_test"]
-    if space not in items or any(k not in users for k in keys[1:]):
-        raise problem(lay.teacher, f"teacher space '{space}' not found (items: {sorted(items)}, users: {sorted(users)})",
-                      "set rank.teacher_space to one the teacher wrote, or re-run the teacher stage")
-    empty = pl.DataFrame(schema={"user": pl.Int32, "item": pl.Int32, "rank": pl.Int32})
-    topk = {s: TC.read_topk(layout=lay, split=s, n_users=n_users, n_items=n_items)
-            if TC.has_topk(lay, split=s) else empty for s in ("valid", "test")}
-    return Teacher(items=items[space], users={s: users[f"{space}_{s}"] for s in ("valid", "test")}, topk=topk)
-
-
-def teacher_files(root: Path) -> list[Path]:
-    return [p for p in TC.paths(Layout(Path(root))) if p.exists()]
 
 
 def _eval(lists: pl.DataFrame, targets: pl.DataFrame, n_items: int) -> dict[str, float]:

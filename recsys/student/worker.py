@@ -1,5 +1,10 @@
 """One torchrun worker of the student stage: ``python -m recsys.student.worker --run-dir R --variant V
---config-json C --key K``. Every rank trains its shards; rank 0 writes exports and the manifest."""
+--config-json C --key K``. Every rank trains its shards; rank 0 writes exports and the manifest.
+
+Before anything heavy is imported, the worker ties its life to its parent (``lifeline.guard_worker``) and
+sets third-party loggers to WARNING: fbgemm logs every shared object it loads ("Successfully loaded ...")
+and torchrec every TBE's arguments at INFO, on import.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,29 @@ import argparse
 import json
 import logging
 
-from recsys.artifacts import RunDir
-from recsys.config import build
-from recsys.student.config import StudentConfig
+from recsys.student.lifeline import guard_worker
+
+THIRD_PARTY = ("fbgemm_gpu", "torchrec", "torch.distributed", "torch._dynamo", "torch.fx")
+
+
+class _OursOrWarning(logging.Filter):
+    """Root-logger filter: records of our loggers pass; the rest only at WARNING and above (fbgemm logs on
+    the root logger itself, so naming its logger is not enough)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.startswith(("recsys", "__main__")) or record.levelno >= logging.WARNING
 
 
 def quiet_libraries() -> None:
-    """fbgemm/torchrec log every kernel's arguments at INFO; keep ours at INFO and theirs at WARNING."""
-    for name in ("fbgemm_gpu", "torchrec", "torch.distributed"):
+    """Our loggers at INFO, every third-party one at WARNING; call before importing torchrec or fbgemm."""
+    for name in THIRD_PARTY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for h in logging.getLogger().handlers:
+        h.addFilter(_OursOrWarning())
 
 
 def main(argv: list[str] | None = None) -> int:
+    guard_worker()
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--variant", required=True)
@@ -27,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     quiet_libraries()
+    from recsys.artifacts import RunDir
+    from recsys.config import build
+    from recsys.student.config import StudentConfig
     from recsys.student.stage import execute
 
     cfg = build(StudentConfig, json.loads(args.config_json))

@@ -153,11 +153,12 @@ def test_bad_input_every_row_quarantined_is_an_error_naming_why(tmp_path: Path) 
     assert run.stage_record("data") is None  # nothing recorded: a re-run does the work again
 
 
-def test_bad_input_prepare_exits_nonzero_when_every_row_is_quarantined(tmp_path: Path) -> None:
+def test_bad_input_prepare_exits_nonzero_when_every_row_is_quarantined(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     f = write(tmp_path / "a.csv", HEADER + f",i,{T0}\n")
-    with pytest.raises(SystemExit) as e:
-        prepare_main(["-q", "-o", str(tmp_path / "run"), "source=table", f"path={f}", "kcore=0"])
-    assert str(e.value).startswith("error: ") and "all 1 rows read were quarantined" in str(e.value)
+    assert prepare_main(["-q", "-o", str(tmp_path / "run"), "source=table", f"path={f}", "kcore=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recsys prepare: error: ") and "all 1 rows read were quarantined" in err, err
 
 
 def test_bad_input_temporal_split_with_empty_train_names_the_windows(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from stand_ins import write_stand_in_run
 from recsys.metrics import evaluate_lists
 from recsys.rank import RankConfig, build_features, feature_columns, label, load_model, rerank, train_ranker
 from recsys.rank import stage as rank_stage
-from recsys.rank.stage import load_teacher
+from recsys.rank.teacher import load_teacher
 from recsys.rank.train import groups, with_positives
 
 

@@ -23,7 +23,7 @@ ARGS = ["dim=16", "item_id_dim=16", "brand_dim=8", "category_dim=8", "mlp=32", "
 
 
 def _cmd(root: Path) -> list[str]:
-    return [sys.executable, "-m", "recsys.student.launch", "--run-dir", str(root), "--variant", "student_kd_emb",
+    return [sys.executable, "-m", "pipelines.cli", "student", "-o", str(root), "--variant", "student_kd_emb",
             "--nproc", "1", *ARGS]
 
 

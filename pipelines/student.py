@@ -1,0 +1,65 @@
+"""Train one student variant on a run directory that already has its tables (and teacher files).
+
+    recsys student -o RUN_DIR [--variant student_kd] [--nproc 2] [--force] [key=value ...]
+
+``key=value`` are StudentConfig fields (``epochs=5 sharding=column_wise``, with or without ``student.``).
+The ablation names (student_no_kd, student_kd_emb, student_kd_rank) also zero their distillation weights,
+as in ``recsys evaluate``; explicit overrides win. ``--nproc 1`` trains in this process (no torchrun);
+more launches torchrun workers, which stop when this command is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+from pipelines.common import UsageError, command_main, open_run, setup_logging
+from recsys.config import build, parse_overrides
+from recsys.student.config import ABLATION, StudentConfig
+
+VARIANT = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="StudentConfig overrides, e.g. epochs=5")
+    ap.add_argument("-o", "--out", "--run-dir", dest="out", type=Path, required=True,
+                    help="run directory holding tables/ (and teacher/)")
+    ap.add_argument("--variant", default="student_kd",
+                    help=f"output name under student/; {sorted(ABLATION)} also zero their distillation weights")
+    ap.add_argument("--nproc", type=int, default=None, help="processes (default: StudentConfig.nproc)")
+    ap.add_argument("--force", action="store_true", help="train even when inputs and config are unchanged")
+    ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def config(args: argparse.Namespace) -> StudentConfig:
+    if not VARIANT.fullmatch(args.variant) or args.variant.startswith("."):
+        raise UsageError(f"--variant {args.variant!r}: a variant is a plain name (letters, digits, _ . -), the "
+                         "folder it is written to under student/")
+    base = {**dataclasses.asdict(StudentConfig()), **ABLATION.get(args.variant, {})}
+    given = parse_overrides([o.removeprefix("student.") for o in args.overrides])
+    nproc = {} if args.nproc is None else {"nproc": args.nproc}
+    return build(StudentConfig, {**base, **given, **nproc}, prefix="student.")
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(quiet=args.quiet, verbose=args.verbose)
+    cfg = config(args)
+    from recsys.artifacts import RunDir
+    from recsys.student.stage import run as train_variant
+
+    with open_run(args.out):
+        rec = train_variant(cfg, RunDir(args.out), variant=args.variant, force=args.force)
+    print(json.dumps({"variant": args.variant, "test": rec.get("test"), "seconds": rec.get("seconds")}, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_main(argv, prog="recsys student", doc=__doc__, add=add_arguments, run=run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
