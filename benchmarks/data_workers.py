@@ -83,7 +83,7 @@ def _pandas(logs: str, items: str) -> dict[str, Any]:
 
 
 def _streaming(logs: str, items: str) -> dict[str, Any]:
-    from recsys.scale.streaming import histories_streaming, prepare_streaming
+    from recsys.data.streaming import histories_streaming, prepare_streaming
 
     rss0 = current_rss_mib()
     with tempfile.TemporaryDirectory(prefix="recsys-stream-") as d:

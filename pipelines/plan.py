@@ -3,9 +3,9 @@
     recsys plan --items 100000000 --dim 128 --gpus 8 64
     recsys plan --items 1000000 --dim 64 --users 5000000 --gpus 8 --sharding row_wise --json
 
-Builds the student's tables (item ids, brands, categories, optional user ids) on the meta device, gives
-EmbeddingShardingPlanner a Topology of N CUDA devices and prints, per table, the sharding type, kernel,
-ranks and the memory each rank holds. Runs on a CPU-only machine; nothing is allocated.
+Builds the student's own tables (``recsys.student.towers.tables_for``: item ids, brands, categories, user
+ids) on the meta device, gives EmbeddingShardingPlanner a Topology of N CUDA devices and prints, per
+table, the sharding type, kernel, ranks and the memory each rank holds. Runs on a CPU-only machine; nothing is allocated.
 See docs/SCALING.md for running the plan for real under torchrun.
 """
 
@@ -20,7 +20,9 @@ from pipelines.common import command_main
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--items", type=int, default=100_000_000, help="catalogue size (item-id table rows)")
-    ap.add_argument("--dim", type=int, default=128, help="item/user-id embedding width")
+    ap.add_argument("--dim", type=int, default=None,
+                    help="item/user-id embedding width (default: StudentConfig.item_id_dim); the other tables "
+                    "take StudentConfig's widths")
     ap.add_argument(
         "--users", type=int, default=0, help="user-id table rows (0 = no user-id table, the default)"
     )
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
 
-    from recsys.scale.planner import format_plan, plan_tables, plan_to_json, rank_totals, student_tables
+    from recsys.student.planner import format_plan, plan_tables, plan_to_json, rank_totals, student_tables
 
     tables = student_tables(
         items=args.items, dim=args.dim, users=args.users, brands=args.brands, categories=args.categories
@@ -84,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(
                 f"\n=== {gpus} x CUDA ({args.hbm_gib:g} GiB HBM, {min(gpus, args.gpus_per_host)} per host), "
-                f"{args.items:,} items x {args.dim} dims, sharding={args.sharding}"
+                f"{args.items:,} items x {next(t.dim for t in tables if t.name == 't_item')} dims, "
+                f"sharding={args.sharding}"
             )
             print(format_plan(plans, gpus=gpus, hbm_gib=args.hbm_gib))
     if args.json:

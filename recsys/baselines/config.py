@@ -15,6 +15,4 @@ class BaselinesConfig:
     # reg 0.1 / alpha 20 reproduce that reference here (0.0716 / 0.0388); 0.05/10 gave 0.0694 / 0.0372
     als_alpha: float = ranged(20.0, ge=0)  # confidence = 1 + alpha * count (Hu, Koren & Volinsky 2008)
     als_iterations: int = ranged(15, ge=1)
-    recent_days: float = ranged(30.0, gt=0)  # "recent popularity" window for the ranker's features and the
-    # report
     seed: int = ranged(0, ge=0)

@@ -25,12 +25,18 @@ from recsys.student.config import StudentConfig
 
 def table_configs(*, cfg: StudentConfig, feats: ItemFeatures, n_users: int) -> list[EmbeddingBagConfig]:
     """One table per vocabulary; feature names say which tower reads it."""
+    return tables_for(cfg=cfg, n_items=feats.n_items, n_brands=feats.n_brands, n_cats=feats.n_cats, n_users=n_users)
+
+
+def tables_for(*, cfg: StudentConfig, n_items: int, n_brands: int, n_cats: int,
+               n_users: int) -> list[EmbeddingBagConfig]:
+    """The towers' tables for vocabularies of these sizes (also what ``recsys plan`` plans, so it cannot drift)."""
     tables = [
-        EmbeddingBagConfig(name="t_item", embedding_dim=cfg.item_id_dim, num_embeddings=feats.n_items,
+        EmbeddingBagConfig(name="t_item", embedding_dim=cfg.item_id_dim, num_embeddings=n_items,
                            feature_names=["hist_item", "recent_item", "item"], pooling=PoolingType.MEAN),
-        EmbeddingBagConfig(name="t_brand", embedding_dim=cfg.brand_dim, num_embeddings=feats.n_brands,
+        EmbeddingBagConfig(name="t_brand", embedding_dim=cfg.brand_dim, num_embeddings=n_brands,
                            feature_names=["hist_brand", "brand"], pooling=PoolingType.MEAN),
-        EmbeddingBagConfig(name="t_cat", embedding_dim=cfg.category_dim, num_embeddings=feats.n_cats,
+        EmbeddingBagConfig(name="t_cat", embedding_dim=cfg.category_dim, num_embeddings=n_cats,
                            feature_names=["hist_cat", "cat"], pooling=PoolingType.MEAN),
     ]
     # the "user" feature always exists in the batch; with user_id_dim == 0 it maps to a 1-row dummy

@@ -29,7 +29,7 @@ def _faiss() -> Any:
         import faiss
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "recsys.scale.faiss_shards needs faiss: pip install 'recsys[index]' "
+            "recsys.index.shards needs faiss: pip install 'recsys[index]' "
             "(faiss-cpu), or faiss-gpu-cu12 for GPUs"
         ) from e
     return faiss

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("torchrec")
 
-from recsys.scale.planner import format_plan, plan_tables, rank_totals, student_tables  # noqa: E402
+from recsys.student.planner import format_plan, plan_tables, rank_totals, student_tables  # noqa: E402
 
 GIB = 1 << 30
 
@@ -36,3 +36,25 @@ def test_forced_row_wise_spreads_the_item_table_evenly() -> None:
 def test_a_catalogue_too_big_for_the_cluster_is_refused() -> None:
     with pytest.raises(Exception, match="(?i)insufficient|storage|plan"):
         plan_tables(tables=student_tables(items=200_000_000, dim=256), gpus=2, hbm_gib=16, ddr_gib=16)
+
+
+def test_the_planned_tables_are_the_towers_own() -> None:
+    """The planner builds its tables with the towers' function: a config change reaches the plan."""
+    import dataclasses
+
+    from recsys.student.config import StudentConfig
+    from recsys.student.towers import table_configs
+
+    cfg = dataclasses.replace(StudentConfig(), item_id_dim=48, brand_dim=12, category_dim=20, user_id_dim=32)
+
+    @dataclasses.dataclass
+    class Feats:
+        n_items: int = 5000
+        n_brands: int = 70
+        n_cats: int = 9
+
+    towers = table_configs(cfg=cfg, feats=Feats(), n_users=800)  # type: ignore[arg-type]
+    planned = student_tables(items=5000, brands=70, categories=9, users=800, cfg=cfg)
+    assert [(t.name, t.rows, t.dim, t.features) for t in planned] == [
+        (c.name, c.num_embeddings, c.embedding_dim, tuple(c.feature_names)) for c in towers]
+    assert {t.name: t.dim for t in planned} == {"t_item": 48, "t_brand": 12, "t_cat": 20, "t_user": 32}

@@ -7,7 +7,7 @@ import pytest
 
 faiss = pytest.importorskip("faiss")
 
-from recsys.scale.faiss_shards import (  # noqa: E402
+from recsys.index.shards import (  # noqa: E402
     build_ivf_ondisk,
     build_shards,
     load_ondisk,

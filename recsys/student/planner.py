@@ -5,15 +5,17 @@ cluster of ``gpus`` CUDA devices as a planner ``Topology`` and asks ``EmbeddingS
 plan. Planning is pure arithmetic over the topology and the table shapes, so it runs on a CPU-only
 machine: use it to check, before renting GPUs, that a 100M-item catalogue fits and how it will be split.
 
-The tables mirror ``recsys.student.towers.table_configs`` (one item-id table read by the candidate and
-both history bags, brand, category and an optional user-id table); they are rebuilt here from sizes so
-this module does not import the student stage.
+The tables are the towers' own (``recsys.student.towers.tables_for``, what training builds: one item-id
+table read by the candidate and both history bags, brand, category and the user-id table), for a
+``StudentConfig`` and vocabulary sizes, so the plan cannot drift from the model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Literal
+
+from recsys.student.config import StudentConfig
 
 GIB = 1 << 30
 Sharding = Literal["auto", "table_wise", "row_wise", "column_wise", "table_row_wise", "data_parallel"]
@@ -41,17 +43,26 @@ class TablePlan:
 
 
 def student_tables(
-    *, items: int, dim: int, users: int = 0, brands: int = 0, categories: int = 0, side_dim: int = 16
+    *, items: int, dim: int | None = None, users: int = 0, brands: int = 0, categories: int = 0,
+    cfg: StudentConfig | None = None,
 ) -> list[TableSpec]:
-    """The student's tables for a catalogue of ``items`` (brands/categories default to items/100, /1000)."""
-    tables = [
-        TableSpec("t_item", items, dim, ("hist_item", "recent_item", "item")),
-        TableSpec("t_brand", max(1, brands or items // 100), side_dim, ("hist_brand", "brand")),
-        TableSpec("t_cat", max(1, categories or items // 1000), side_dim, ("hist_cat", "cat")),
-    ]
-    if users:
-        tables.append(TableSpec("t_user", users, dim, ("user",)))
-    return tables
+    """The student's tables for a catalogue of ``items`` (brands/categories default to items/100, /1000).
+
+    Args:
+        cfg: the student config (default ``StudentConfig()``); its table widths are used.
+        dim: overrides the item-id width, and the user-id width when ``users`` > 0 (``recsys plan --dim``).
+        users: user-id table rows; 0 = no user-id table (the towers then keep a 1-row placeholder).
+    """
+    from recsys.student.towers import tables_for
+
+    cfg = cfg or StudentConfig()
+    if dim is not None:
+        cfg = dataclasses.replace(cfg, item_id_dim=dim, user_id_dim=dim if users else 0)
+    elif not users:
+        cfg = dataclasses.replace(cfg, user_id_dim=0)
+    configs = tables_for(cfg=cfg, n_items=items, n_brands=max(1, brands or items // 100),
+                         n_cats=max(1, categories or items // 1000), n_users=max(1, users))
+    return [TableSpec(c.name, c.num_embeddings, c.embedding_dim, tuple(c.feature_names)) for c in configs]
 
 
 def _module(tables: list[TableSpec]) -> Any:

@@ -9,7 +9,7 @@ from recsys.data.prepare import prepare
 from recsys.data.schema import Loaded
 from recsys.data.split import leave_one_out
 from recsys.data.synthetic import make_shop
-from recsys.scale.streaming import histories_streaming, prepare_streaming
+from recsys.data.streaming import histories_streaming, prepare_streaming
 
 
 def test_streaming_prepare_equals_in_memory(tmp_path) -> None:
