@@ -29,10 +29,21 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from recsys.contracts import problem
 from recsys.contracts import ranker as R
 from recsys.contracts import student as S
 from recsys.contracts.layout import Layout
 from recsys.data.tables import Tables, load_tables
+
+
+def check_variant(layout: Layout, variant: str) -> None:
+    """``variant`` must be a student variant the run holds: anything else (a path, ``..``, a name the run does
+    not have) is refused before any file is opened, so a variant name never reads outside the run directory."""
+    d = layout.students
+    have = sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
+    if variant not in have:
+        raise problem(layout.root, f"'{variant}' is not a student variant of this run (it has: "
+                        f"{', '.join(have) or 'none'})", "pass one of those names")
 
 
 class Recommender:
@@ -63,6 +74,7 @@ class Recommender:
         from recsys.index.io import load_index, read_manifest
 
         lay = Layout(Path(run_dir))
+        check_variant(lay, variant)
         meta = S.read_meta(layout=lay, variant=variant)
         tables = load_tables(lay)
         items = S.read_item_vectors(layout=lay, variant=variant, n_items=tables.n_items, dim=meta["dim"])
