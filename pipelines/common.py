@@ -63,6 +63,11 @@ def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespa
         if isinstance(e, (*_user_error_types(), OSError)):
             print(f"{prog}: error: {_paragraph(e)}", file=sys.stderr)
             return USAGE_EXIT
+        from recsys.student.launch import WorkersFailed
+
+        if isinstance(e, WorkersFailed):  # the workers' own log (above) says why
+            print(f"{prog}: error: {_paragraph(e)}", file=sys.stderr)
+            return BUG_EXIT
         fd, path = tempfile.mkstemp(prefix=f"{prog.replace(' ', '-')}-", suffix=".traceback.txt")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("".join(traceback.format_exception(e)))

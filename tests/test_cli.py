@@ -219,3 +219,13 @@ def test_worker_logging_silences_fbgemm_and_torchrec_info_but_keeps_ours() -> No
     err = _worker_logging(quiet=True)
     assert "Successfully loaded" not in err and "ours at INFO" in err
     assert all(line.startswith(("INFO:recsys", "WARNING", "ERROR")) for line in err.splitlines() if line), err
+
+
+def test_a_batch_the_processes_cannot_share_is_refused_before_launch(capsys: pytest.CaptureFixture[str],
+                                                                     served_run: Path) -> None:
+    rc, err = _run(capsys, "student", "-o", str(served_run), "--nproc", "2", "batch_size=33")
+    assert rc == 2
+    assert _one_paragraph(err, "student") == (
+        "recsys student: error: config key 'student.batch_size': 33 is not divisible by student.nproc=2 (each "
+        "process takes an equal share of every batch); set a multiple of it")
+    assert not (served_run / "student" / "student_kd" / "ckpt").exists()

@@ -38,7 +38,7 @@ def die_with_parent(sig: int = signal.SIGKILL) -> bool:
             return False
     except (OSError, AttributeError):
         return False
-    if ppid == 1 or os.getppid() != ppid:  # the parent died before the request took effect
+    if os.getppid() != ppid:  # the parent died before the request took effect
         os.kill(os.getpid(), sig)
     return True
 

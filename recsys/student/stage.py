@@ -1,7 +1,8 @@
 """The student stage: train one variant, export its vectors, record it in the manifest.
 
 ``run(cfg, run_dir, variant=...)`` writes ``<run>/student/<variant>/``; with ``cfg.nproc > 1`` it
-launches torchrun workers (``recsys.student.launch``) and rank 0 writes the exports and the manifest.
+launches torchrun workers (``recsys.student.launch``, each running ``recsys.student.worker``, which calls
+``execute``) and rank 0 writes the exports and the manifest.
 A variant whose config and inputs are unchanged (and whose outputs still match) is skipped.
 """
 
@@ -52,6 +53,11 @@ def run(cfg: StudentConfig, run_dir: RunDir, *, variant: str, force: bool = Fals
     if not force and run_dir.is_fresh(stage, key):
         log.info("student %s: up to date, skipped", variant)
         return run_dir.stage_record(stage)  # type: ignore[return-value]
+    if cfg.batch_size % cfg.nproc:
+        from recsys.config import ConfigError
+
+        raise ConfigError(f"config key 'student.batch_size': {cfg.batch_size} is not divisible by student.nproc="
+                          f"{cfg.nproc} (each process takes an equal share of every batch); set a multiple of it")
     if cfg.nproc > 1:
         from recsys.student.launch import launch
 
