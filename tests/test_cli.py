@@ -36,7 +36,7 @@ def served_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from recsys.data.config import DataConfig
     from recsys.index import IndexConfig
     from recsys.index import stage as index_stage
-    from recsys.index.synthetic import write_stand_in_run
+    from stand_ins import write_stand_in_run
 
     rd = RunDir(tmp_path_factory.mktemp("served") / "run")
     data_stage.run(DataConfig(source="synthetic", synthetic_users=60, synthetic_items=30), rd)
@@ -179,8 +179,8 @@ def test_recommend_variant_must_be_one_the_run_holds(capsys: pytest.CaptureFixtu
     rc, err = _run(capsys, "recommend", "-o", str(served_run), "--variant", variant, "--similar", "x")
     assert rc == 2
     assert _one_paragraph(err, "recommend") == (
-        f"recsys recommend: error: {served_run}: '{variant}' is not a student variant of this run (it has: "
-        "student_kd); pass one of those names")
+        f"recsys recommend: error: cannot load {served_run}: {served_run}: '{variant}' is not a student variant "
+        "of this run (it has: student_kd); pass one of those names.")
 
 
 # --------------------------------------------------------------------------------------------- unexpected
