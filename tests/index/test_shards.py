@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
-faiss = pytest.importorskip("faiss")
-
-from recsys.index.shards import (  # noqa: E402
+from recsys.index.shards import (
     build_ivf_ondisk,
     build_shards,
     load_ondisk,

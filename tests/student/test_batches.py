@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import torchrec  # noqa: F401  (a broken install must fail the suite, never skip it)
 
-pytest.importorskip("torchrec")
-
-from recsys.student.batches import histories, item_features, make_batch, next_item_examples  # noqa: E402
+from recsys.student.batches import histories, item_features, make_batch, next_item_examples
 
 ITEMS = pl.DataFrame({"item": [0, 1, 2], "brand": ["acme", None, "zeta"],
                       "categories": [["Makeup", "Lips"], ["Makeup"], []]},

@@ -6,17 +6,15 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
+import torchrec  # noqa: F401  (a broken install must fail the suite, never skip it)
 import torch
 
-pytest.importorskip("torchrec")
-
-from recsys.artifacts import RunDir  # noqa: E402
-from recsys.student.config import StudentConfig  # noqa: E402
-from recsys.student.dataset import load_data, step_batch  # noqa: E402
-from recsys.student.losses import in_batch_listwise_kl  # noqa: E402
-from recsys.student.objective import StudentObjective  # noqa: E402
-from recsys.student.towers import TwoTower  # noqa: E402
+from recsys.artifacts import RunDir
+from recsys.student.config import StudentConfig
+from recsys.student.dataset import load_data, step_batch
+from recsys.student.losses import in_batch_listwise_kl
+from recsys.student.objective import StudentObjective
+from recsys.student.towers import TwoTower
 
 TINY = StudentConfig(dim=8, item_id_dim=8, brand_dim=4, category_dim=4, mlp=(16,), batch_size=16, nproc=1,
                      lambda_emb=0.0, lambda_rank=1.0, rank_candidates="in_batch", id_dropout=0.0)

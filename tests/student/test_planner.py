@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import torchrec  # noqa: F401  (a broken install must fail the suite, never skip it)
 
-pytest.importorskip("torchrec")
-
-from recsys.student.planner import format_plan, plan_tables, rank_totals, student_tables  # noqa: E402
+from recsys.student.planner import format_plan, plan_tables, rank_totals, student_tables
 
 GIB = 1 << 30
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pytest
+import torchrec  # noqa: F401  (a broken install must fail the suite, never skip it)
 
-pytest.importorskip("torchrec")
-
-from recsys.artifacts import RunDir  # noqa: E402
-from recsys.student.config import StudentConfig  # noqa: E402
-from recsys.student.dataset import load_data  # noqa: E402
+from recsys.artifacts import RunDir
+from recsys.student.config import StudentConfig
+from recsys.student.dataset import load_data
 
 
 def test_load_data_window_replay_and_log_q(tiny_run: RunDir) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("transformers")
+import transformers  # noqa: F401  (a broken install must fail the suite, never skip it)
 
 WORDS = ("soft matte gloss organic daily night rose mint pure gold silk fresh lipstick serum shampoo mascara "
          "cream polish cleanser perfume brand category price a the of and for with is buy yes no shopper product "
