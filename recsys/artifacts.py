@@ -85,6 +85,7 @@ def write_npy(path: str | os.PathLike[str], arr: np.ndarray) -> Path:
 
 
 def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
+    """Raw, unverified (tests and tools). Run-directory artifacts are read through ``recsys.contracts``."""
     return np.load(path, allow_pickle=False)
 
 
@@ -99,6 +100,7 @@ def write_safetensors(
 
 
 def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Raw, unverified (the teacher's embedding cache, tests). Run artifacts: ``recsys.contracts.teacher``."""
     from safetensors.numpy import load_file
 
     if not Path(path).exists():
