@@ -17,9 +17,6 @@ from typing import Any
 from recsys.contracts.errors import ArtifactError, problem, rebuild
 from recsys.contracts.layout import MANIFEST, Layout
 
-_CACHE: dict[tuple[str, int, int], dict[str, tuple[str, str]]] = {}
-
-
 def file_sha256(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -43,21 +40,13 @@ def read_manifest(layout: Layout) -> dict[str, Any]:
 
 
 def recorded(layout: Layout) -> dict[str, tuple[str, str]]:
-    """{relpath: (stage, sha256)} of every output recorded in the run manifest (cached by mtime and size)."""
-    p = layout.manifest
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        return {}
-    key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
-    if key not in _CACHE:
-        out: dict[str, tuple[str, str]] = {}
-        for stage, rec in (read_manifest(layout).get("stages") or {}).items():
-            for rel, digest in ((rec or {}).get("outputs") or {}).items():
-                out[rel] = (stage, digest)
-        _CACHE.clear()
-        _CACHE[key] = out
-    return _CACHE[key]
+    """{relpath: (stage, sha256)} of every output recorded in the run manifest, read afresh each time (a
+    cache keyed by mtime could miss a rewrite within the file system's clock tick)."""
+    out: dict[str, tuple[str, str]] = {}
+    for stage, rec in (read_manifest(layout).get("stages") or {}).items():
+        for rel, digest in ((rec or {}).get("outputs") or {}).items():
+            out[rel] = (stage, digest)
+    return out
 
 
 def verify(path: Path, *, layout: Layout, stage: str) -> Path:

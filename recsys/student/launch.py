@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from recsys.artifacts import to_jsonable
+from recsys.contracts import StageError
 from recsys.student.config import StudentConfig
 from recsys.student.lifeline import LAUNCHER_ENV, die_with_parent
 
@@ -29,8 +30,8 @@ log = logging.getLogger(__name__)
 STOP_GRACE_S = 20.0  # after a forwarded signal: how long torchrun gets to stop the workers before SIGKILL
 
 
-class WorkersFailed(RuntimeError):
-    """The torchrun workers exited non-zero; their log is above."""
+class WorkersFailed(StageError):
+    """The torchrun workers exited non-zero; their error (one paragraph per failed worker) is in the log above."""
 
 
 def torchrun_command(*, cfg: StudentConfig, run_dir: Path, variant: str, key: str) -> list[str]:

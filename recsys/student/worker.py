@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 from recsys.student.lifeline import guard_worker
 
@@ -45,11 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     from recsys.artifacts import RunDir
     from recsys.config import build
+    from recsys.contracts import StageError
     from recsys.student.config import StudentConfig
     from recsys.student.stage import execute
 
     cfg = build(StudentConfig, json.loads(args.config_json))
-    execute(cfg=cfg, run_dir=RunDir(args.run_dir), variant=args.variant, key=args.key)
+    try:
+        execute(cfg=cfg, run_dir=RunDir(args.run_dir), variant=args.variant, key=args.key)
+    except StageError as e:  # a refused checkpoint or file, a diverged loss: one paragraph, not a traceback
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

@@ -216,16 +216,18 @@ def test_retrain_publishes_a_better_or_equal_candidate_then_a_rerun_does_nothing
 
 def test_incremental_student_config_trains_on_what_the_published_student_never_saw(tmp_path: Path) -> None:
     from pipelines.retrain import RetrainConfig, student_config
-    from recsys.artifacts import write_parquet
+    from recsys.data import stage as data_stage
+    from recsys.data.config import DataConfig
+    from recsys.data.tables import load_tables
     from recsys.student.config import StudentConfig
 
     parent = RunDir(tmp_path / "0001")
-    write_parquet(parent.layout.split("train"),
-                  pl.DataFrame({"user": [0, 1], "item": [0, 0], "timestamp": [5, 9]}))
+    data_stage.run(DataConfig(source="synthetic", synthetic_users=20, synthetic_items=10), parent)
+    newest = int(load_tables(parent.layout).train["timestamp"].max())
     cfg = RetrainConfig(student=StudentConfig(epochs=5), replay_fraction=0.3, incremental_epochs=2)
     assert student_config(cfg, None) == (cfg.student, False)  # first version: everything, from scratch
     inc, warm = student_config(cfg, parent)
-    assert warm and inc.train_since == 10 and inc.replay_fraction == 0.3 and inc.epochs == 2
+    assert warm and inc.train_since == newest + 1 and inc.replay_fraction == 0.3 and inc.epochs == 2
     assert inc.init_from == str(parent.root / "student" / "student_kd")
     assert student_config(dataclasses.replace(cfg, incremental_epochs=0), parent)[0].epochs == 5
     assert student_config(dataclasses.replace(cfg, student=StudentConfig(epochs=1)), parent)[0].epochs == 1
