@@ -119,3 +119,16 @@ def test_the_export_refuses_non_finite_vectors(tiny_run: RunDir, tmp_path: Path)
     with pytest.raises(ArtifactError, match=r"user_vectors_valid\.npy: 1 row\(s\) hold NaN"):
         S.write_vectors(layout=rd.layout, variant="v", items=items, users_valid=users, users_test=users)
     assert not rd.layout.user_vectors("v", "valid").exists()
+
+
+def test_torchrun_workers_refuse_a_damaged_checkpoint_with_one_line(trained: RunDir, tmp_path: Path,
+                                                                    capfd: pytest.CaptureFixture[str]) -> None:
+    """With nproc=2 the refusal happens in a worker: it prints the paragraph, the launcher fails cleanly."""
+    rd = _copy(trained, tmp_path / "run")
+    last = rd.layout.checkpoint("v", kind="last", rank=0)
+    _damage(last, "flip")
+    with pytest.raises(SystemExit) as e, clean_errors():
+        student.run(dataclasses.replace(TINY, nproc=2), rd, variant="v", force=True)
+    assert "student workers (2 processes" in str(e.value.code) and "\n" not in str(e.value.code)
+    err = capfd.readouterr().err
+    assert any(line.startswith("error: ") and str(last) in line for line in err.splitlines()), err[-3000:]
