@@ -22,7 +22,6 @@ from types import FrameType
 from typing import Any
 
 from recsys.artifacts import to_jsonable
-from recsys.contracts import StageError
 from recsys.student.config import StudentConfig
 from recsys.student.lifeline import LAUNCHER_ENV, die_with_parent
 
@@ -30,7 +29,7 @@ log = logging.getLogger(__name__)
 STOP_GRACE_S = 20.0  # after a forwarded signal: how long torchrun gets to stop the workers before SIGKILL
 
 
-class WorkersFailed(StageError):
+class WorkersFailed(RuntimeError):
     """The torchrun workers exited non-zero; their error (one paragraph per failed worker) is in the log above."""
 
 
