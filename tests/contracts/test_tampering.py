@@ -227,3 +227,30 @@ def test_an_unrecorded_file_is_refused(tiny: RunDir, user_id: str, tmp_path: Pat
     (root / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ArtifactError, match="not recorded"):
         Recommender.load(root)
+
+
+@pytest.mark.parametrize("which", ["interactions", "quarantine"])
+def test_the_append_step_refuses_damaged_published_tables(tiny: RunDir, tmp_path: Path, which: str) -> None:
+    """`recsys retrain` appends a batch to the published tables: they are read through the contract too."""
+    from recsys.contracts import tables as T
+
+    root, path = _case(tiny, tmp_path, lambda L: getattr(L, which), H.flip, recorded=False)
+    lay = Layout(root)
+    with pytest.raises(ArtifactError) as e:
+        if which == "interactions":
+            T.read_interactions(layout=lay, n_users=120, n_items=60)
+        else:
+            T.read_quarantine(layout=lay)
+    assert str(path) in str(e.value) and "sha256 differs" in str(e.value)
+
+
+def test_a_damaged_teacher_file_stops_the_student_before_training(tiny: RunDir, tmp_path: Path) -> None:
+    from recsys.student.config import StudentConfig
+    from recsys.student.dataset import load_data
+
+    root, path = _case(tiny, tmp_path, lambda L: L.teacher_topk("valid"), H.truncate, recorded=False)
+    with pytest.raises(ArtifactError, match="topk_valid.parquet: sha256 differs"):
+        load_data(cfg=StudentConfig(rank_candidates="topk"), layout=Layout(root), need_teacher=True)
+    root2, _ = _case(tiny, tmp_path / "b", lambda L: L.teacher_items, H.nan_safetensor, recorded=True)
+    with pytest.raises(ArtifactError, match="NaN or infinite"):
+        load_data(cfg=StudentConfig(), layout=Layout(root2), need_teacher=True)
