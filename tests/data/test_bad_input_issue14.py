@@ -582,3 +582,12 @@ def test_bad_input_prepare_summary_prints_the_catalogue_note(tmp_path: Path,
                          "kcore=0"]) == 0
     notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note: ")]
     assert len(notes) == 1 and "data.columns.item_title=text" in notes[0] and "items.csv" in notes[0]
+
+
+def test_bad_input_uci_excel_workbook_says_how_to_convert_it(tmp_path: Path) -> None:
+    f = write(tmp_path / "online_retail_II.xlsx", b"PK\x03\x04")
+    with pytest.raises(DataError) as e:
+        load_source(DataConfig(source="uci", path=str(f)))
+    msg = str(e.value)
+    assert "online_retail_II.xlsx" in msg and "unsupported file type '.xlsx'" in msg
+    assert "save each sheet as CSV" in msg and "point data.path at it" in msg
