@@ -563,3 +563,31 @@ def test_bad_input_recbole_item_file_without_mapped_text_fields_names_them(tmp_p
     assert "shop.item" in note and "the file has: item_id, name" in note and "data.columns.item_title=name" in note
     counts = prepare(loaded, kcore_k=0, require_catalogue=False).counts
     assert counts["items_with_text"] == 0
+
+
+def test_bad_input_amazon_reviews_as_one_json_array(tmp_path: Path) -> None:
+    recs = [{"reviewerID": "r1", "asin": f"A{k}", "unixReviewTime": T0 + k, "overall": 5} for k in range(3)]
+    f = write(tmp_path / "reviews.json", json.dumps([*recs, 7], indent=2))
+    loaded = load_source(DataConfig(source="amazon", path=str(f)))
+    assert loaded.n_read == 4 == loaded.interactions.height + loaded.quarantine.height
+    assert loaded.interactions["item_id"].to_list() == ["A0", "A1", "A2"]
+    assert reasons(loaded.quarantine) == [(4, "not a JSON object (garbage line)")]
+
+
+def test_bad_input_prepare_summary_prints_the_catalogue_note(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    cat = write(tmp_path / "items.csv", "item_id,text\nw,Red mug\n")
+    f = _tiny(tmp_path)
+    assert prepare_main(["-q", "-o", str(tmp_path / "run"), "source=table", f"path={f}", f"items_path={cat}",
+                         "kcore=0"]) == 0
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note: ")]
+    assert len(notes) == 1 and "data.columns.item_title=text" in notes[0] and "items.csv" in notes[0]
+
+
+def test_bad_input_uci_excel_workbook_says_how_to_convert_it(tmp_path: Path) -> None:
+    f = write(tmp_path / "online_retail_II.xlsx", b"PK\x03\x04")
+    with pytest.raises(DataError) as e:
+        load_source(DataConfig(source="uci", path=str(f)))
+    msg = str(e.value)
+    assert "online_retail_II.xlsx" in msg and "unsupported file type '.xlsx'" in msg
+    assert "save each sheet as CSV" in msg and "point data.path at it" in msg

@@ -35,8 +35,11 @@ def file_format(path: Path) -> Format:
         suffixes = suffixes[:-1]
     fmt = _EXT.get(suffixes[-1]) if suffixes else None
     if fmt is None or (fmt == "parquet" and path.suffix.lower() == ".gz"):
+        excel = " An Excel workbook: save each sheet as CSV (UCI's online_retail_II.xlsx has two, 2009-2010 " \
+            "and 2010-2011: put both CSVs in one folder and point data.path at it)." \
+            if suffixes and suffixes[-1] in (".xlsx", ".xls", ".xlsm") else ""
         raise DataError(path, f"unsupported file type '{''.join(path.suffixes) or '(none)'}'.",
-                        hint=f"Use one of {', '.join(sorted(_EXT))} (text formats may be .gz).")
+                        hint=f"Use one of {', '.join(sorted(_EXT))} (text formats may be .gz).{excel}")
     return fmt
 
 
