@@ -101,6 +101,11 @@ class Recommender:
             from recsys.rank.train import load_model
 
             ranker = load_model(layout=lay)
+            if any(f.startswith("t_") for f in ranker.feature_name()):
+                teacher = load_teacher(lay.root, space="auto", n_users=tables.n_users, n_items=tables.n_items)
+                if teacher is None:
+                    raise problem(lay.ranker_model, "uses teacher features but the run has no teacher embeddings",
+                                    "re-run the teacher and rank stages (`recsys build-index --force`)")
             if rank_rec.get("config"):
                 rcfg = RankConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in rank_rec["config"].items()})
                 sources = load_sources(lay.root, rcfg, split="test", n_users=tables.n_users, n_items=tables.n_items)
