@@ -47,8 +47,8 @@ class StudentConfig:
     text_emb: TeacherEmb = "raw"  # which teacher item embedding feeds the item tower as a content input.
     # "raw" = the frozen text encoder's vector (pure content); "adapted" was fitted on interactions by the
     # teacher, so feeding it would be distillation through the input and would blur the ablation
-    teacher_carry: float = ranged(0.5, ge=0, lt=1)  # a > 0: both towers carry the adapted teacher's vector (item: its own; user:
-    # the teacher's recency-pooled history) and score a*cos_teacher + (1-a)*cos_student; the id/brand/category
+    teacher_carry: float = ranged(0.5, ge=0, lt=1)  # a > 0: both towers carry the adapted teacher's vector
+    # (item: its own; user: the teacher's recency-pooled history) and score a*cos_teacher + (1-a)*cos_student; the id/brand/category
     # paths learn the residual. 0.5 vs 0 (the old student), valid NDCG@10 of student_kd: Beauty 0.0745 vs
     # 0.0691, Toys 0.0776 vs 0.0688. student_no_kd sets it to 0 (nothing of the adapted teacher)
     # --- training
