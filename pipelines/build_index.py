@@ -40,6 +40,12 @@ def build(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False, timings:
     if cfg.rerank:
         from recsys.rank import stage as rank
 
+        if "als" in cfg.rank.sources:  # ALS is one of the ranker's candidate sources
+            from recsys.baselines import stage as baselines
+
+            with step("baselines", timings):
+                baselines.run(cfg.baselines, run_dir)
+
         with step("rank", timings):
             rank.run(cfg.rank, run_dir, force=force)
 

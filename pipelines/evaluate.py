@@ -4,8 +4,9 @@
     recsys evaluate ...            (recsys demo = this, on the embedded Beauty data, into runs/demo)
 
 Rows in metrics.json: most_popular, als, teacher_raw, teacher_adapted, student_no_kd, student_kd_emb,
-student_kd_rank, student_kd, student_kd_int8, student_kd_ann, student_kd_ann_rerank — all on the same
-split (leave-one-out by default), full ranking, each user's history excluded.
+student_kd_rank, student_kd, student_kd_int8, student_kd_ann, union_rerank — all on the same
+split (leave-one-out by default), full ranking, each user's history excluded. ``served`` names the row the
+rank gate chose (the re-ranked union only when it beat every single retriever on valid).
 """
 
 from __future__ import annotations

@@ -164,7 +164,11 @@ def build(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: boo
 
         store.pause_point("retrain:rank")
         with step("rank", timings):
-            rank.run(cfg.rank, work, force=force)
+            rep = rank.run(cfg.rank, work, force=force)
+        serves = rep["gate"]["served"]  # the rank gate: the re-ranker only if it beat every single retriever on valid
+    else:
+        serves = "student_kd_ann"
+    work.update_manifest(retrain={**work.manifest().get("retrain", {}), "serves": serves})
     return decision
 
 

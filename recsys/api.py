@@ -22,6 +22,7 @@ serving different recommendations. Hashing costs about 1-2 s per GB.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from recsys.artifacts import RunDir
 from recsys.contracts import problem
 from recsys.contracts import ranker as R
 from recsys.contracts import student as S
@@ -50,13 +52,17 @@ class Recommender:
     """Retrieval (FAISS index over student vectors) plus the LightGBM reranker when the run has one."""
 
     def __init__(self, *, index: Any, user_vectors: np.ndarray, tables: Tables, ranker: Any = None,
-                 teacher: Any = None, depth: int = 100) -> None:
+                 teacher: Any = None, depth: int = 100, sources: list[Any] | None = None,
+                 served: str | None = None, union_depth: int = 50) -> None:
         self.index = index
         self.user_vectors = user_vectors
         self.tables = tables
         self.ranker = ranker
         self.teacher = teacher
-        self.depth = depth  # candidates retrieved per user before reranking
+        self.depth = depth  # candidates retrieved per user (and per source) before reranking
+        self.sources = sources or []  # rank.candidates.Source: the retrievers whose lists the ranker unions
+        self.union_depth = union_depth  # top-K per source in the ranker's union (rank.depth)
+        self.served = served  # what the rank gate chose (a metrics.json row); None = no gate ran
         self._user_row = dict(zip(tables.users["user_id"].to_list(), tables.users["user"].to_list()))
         self._item_row = dict(zip(tables.items["item_id"].to_list(), tables.items["item"].to_list()))
         self._item_ids = np.asarray(tables.items.sort("item")["item_id"].to_list(), dtype=object)
@@ -84,7 +90,13 @@ class Recommender:
                            use_gpu=use_gpu, layout=lay)
         depth = int(read_manifest(lay.index, layout=lay)["config"].get("k", 100))
         ranker = teacher = None
+        sources: list[Any] = []
+        union_depth = depth
+        rank_rec = RunDir(lay.root).stage_record("rank") or {}
+        served = rank_rec.get("report", {}).get("gate", {}).get("served")
         if use_ranker and R.present(lay):
+            from recsys.rank.config import RankConfig
+            from recsys.rank.sources import load_sources
             from recsys.rank.teacher import load_teacher
             from recsys.rank.train import load_model
 
@@ -92,9 +104,14 @@ class Recommender:
             if any(f.startswith("t_") for f in ranker.feature_name()):
                 teacher = load_teacher(lay.root, space="auto", n_users=tables.n_users, n_items=tables.n_items)
                 if teacher is None:
-                    raise R.problem(lay.ranker_model, "uses teacher features but the run has no teacher embeddings",
+                    raise problem(lay.ranker_model, "uses teacher features but the run has no teacher embeddings",
                                     "re-run the teacher and rank stages (`recsys build-index --force`)")
-        return cls(index=index, user_vectors=users, tables=tables, ranker=ranker, teacher=teacher, depth=depth)
+            if rank_rec.get("config"):
+                rcfg = RankConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in rank_rec["config"].items()})
+                sources = load_sources(lay.root, rcfg, split="test", n_users=tables.n_users, n_items=tables.n_items)
+                union_depth = rcfg.depth
+        return cls(index=index, user_vectors=users, tables=tables, ranker=ranker, teacher=teacher, depth=depth,
+                   sources=sources, served=served, union_depth=union_depth)
 
     # ------------------------------------------------------------------ users
     def recommend(self, user_ids: list[str], k: int = 10, *, exclude_seen: bool = True,
@@ -122,10 +139,7 @@ class Recommender:
                               "item": i.ravel().astype(np.int32)[keep], "score": s.ravel()[keep],
                               "rank": np.tile(np.arange(depth, dtype=np.int32), len(rows))[keep]})
         if self.ranker is not None and cands.height:
-            from recsys.rank.features import build_features
-            from recsys.rank.train import rerank
-
-            cands = rerank(self.ranker, build_features(cands, tables=self.tables, split="test", teacher=self.teacher))
+            cands = self._gated(cands, rows=rows, k=k)
         out = cands.filter(pl.col("rank") < k)
         parts = [self._named(out)]
         if unknown and on_unknown == "popular":
@@ -139,6 +153,22 @@ class Recommender:
         res = pl.concat(parts, how="vertical_relaxed")
         order = pl.DataFrame({"user_id": list(dict.fromkeys(user_ids)), "_o": range(len(dict.fromkeys(user_ids)))})
         return res.join(order, on="user_id").sort("_o", "rank").drop("_o")
+
+    def _gated(self, cands: pl.DataFrame, *, rows: np.ndarray, k: int) -> pl.DataFrame:
+        """What the rank gate serves: the re-ranked union of every source's list, or one source's own list."""
+        from recsys.rank.candidates import source_lists, union
+        from recsys.rank.features import build_features
+        from recsys.rank.sources import RANKER_ROW, SOURCE_ROWS
+        from recsys.rank.train import rerank
+
+        sources = [dataclasses.replace(s, lists=cands) if s.name == "s" else s for s in self.sources]
+        hist = self._history.filter(pl.col("user").is_in(rows.tolist()))
+        lists = source_lists(sources, query=rows, history=hist, depth=max(k, self.union_depth))
+        if self.served != RANKER_ROW:
+            chosen = next((p for p, row in SOURCE_ROWS.values() if row == self.served), "s")
+            return lists.get(chosen, cands)
+        f = build_features(union(lists, sources=sources, depth=max(k, self.union_depth)), tables=self.tables, split="test")
+        return rerank(self.ranker, f)
 
     def _named(self, df: pl.DataFrame) -> pl.DataFrame:
         users = self.tables.users.select(pl.col("user").cast(pl.Int32), "user_id")

@@ -11,7 +11,7 @@ import pytest
 from pipelines.evaluate import main
 
 ROWS = {"most_popular", "als", "teacher_raw", "teacher_adapted", "student_no_kd", "student_kd_emb",
-        "student_kd_rank", "student_kd", "student_kd_ann", "student_kd_ann_rerank"}
+        "student_kd_rank", "student_kd", "student_kd_ann", "union_rerank"}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,9 @@ def test_main_job_writes_every_row_and_report(run_dir: Path) -> None:
     assert pop["recall@20"] > 0
     report = (run_dir / "report.md").read_text()
     assert "| student_kd |" in report and (run_dir / "report" / "recall_at_k.png").exists()
+    assert metrics["served"] in names and f"Served: `{metrics['served']}`" in report  # the rank gate's choice
+    tail = next(r for r in metrics["rows"] if r["model"] == "student_kd")["slices"]["popularity"]
+    assert list(tail) == ["head", "torso", "tail", "cold"] and {"ndcg@10", "recall@10", "targets"} <= set(tail["tail"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
     for stage in ("data", "teacher", "baselines", "student/student_kd", "index", "rank"):
         assert stage in manifest["stages"], stage

@@ -7,7 +7,7 @@ from typing import Literal
 
 from recsys.config import ranged
 
-SourceKind = Literal["beauty", "table", "amazon", "recbole", "uci", "synthetic"]
+SourceKind = Literal["beauty", "toys", "table", "amazon", "recbole", "uci", "synthetic"]
 SplitKind = Literal["leave_one_out", "temporal"]
 
 
@@ -36,7 +36,8 @@ class Columns:
 class DataConfig:
     """Defaults reproduce the standard Beauty protocol: 5-core, leave-one-out, full ranking."""
 
-    source: SourceKind = "beauty"  # "beauty" = the Amazon Beauty 2014 5-core sample shipped in the package
+    source: SourceKind = "beauty"  # "beauty" = the Amazon Beauty 2014 5-core sample shipped in the package;
+    # "toys" = the Amazon Toys 2014 5-core sample, the second development dataset
     path: str | None = None  # interactions file(s) or directory (glob allowed) for table/amazon/recbole/uci
     items_path: str | None = None  # item catalogue file for table/amazon
     columns: Columns = Columns()

@@ -18,12 +18,22 @@ def _plt():  # noqa: ANN202
     return plt
 
 
+def colours(n: int) -> list[tuple[float, ...]]:
+    """``n`` distinct colours: tab10 up to 10 rows, tab20 up to 20, then evenly spaced hues."""
+    plt = _plt()
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    if n <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(n)]
+    return [plt.get_cmap("hsv")(i / n) for i in range(n)]
+
+
 def recall_curves(curves: dict[str, dict[int, float]], path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, pts in curves.items():
+    for (name, pts), c in zip(curves.items(), colours(len(curves))):
         ks = sorted(pts)
-        ax.plot(ks, [pts[k] for k in ks], marker="o", label=name)
+        ax.plot(ks, [pts[k] for k in ks], marker="o", label=name, color=c)
     ax.set_xscale("log")
     ax.set_xlabel("K")
     ax.set_ylabel("Recall@K")
@@ -43,10 +53,11 @@ def slice_bars(frame: pl.DataFrame, *, metric: str, title: str, path: Path) -> P
     slices = frame["slice"].unique(maintain_order=True).to_list()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     w = 0.8 / max(1, len(models))
-    for j, m in enumerate(models):
+    for j, (m, c) in enumerate(zip(models, colours(len(models)))):
         sub = frame.filter(pl.col("model") == m)
         vals = {s: v for s, v in zip(sub["slice"], sub[metric])}
-        ax.bar([i + j * w for i in range(len(slices))], [vals.get(s, 0.0) for s in slices], width=w, label=m)
+        ax.bar([i + j * w for i in range(len(slices))], [vals.get(s) or 0.0 for s in slices], width=w, label=m,
+               color=c)
     ax.set_xticks([i + 0.4 - w / 2 for i in range(len(slices))], slices)
     ax.set_ylabel(metric)
     ax.set_title(title)

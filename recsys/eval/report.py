@@ -21,7 +21,7 @@ def gains(rows: list[dict[str, Any]], *, metric: str = "ndcg@10") -> list[str]:
     by = {r["model"]: r[metric] for r in rows}
     pairs = [("student_kd", "student_no_kd"), ("student_kd", "teacher_raw"), ("student_kd", "teacher_adapted"),
              ("student_kd", "als"), ("teacher_adapted", "teacher_raw"), ("student_kd_ann", "student_kd"),
-             ("student_kd_ann_rerank", "student_kd_ann"), ("student_kd_int8", "student_kd")]
+             ("union_rerank", "student_kd_ann"), ("union_rerank", "teacher_adapted"), ("union_rerank", "als"), ("student_kd_int8", "student_kd")]
     out = []
     for a, b in pairs:
         if a in by and b in by and by[b] > 0:
@@ -37,13 +37,19 @@ def slice_table(frame: pl.DataFrame, *, metric: str) -> str:
 
 def render(*, dataset: str, protocol: str, rows: list[dict[str, Any]], ks: tuple[int, ...],
            pop_slices: pl.DataFrame, len_slices: pl.DataFrame, slice_counts: dict[str, int],
-           overlap: dict[str, float], manifest: dict[str, Any], plots: list[str]) -> str:
+           overlap: dict[str, float], manifest: dict[str, Any], plots: list[str],
+           served: dict[str, Any] | None = None) -> str:
     cols = ["model", "kind"] + [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")] + \
         [f"{m}@{ks[0]}" for m in ("hr", "mrr", "coverage")]
     md = [f"# recsys report — {dataset}", "",
           f"Protocol: {protocol}. Metrics are averaged over users with a target; the user's own history is "
           "excluded from every ranking; ties count against the target; non-finite scores never hit.", "",
           "## Results", "", table(rows, cols), ""]
+    if served:
+        md += [f"**Served: `{served['row']}`** — {served.get('reason', '')}.", ""]
+        if served.get("valid"):
+            md += [f"Gate figures (valid split, users the ranker never trained on, margin "
+                   f"{served.get('margin', 0):g}): " + ", ".join(f"`{k}` {v:.4f}" for k, v in served["valid"].items()), ""]
     g = gains(rows)
     if g:
         md += ["### Relative gains", "", *g, ""]
@@ -55,7 +61,8 @@ def render(*, dataset: str, protocol: str, rows: list[dict[str, Any]], ks: tuple
            "none); counts of test targets: " + ", ".join(f"{k} {v}" for k, v in slice_counts.items()) + ".", "",
            f"### NDCG@{ks[0]} by item popularity", "", slice_table(pop_slices, metric=f"ndcg@{ks[0]}"), "",
            f"### Recall@{ks[0]} by item popularity", "", slice_table(pop_slices, metric=f"recall@{ks[0]}"), "",
-           f"### NDCG@{ks[0]} by user history length", "", slice_table(len_slices, metric=f"ndcg@{ks[0]}"), ""]
+           f"### NDCG@{ks[0]} by user history length", "", slice_table(len_slices, metric=f"ndcg@{ks[0]}"), "",
+           f"### Recall@{ks[0]} by user history length", "", slice_table(len_slices, metric=f"recall@{ks[0]}"), ""]
     md += ["## Stages", ""]
     for name, rec in manifest.get("stages", {}).items():
         extra = {k: v for k, v in rec.items() if k not in ("key", "config", "outputs", "finished_at")}

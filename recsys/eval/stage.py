@@ -14,6 +14,7 @@ from recsys.data.tables import load_tables
 from recsys.eval import plots as P
 from recsys.eval.config import EvalConfig
 from recsys.eval.report import render
+from recsys.eval.slices import POPULARITY, as_dict, history_order, ordered
 from recsys.eval.systems import ORDER, discover, evaluate, topk_overlap, tradeoff_points
 from recsys.metrics import history_length_slices, popularity_slices, summarize
 
@@ -27,6 +28,15 @@ def _protocol(run_dir: RunDir, split: str) -> str:
     return f"{name}, {split} split, full ranking over all items, history excluded"
 
 
+def served_row(run_dir: RunDir, rows: list[str]) -> dict[str, Any]:
+    """The row that is served and why: the rank gate's decision, else the student's ANN list (no ranker ran)."""
+    rank = (run_dir.stage_record("rank") or {}).get("report", {}).get("gate")
+    if rank and rank.get("served") in rows:
+        return {"row": rank["served"], "reason": rank["reason"], "valid": rank["valid"], "margin": rank["margin"]}
+    fallback = next((r for r in ("student_kd_ann", "student_kd") if r in rows), rows[0] if rows else None)
+    return {"row": fallback, "reason": "no rank gate in this run: the student's own list is served", "valid": {}}
+
+
 def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict[str, Any]:
     """Evaluate all systems; write metrics.json, report.md and report/*.png. Always re-runs (cheap)."""
     t0 = time.perf_counter()
@@ -38,6 +48,8 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
     hist_len = history_length_slices(tables.history(split), bins=cfg.history_bins)
     systems = sorted(discover(lay, split=split, n_users=tables.n_users, n_items=tables.n_items), key=lambda s: (ORDER.index(s.name) if s.name in ORDER else 99, s.name))
     rows, curves, pop_parts, len_parts = [], {}, [], []
+    h_order = history_order(cfg.history_bins)
+    slice_metrics = [f"{m}@{k}" for k in cfg.ks for m in ("ndcg", "recall")]
     found = {}
     for s in systems:
         t = time.perf_counter()
@@ -46,8 +58,12 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
         rows.append({"model": s.name, "kind": s.kind, **summ, "eval_seconds": round(time.perf_counter() - t, 2)})
         curves[s.name] = {k: v for k, v in summarize(res.per_target, ks=curve_ks).items() if k.startswith("recall@")}
         curves[s.name] = {int(k.split("@")[1]): v for k, v in curves[s.name].items()}
-        pop_parts.append(res.by_slice(pop, on="item", ks=cfg.ks).with_columns(pl.lit(s.name).alias("model")))
-        len_parts.append(res.by_slice(hist_len, on="user", ks=cfg.ks).with_columns(pl.lit(s.name).alias("model")))
+        by_pop = ordered(res.by_slice(pop, on="item", ks=cfg.ks), POPULARITY)
+        by_len = ordered(res.by_slice(hist_len, on="user", ks=cfg.ks), h_order)
+        rows[-1]["slices"] = {"popularity": as_dict(by_pop, order=POPULARITY, metrics=slice_metrics),
+                              "history": as_dict(by_len, order=h_order, metrics=slice_metrics)}
+        pop_parts.append(by_pop.with_columns(pl.lit(s.name).alias("model")))
+        len_parts.append(by_len.with_columns(pl.lit(s.name).alias("model")))
         found[s.name] = s
         log.info("eval: %-24s recall@10 %.4f  ndcg@10 %.4f", s.name, summ.get("recall@10", 0), summ.get("ndcg@10", 0))
     overlap = {}
@@ -57,7 +73,9 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
                 found[a], found[b], tables, split=split, k=cfg.overlap_k, n_users=cfg.overlap_users)
     pop_frame = pl.concat(pop_parts, how="diagonal_relaxed") if pop_parts else pl.DataFrame()
     len_frame = pl.concat(len_parts, how="diagonal_relaxed") if len_parts else pl.DataFrame()
-    slice_counts = dict(tables.targets(split).join(pop, on="item").group_by("slice").len().sort("slice").iter_rows())
+    counts = dict(tables.targets(split).join(pop, on="item").group_by("slice").len().iter_rows())
+    slice_counts = {s: counts.get(s, 0) for s in POPULARITY}
+    served = served_row(run_dir, [r["model"] for r in rows])
     plots = []
     if cfg.plots and rows:
         lay.report.mkdir(parents=True, exist_ok=True)
@@ -75,12 +93,13 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
     data_rec = manifest.get("stages", {}).get("data", {})
     dataset = dataset or data_rec.get("source", "dataset")
     protocol = _protocol(run_dir, split)
-    metrics = {"dataset": dataset, "protocol": protocol, "split": split, "rows": rows,
+    metrics = {"dataset": dataset, "protocol": protocol, "split": split, "served": served["row"],
+               "served_why": served, "rows": rows,
                "slices": {"popularity": pop_frame.to_dicts(), "history_length": len_frame.to_dicts()},
                "overlap": overlap}
     RP.write_metrics(layout=lay, metrics=metrics)
     RP.write_report(layout=lay, text=render(dataset=dataset, protocol=protocol, rows=rows, ks=cfg.ks, pop_slices=pop_frame,
-                                     len_slices=len_frame, slice_counts=slice_counts, overlap=overlap,
+                                     len_slices=len_frame, slice_counts=slice_counts, overlap=overlap, served=served,
                                      manifest=manifest, plots=plots))
     run_dir.update_manifest(eval={"seconds": round(time.perf_counter() - t0, 2), "rows": [r["model"] for r in rows]})
     return metrics

@@ -23,7 +23,7 @@ from recsys.metrics import EvalResult, ScoreFn, dot_scorer, evaluate_lists, eval
 
 # Report order; anything else found (e.g. extra student variants) follows.
 ORDER = ["most_popular", "als", "teacher_raw", "teacher_adapted", "student_no_kd", "student_kd_emb",
-         "student_kd_rank", "student_kd", "student_kd_int8", "student_kd_ann", "student_kd_ann_rerank"]
+         "student_kd_rank", "student_kd", "student_kd_int8", "student_kd_ann", "union_rerank"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ def discover(layout: Layout, *, split: Split, n_users: int, n_items: int) -> Ite
         yield System("student_kd_ann", "ANN lists",
                      lists=L.read_candidates(layout=layout, split=split, n_users=n_users, n_items=n_items))
     if L.has_reranked(layout, split=split):
-        yield System("student_kd_ann_rerank", "re-ranked lists",
+        yield System("union_rerank", "re-ranked lists",
                      lists=L.read_reranked(layout=layout, split=split, n_users=n_users, n_items=n_items))
 
 

@@ -1,4 +1,4 @@
-"""Config of the rank stage: LightGBM LambdaRank over the retriever's own candidates."""
+"""Config of the rank stage: LightGBM LambdaRank over the union of every retriever's candidates, gated."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Literal
 from recsys.config import ranged
 
 TeacherSpace = Literal["auto", "adapted", "raw", "none"]
+SourceName = Literal["student", "teacher", "als"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,8 +16,14 @@ class RankConfig:
     """Defaults are LightGBM's lambdarank defaults made smaller: a few thousand queries of ~100 candidates
     each overfit 31-leaf trees quickly, so fewer leaves, more data per leaf and early stopping."""
 
-    candidates: str = "index"  # run-dir folder holding candidates_{valid,test}.parquet
-    teacher_space: TeacherSpace = "auto"  # auto: "adapted" if present, else "raw"; none: no teacher features
+    candidates: str = "index"  # run-dir folder holding the student's candidates_{valid,test}.parquet
+    student_variant: str = "student_kd"  # the student whose ANN list and exact scores the ranker reads
+    sources: tuple[SourceName, ...] = ("student", "teacher", "als")  # retrievers whose top-K lists are
+    # unioned: the student is good on head items, the text teacher on tail and cold ones, ALS on
+    # co-purchases; the ranker sees every candidate with every source's score and rank
+    depth: int = ranged(50, ge=1)  # top-K per source. The ranker only reorders the top of the list
+    # (NDCG@10/20); 50 from each of three sources is ~125 distinct candidates per user on Beauty and Toys
+    teacher_space: TeacherSpace = "auto"  # kept for old configs; the union always reads the adapted teacher
     recent_days: float = ranged(30.0, gt=0)  # window of the "recent popularity" feature, before the
     # prediction point
     num_leaves: int = ranged(15, ge=2)
@@ -27,6 +34,13 @@ class RankConfig:
     lambdarank_truncation_level: int = ranged(20, ge=1)  # NDCG is optimised for the top of the list
     eval_at: int = ranged(10, ge=1)
     early_stopping_rounds: int = ranged(30, ge=1)
-    holdout_fraction: float = ranged(0.15, ge=0, lt=1)  # training queries held out for early stopping (0 =
-    # none)
+    holdout_fraction: float = ranged(0.15, ge=0, lt=1)  # training queries held out for early stopping
+    # (0 = none)
+    gate_fraction: float = ranged(0.25, ge=0, lt=1)  # valid users never trained on, where the ranker meets
+    # each single retriever (~5k users on Beauty and Toys)
+    gate_margin: float = ranged(0.02, ge=0)  # the ranker is served only if it is >= 2 % (relative) above the
+    # best single retriever on the gate users (about the paired noise of ~5k users' NDCG@10); otherwise
+    # that retriever's list is served
+    gate_metric: str = "ndcg@10"
+    refit: bool = True  # after the gate, refit on every valid user with the rounds early stopping chose
     seed: int = ranged(0, ge=0)

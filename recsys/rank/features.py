@@ -44,7 +44,8 @@ def build_features(
     """One row per candidate: (user, item, <features>), sorted by user then student rank.
 
     Args:
-        cands: user, item, score, rank (the retriever's top-K at ``split``, history excluded).
+        cands: user, item, score, rank (the student's top-K at ``split``, history excluded), or the union of
+            every retriever's top-K from ``candidates.union``.
         split: the prediction point; history = ``tables.history(split)``.
     """
     hist = tables.history(split).select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32), "timestamp")
@@ -67,10 +68,8 @@ def build_features(
     cat2 = hi.group_by("user", "cat2").agg(pl.len().alias("n_cat2"))
     last_item = hi.sort("timestamp").group_by("user").agg(pl.col("cat_leaf").last().alias("last_leaf"),
                                                           pl.col("brand").last().alias("last_brand"))
-    f = (cands.select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32),
-                      pl.col("score").cast(pl.Float32).alias("s_score"), pl.col("rank").cast(pl.Int32).alias("s_rank"))
-         .with_columns((pl.col("s_score") - pl.col("s_score").max().over("user")).alias("s_gap"))
-         .join(items, on="item", how="left")
+    f = _retrieval_columns(cands)
+    f = (f.join(items, on="item", how="left")
          .join(pop, on="item", how="left")
          .join(user, on="user", how="left")
          .join(brand, on=["user", "brand"], how="left")
@@ -88,9 +87,23 @@ def build_features(
         .alias("same_brand_as_last"),
         (pl.col("price") / pl.col("user_mean_price")).alias("price_ratio"),
     ).drop("brand", "cat_leaf", "cat2", "n_brand", "n_leaf", "n_cat2", "last_leaf", "last_brand")
-    if teacher is not None:
+    if teacher is not None and "t_score" not in f.columns:
         f = _teacher_features(f, teacher, split)
-    return f.sort("user", "s_rank")
+    return f.sort("user", "s_rank", "item")
+
+
+def _retrieval_columns(cands: pl.DataFrame) -> pl.DataFrame:
+    """Each source's score, rank and gap to the user's best candidate by that source.
+
+    ``cands`` is either one retriever's list (user, item, score, rank: the student's, named ``s_*``) or a union
+    from ``candidates.union`` ({src}_score, {src}_rank, n_sources), passed through as it is.
+    """
+    if "score" in cands.columns:
+        cands = cands.select("user", "item", pl.col("score").alias("s_score"), pl.col("rank").alias("s_rank"))
+    f = cands.with_columns(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32))
+    scores = [c for c in f.columns if c.endswith("_score")]
+    return f.with_columns(pl.col(c).cast(pl.Float32) for c in scores).with_columns(
+        (pl.col(c) - pl.col(c).max().over("user")).alias(c.removesuffix("_score") + "_gap") for c in scores)
 
 
 def _teacher_features(f: pl.DataFrame, teacher: Teacher, split: Split) -> pl.DataFrame:

@@ -1,26 +1,38 @@
-"""The rank stage: train LambdaRank on the retriever's candidates at the valid point, rerank at test.
+"""The rank stage: one LightGBM LambdaRank over the union of every retriever's candidates, gated on valid.
 
-Reads the retriever's candidates at the valid and test points (from the ``cfg.candidates`` folder), the tables
-and (optionally) the teacher's embeddings and top-K, all through ``recsys.contracts`` (verified); writes the
-LightGBM model, the reranked test lists and the feature importances.
+Sources (each a dot-product retriever at the prediction point): the distilled student (its ANN candidates from
+the index stage), the adapted teacher and ALS (exact top-K from their vectors). Every candidate carries every
+source's exact score and its rank in that source's list (sentinel = ``depth`` when absent). The ranker trains on
+the valid point's candidates of a seeded share of the valid users; the others (``gate_fraction``) are the gate:
+there the ranker's list and each single retriever's list are scored, and the ranker is served only if it beats
+the best of them by ``gate_margin`` (``recsys.rank.gate``); otherwise that retriever's list is served. It is then
+refitted on every valid user (same number of rounds) and re-ranks the test point's candidates.
+
+Everything is read and written through ``recsys.contracts`` (verified); the decision and the valid figures go
+into the stage record (``report.gate``) and the manifest's ``served``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from recsys.artifacts import RunDir, file_sha256, hash_obj, versions
 from recsys.contracts import lists as L
-from recsys.contracts import problem
 from recsys.contracts import ranker as R
-from recsys.data.tables import load_tables
+from recsys.data.tables import Split, Tables, load_tables
+
+from recsys.rank.candidates import source_lists, union
 from recsys.rank.config import RankConfig
 from recsys.rank.features import build_features, feature_columns, label
-from recsys.rank.teacher import load_teacher, teacher_files
+from recsys.rank.gate import decide
+from recsys.rank.sources import RANKER_ROW, SOURCE_ROWS, load_sources, source_files
 from recsys.rank.train import importance, rerank, save_model, train_ranker
 
 log = logging.getLogger(__name__)
@@ -33,42 +45,63 @@ def _eval(lists: pl.DataFrame, targets: pl.DataFrame, n_items: int) -> dict[str,
     return evaluate_lists(lists=lists, targets=targets, n_items=n_items, ks=(10, 20)).summary(ks=(10, 20))
 
 
+def candidates(root: Path, cfg: RankConfig, *, tables: Tables, split: Split) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+    """The union of the sources' top-``depth`` for the users with targets at ``split``, and each source's list."""
+    sources = load_sources(root, cfg, split=split, n_users=tables.n_users, n_items=tables.n_items)
+    query = tables.targets(split)["user"].unique().sort().to_numpy()
+    lists = source_lists(sources, query=query, history=tables.history(split), depth=cfg.depth)
+    return union(lists, sources=sources, depth=cfg.depth), lists
+
+
+def gate_users(users: np.ndarray, *, share: float, seed: int) -> np.ndarray:
+    """The seeded share of the valid users held out from training for the gate."""
+    n = int(round(share * len(users)))
+    return np.sort(np.random.default_rng(seed + 7).choice(users, size=n, replace=False)) if n else users[:0]
+
+
 def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, Any]:
-    """Train on valid-point candidates, rerank test-point candidates, save model and importances."""
+    """Train on valid-point candidates, gate on held-out valid users, rerank test-point candidates."""
     lay = run_dir.layout
-    cand_paths = {s: lay.candidates(s, folder=cfg.candidates) for s in ("valid", "test")}
-    for p in cand_paths.values():
-        if not p.exists():
-            raise problem(p, "missing", "run the index stage first (`recsys build-index`)")
-    inputs = [*cand_paths.values(), lay.items, *(lay.split(s) for s in ("train", "valid", "test"))]
-    if cfg.teacher_space != "none":
-        inputs += teacher_files(run_dir.root)
-    key = hash_obj({"cfg": cfg, "v": 1, "inputs": {str(p.relative_to(run_dir.root)): file_sha256(p) for p in inputs}})
+    root = run_dir.root
+    inputs = [p for ps in source_files(lay, cfg).values() for p in ps if p.exists()]
+    inputs += [lay.items, *(lay.split(s) for s in ("train", "valid", "test"))]
+    key = hash_obj({"cfg": cfg, "v": 2, "inputs": {str(p.relative_to(root)): file_sha256(p) for p in inputs}})
     if not force and run_dir.is_fresh(STAGE, key):
         log.info("rank: up to date, skipped")
         return run_dir.stage_record(STAGE)["report"]  # type: ignore[index]
     t0 = time.perf_counter()
     tables = load_tables(lay)
-    teacher = load_teacher(run_dir.root, space=cfg.teacher_space, n_users=tables.n_users, n_items=tables.n_items)
-    cands = {s: L.read_candidates(layout=lay, split=s, n_users=tables.n_users, n_items=tables.n_items,
-                                  folder=cfg.candidates) for s in ("valid", "test")}
-    fv = label(build_features(cands["valid"], tables=tables, split="valid", teacher=teacher,
-                              recent_days=cfg.recent_days), tables.valid)
+    cv, lists_v = candidates(root, cfg, tables=tables, split="valid")
+    fv = label(build_features(cv, tables=tables, split="valid", recent_days=cfg.recent_days), tables.valid)
     features = feature_columns(fv)
-    booster, train_report = train_ranker(fv, cfg=cfg, features=features)
-    ft = build_features(cands["test"], tables=tables, split="test", teacher=teacher, recent_days=cfg.recent_days)
-    reranked = rerank(booster, ft)
-    gains = importance(booster)
+    held = pl.Series("user", gate_users(cv["user"].unique().sort().to_numpy(), share=cfg.gate_fraction, seed=cfg.seed))
+    is_gate = pl.col("user").is_in(held.implode())
+    booster, train_report = train_ranker(fv.filter(~is_gate), cfg=cfg, features=features)
+    gate_targets = tables.valid.filter(is_gate)
+    prefix_row = {p: row for p, row in SOURCE_ROWS.values()}
+    valid_fig = {prefix_row[p]: _eval(lst.filter(is_gate), gate_targets, tables.n_items) for p, lst in lists_v.items()}
+    valid_fig[RANKER_ROW] = _eval(rerank(booster, fv.filter(is_gate)), gate_targets, tables.n_items)
+    decision = decide({r: m[cfg.gate_metric] for r, m in valid_fig.items()}, ranker=RANKER_ROW, margin=cfg.gate_margin)
+    log.info("rank gate: %s", decision.reason)
+    if cfg.refit and held.len():  # the gate users are data too: refit on every valid user, same rounds
+        rounds = int(train_report["best_iteration"])
+        booster, refit_report = train_ranker(fv, cfg=dataclasses.replace(cfg, holdout_fraction=0.0,
+                                                                          n_estimators=max(1, rounds)), features=features)
+        train_report["refit"] = refit_report
+    ct, _ = candidates(root, cfg, tables=tables, split="test")
+    reranked = rerank(booster, build_features(ct, tables=tables, split="test", recent_days=cfg.recent_days))
     outs = [save_model(booster, layout=lay), L.write(path=lay.reranked("test"), frame=reranked),
-            R.write_importance(layout=lay, importance={"importance_type": "gain", "features": gains})]
-    report: dict[str, Any] = {"train": train_report, "features": features, "teacher": teacher is not None}
-    try:
-        report["test_retriever"] = _eval(cands["test"], tables.test, tables.n_items)
-        report["test_reranked"] = _eval(reranked, tables.test, tables.n_items)
-        log.info("rank: test ndcg@10 retriever %.4f -> reranked %.4f", report["test_retriever"]["ndcg@10"],
-                 report["test_reranked"]["ndcg@10"])
-    except ImportError:  # pragma: no cover - metrics is part of the package
-        log.warning("rank: recsys.metrics unavailable; skipping the evaluation summary")
+            R.write_importance(layout=lay, importance={"importance_type": "gain", "features": importance(booster)})]
+    report: dict[str, Any] = {
+        "train": train_report, "features": features, "sources": [prefix_row[p] for p in lists_v], "depth": cfg.depth,
+        "gate": decision.as_dict(), "valid_gate_users": int(held.len()), "valid": valid_fig,
+        "candidates_per_user": {"valid": round(cv.height / max(1, cv["user"].n_unique()), 1),
+                                "test": round(ct.height / max(1, ct["user"].n_unique()), 1)},
+        "test_reranked": _eval(reranked, tables.test, tables.n_items)}
+    log.info("rank: served %s; test ndcg@10 of the re-ranked union %.4f", decision.served,
+             report["test_reranked"]["ndcg@10"])
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, report=report,
                    versions=versions())
+    run_dir.update_manifest(served={"row": decision.served, "reason": decision.reason, "valid": decision.valid,
+                                    "margin": decision.margin, "metric": cfg.gate_metric})
     return report

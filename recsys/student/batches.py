@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 import polars as pl
 import torch
+import torch.nn.functional as F
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 USER_KEYS = ("hist_item", "recent_item", "hist_brand", "hist_cat", "user")
@@ -31,6 +32,9 @@ class ItemFeatures:
     n_cats: int
     text: np.ndarray | None  # (N, D) f32 teacher text embedding, or None
     train_count: np.ndarray  # (N,) i64 training events per item (0 = cold item)
+    carry: np.ndarray | None = None  # (N, Dt) f32 L2-normed adapted teacher item vectors the towers carry
+    carry_last_n: int = 20  # the carried user vector pools the last N history items (the teacher's pooling)
+    carry_decay: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +54,12 @@ class Batch:
     item_ids: torch.Tensor  # (n_item_rows,) i64
     keep_id: torch.Tensor  # (n_item_rows,) f32: 0 = drop the item-id vector (ID dropout / cold item)
     text: torch.Tensor | None  # (n_item_rows, D) f32
+    carry_user: torch.Tensor | None = None  # (n_user_rows, Dt) teacher vector of each user row's history
+    carry_item: torch.Tensor | None = None  # (n_item_rows, Dt) teacher vector of each item row
 
 
-def item_features(items: pl.DataFrame, train: pl.DataFrame, *, text: np.ndarray | None) -> ItemFeatures:
+def item_features(items: pl.DataFrame, train: pl.DataFrame, *, text: np.ndarray | None,
+                  carry: np.ndarray | None = None, carry_last_n: int = 20, carry_decay: float = 0.5) -> ItemFeatures:
     """Vocabularies for brand and category-path prefixes (``Makeup``, ``Makeup>Face``, ...)."""
     items = items.sort("item")
     n = items.height
@@ -73,7 +80,10 @@ def item_features(items: pl.DataFrame, train: pl.DataFrame, *, text: np.ndarray 
     return ItemFeatures(n_items=n, brand=brand, n_brands=max(1, len(bvocab)), cat_ptr=np.array(ptr, np.int64),
                         cat_vals=np.array(vals, np.int64), n_cats=max(1, len(cvocab)),
                         text=None if text is None else np.ascontiguousarray(text, dtype=np.float32),
-                        train_count=count)
+                        train_count=count,
+                        carry=None if carry is None else np.ascontiguousarray(
+                            carry / np.maximum(np.linalg.norm(carry, axis=1, keepdims=True), 1e-12), dtype=np.float32),
+                        carry_last_n=carry_last_n, carry_decay=carry_decay)
 
 
 def histories(events: pl.DataFrame, *, n_users: int) -> Histories:
@@ -197,5 +207,28 @@ def make_batch(
     )
     keep = np.ones(bi, np.float32) if keep_id is None else keep_id.astype(np.float32)
     text = None if feats.text is None else torch.from_numpy(feats.text[items])
+    carry_u = carry_i = None
+    if feats.carry is not None:
+        carry_i = torch.from_numpy(feats.carry[items])
+        carry_u = teacher_prefix_vectors(teacher=feats.carry, starts=starts, ends=ends, flat=flat,
+                                         last_n=feats.carry_last_n, decay=feats.carry_decay) if bu else \
+            torch.zeros((0, feats.carry.shape[1]))
     return Batch(kjt=kjt, n_user_rows=bu, item_ids=torch.from_numpy(items.astype(np.int64)),
-                 keep_id=torch.from_numpy(keep), text=text)
+                 keep_id=torch.from_numpy(keep), text=text, carry_user=carry_u, carry_item=carry_i)
+
+
+def teacher_prefix_vectors(*, teacher: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,
+                           last_n: int, decay: float) -> torch.Tensor:
+    """Teacher user vectors of history prefixes ``flat[starts[r]:ends[r]]``: sum over the last ``last_n``
+    items of ``decay**k * teacher[item]`` (k = 0 for the most recent), L2-normalised -> (R, D); an empty
+    prefix gives a zero row."""
+    s = np.maximum(starts, ends - last_n)
+    lens = np.maximum(ends - s, 0)
+    total = int(lens.sum())
+    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    idx = np.arange(total) - np.repeat(offsets - s, lens)
+    age = np.repeat(ends, lens) - 1 - idx  # 0 = most recent
+    out = F.embedding_bag(torch.from_numpy(flat[idx].astype(np.int64)), torch.from_numpy(teacher),
+                          torch.from_numpy(offsets), mode="sum",
+                          per_sample_weights=torch.from_numpy((decay ** age).astype(np.float32)))
+    return F.normalize(out, dim=1)

@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-import torch.nn.functional as F
 
 from recsys.contracts import problem
 from recsys.contracts import teacher as T
 from recsys.contracts.layout import Layout
 from recsys.data.tables import Tables, load_tables
 from recsys.student.batches import Batch, Histories, ItemFeatures, histories, item_features, make_batch, \
-    next_item_examples, replay_size, window_examples
+    next_item_examples, replay_size, teacher_prefix_vectors, window_examples
 from recsys.student.config import StudentConfig
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
     """Load tables and teacher files. Teacher files are required when text input or any KD is on."""
     tables = load_tables(layout)
     tp = teacher_paths(layout)
-    text = emb = tmeta = None
+    text = emb = tmeta = carry = None
     if need_teacher:
         embs = T.read_items(layout=layout, n_items=tables.n_items)
         tmeta = T.read_meta(layout=layout)  # the pooling and temperature the distillation must match
@@ -75,7 +74,10 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
         text = embs[cfg.text_emb].astype(np.float32) if cfg.use_text else None
         if cfg.lambda_emb > 0 or cfg.lambda_rank > 0:
             emb = np.ascontiguousarray(embs[cfg.teacher_emb], dtype=np.float32)
-    feats = item_features(tables.items, tables.train, text=text)
+        if cfg.teacher_carry > 0:
+            carry = embs[cfg.teacher_emb].astype(np.float32)
+    feats = item_features(tables.items, tables.train, text=text, carry=carry,
+                          carry_last_n=tmeta.history_n if tmeta else 20, carry_decay=tmeta.recency_decay if tmeta else 0.5)
     train = histories(tables.train, n_users=tables.n_users)
     ex_users, ex_pos = next_item_examples(train)
     times = tables.train.sort("user", "pos")["timestamp"].to_numpy()  # aligned with ``train.items``
@@ -132,23 +134,15 @@ class StepBatch:
     teacher_users: torch.Tensor | None = None  # (n_pos, D) in-batch KD: teacher vector of each history prefix
     teacher_items: torch.Tensor | None = None  # (B_global, D) in-batch KD: teacher vectors of all positives
     teacher_uniform: torch.Tensor | None = None  # (n_uniform, D) in-batch KD: teacher vectors of the uniform negatives
+    n_full: int = 0  # item rows after the uniform ones: this rank's slice of the whole catalogue ("full")
 
 
-def teacher_prefix_vectors(*, teacher: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,
-                           last_n: int, decay: float) -> torch.Tensor:
-    """Teacher user vectors of history prefixes ``flat[starts[r]:ends[r]]``: sum over the last ``last_n``
-    items of ``decay**k * teacher[item]`` (k = 0 for the most recent), L2-normalised -> (R, D); an empty
-    prefix gives a zero row."""
-    s = np.maximum(starts, ends - last_n)
-    lens = np.maximum(ends - s, 0)
-    total = int(lens.sum())
-    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    idx = np.arange(total) - np.repeat(offsets - s, lens)
-    age = np.repeat(ends, lens) - 1 - idx  # 0 = most recent
-    out = F.embedding_bag(torch.from_numpy(flat[idx].astype(np.int64)), torch.from_numpy(teacher),
-                          torch.from_numpy(offsets), mode="sum",
-                          per_sample_weights=torch.from_numpy((decay ** age).astype(np.float32)))
-    return F.normalize(out, dim=1)
+def full_slice(n_items: int, *, rank: int, world: int) -> np.ndarray:
+    """This rank's equal share of the catalogue for the full softmax: rows ``rank*per .. (rank+1)*per`` of
+    ``0..n_items-1`` padded with item 0 (``per = ceil(n / world)``); ``full_catalogue`` undoes the padding."""
+    per = -(-n_items // world)
+    rows = np.arange(rank * per, (rank + 1) * per)
+    return np.where(rows < n_items, rows, 0).astype(np.int64)
 
 
 def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: np.random.Generator,
@@ -178,13 +172,14 @@ def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: n
     all_users = np.concatenate([users, kd])
     starts = np.concatenate([data.train.ptr[users], data.train.ptr[kd]])
     ends = np.concatenate([pos, data.train.ptr[kd + 1]])
-    items = np.concatenate([pos_items, uni, np.where(mask, cand, 0).ravel()])
-    keep_all = np.concatenate([keep, np.ones(len(uni) + cand.size, np.float32)])
+    full = full_slice(data.feats.n_items, rank=rank, world=world) if cfg.negatives == "full" else np.zeros(0, np.int64)
+    items = np.concatenate([pos_items, uni, full, np.where(mask, cand, 0).ravel()])
+    keep_all = np.concatenate([keep, np.ones(len(uni) + len(full) + cand.size, np.float32)])
     keep_all[len(pos_items):] = (data.feats.train_count[items[len(pos_items):]] > 0)
     batch = make_batch(feats=data.feats, users=all_users, starts=starts, ends=ends, flat=data.train.items,
                        items=items, keep_id=keep_all, history_len=cfg.history_len, recent_len=cfg.recent_len,
                        user_ids=cfg.user_id_dim > 0)
-    return StepBatch(batch=batch, n_pos=len(idx), n_uniform=len(uni), n_kd=len(kd),
+    return StepBatch(batch=batch, n_pos=len(idx), n_uniform=len(uni), n_kd=len(kd), n_full=len(full),
                      log_q=data.log_q[pos_items] + math.log(b),
                      uniform_log_q=math.log(max(n_uni, 1) / data.feats.n_items),
                      teacher_pos=None if data.teacher is None else data.teacher[pos_items],

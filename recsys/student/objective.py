@@ -35,16 +35,19 @@ def _gather(x: torch.Tensor, *, grad: bool) -> torch.Tensor:
 class StudentObjective(nn.Module):
     """Two-tower + L_rec (+ L_emb, L_rank). ``towers`` stays loss-free and is what gets exported."""
 
-    def __init__(self, *, cfg: StudentConfig, towers: TwoTower, teacher_dim: int, teacher_scale: float = 0.0) -> None:
-        """``teacher_scale``: teacher cosine -> logit, 1 / the teacher adapter's temperature (``StudentData``)."""
+    def __init__(self, *, cfg: StudentConfig, towers: TwoTower, teacher_dim: int, teacher_scale: float = 0.0,
+                 n_items: int = 0) -> None:
+        """``teacher_scale``: teacher cosine -> logit, 1 / the teacher adapter's temperature (``StudentData``);
+        ``n_items``: catalogue size, where the full softmax drops the padding rows past it."""
         super().__init__()
         self.cfg, self.towers = cfg, towers
+        self.n_items = n_items
         if cfg.lambda_rank > 0 and teacher_scale <= 0:
             raise ValueError("ranking distillation needs teacher_scale > 0 (1 / the teacher's adapter temperature, "
                              "read from the teacher's artifact metadata)")
         self.teacher_scale = float(teacher_scale)
         self.rec = RetrievalLoss(temperature=cfg.temperature)
-        self.emb = EmbeddingDistillLoss(dim=cfg.dim, teacher_dim=teacher_dim, kind=cfg.emb_loss,
+        self.emb = EmbeddingDistillLoss(dim=towers.out_dim, teacher_dim=teacher_dim, kind=cfg.emb_loss,
                                         lambda_relational=cfg.lambda_relational,
                                         relational_temperature=cfg.relational_temperature) \
             if cfg.lambda_emb > 0 else None
@@ -71,7 +74,12 @@ class StudentObjective(nn.Module):
             extra = items[b:b + step.n_uniform]
             kw.update(extra_items=extra, extra_ids=step.batch.item_ids[b:b + step.n_uniform],
                       extra_log_q=torch.full((step.n_uniform,), step.uniform_log_q))
-        out = {"rec": self.rec(**kw)}
+        if step.n_full:  # exact softmax over the catalogue: every rank's slice, gathered with its gradient
+            lo = b + step.n_uniform
+            cat = _gather(items[lo:lo + step.n_full], grad=True)[:self.n_items]
+            out = {"rec": self.rec(users=u, all_items=cat, targets=ids)}
+        else:
+            out = {"rec": self.rec(**kw)}
         zero = torch.zeros((), dtype=u.dtype)
         if self.emb is not None and step.teacher_pos is not None:
             out["emb"] = self.emb(student=pos, teacher=torch.from_numpy(step.teacher_pos))
@@ -95,7 +103,7 @@ class StudentObjective(nn.Module):
             if step.n_kd:
                 k = step.topk_scores.shape[1]
                 kd_u = users[b:b + step.n_kd]
-                kd_v = items[b + step.n_uniform:].reshape(step.n_kd, k, -1)
+                kd_v = items[b + step.n_uniform + step.n_full:].reshape(step.n_kd, k, -1)
                 student = (kd_u[:, None, :] * kd_v).sum(-1) / cfg.temperature
                 teacher = torch.from_numpy(step.topk_scores * self.teacher_scale)
                 out["rank"] = self.rank(student=student, teacher=teacher, mask=torch.from_numpy(step.topk_mask))

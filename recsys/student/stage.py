@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def needs_teacher(cfg: StudentConfig) -> bool:
-    return cfg.use_text or cfg.lambda_emb > 0 or cfg.lambda_rank > 0
+    return cfg.use_text or cfg.lambda_emb > 0 or cfg.lambda_rank > 0 or cfg.teacher_carry > 0
 
 
 def stage_name(variant: str) -> str:
@@ -101,7 +101,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
         examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
                     "replay_per_epoch": replay_size(len(data.ex_older), fraction=cfg.replay_fraction),
                     "train_since": cfg.train_since, "replay_fraction": cfg.replay_fraction}
-        meta = {"metric": "ip", "dim": cfg.dim, "variant": variant, "normalized": True, "plan": trained.plan,
+        meta = {"metric": "ip", "dim": int(items.shape[1]), "variant": variant, "normalized": True, "plan": trained.plan,
                 "params": params, "bytes": {**info["bytes"], "tables_f32": params["tables"] * 4,
                                             "dense_f32": params["dense"] * 4},
                 "best_epoch": trained.best_epoch, "epochs_run": len(trained.history),

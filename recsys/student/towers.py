@@ -9,9 +9,16 @@ Item tower:  item id (dropped with prob ``id_dropout``) ‖ brand ‖ mean(categ
 
 The item-id table is shared by the candidate and both history bags (one table, three features), so
 history and candidates live in one space; brand and category tables are shared the same way.
+
+Teacher carry (``teacher_carry = a > 0``): each tower's output is ``[sqrt(a) t, sqrt(1 - a) r]`` where ``t`` is
+the adapted teacher's vector (the item's own; for a user, the teacher's recency-pooled history) and ``r`` the
+tower's L2-normed output above, so a score is ``a cos_teacher + (1 - a) cos_student``: an item with few or no
+events is at least its teacher vector, and the id, brand and category paths learn a residual on top of it.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +76,12 @@ class TwoTower(nn.Module):
                  device: torch.device | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.carry_dim = feats.carry.shape[1] if cfg.teacher_carry > 0 and feats.carry is not None else 0
+        if cfg.teacher_carry > 0 and not self.carry_dim:
+            raise ValueError("student.teacher_carry > 0 needs the teacher's item vectors (ItemFeatures.carry)")
+        if not 0.0 <= cfg.teacher_carry < 1.0:
+            raise ValueError(f"student.teacher_carry={cfg.teacher_carry}: must be in [0, 1)")
+        self.out_dim = cfg.dim + self.carry_dim
         self.tables = table_configs(cfg=cfg, feats=feats, n_users=n_users)  # kept: sharding hides the EBC's
         self.ebc = EmbeddingBagCollection(tables=self.tables, device=device or torch.device("cpu"))
         self.text_dim = text_dim if cfg.use_text else 0
@@ -78,27 +91,36 @@ class TwoTower(nn.Module):
         self.user_mlp = mlp([u_in, *cfg.mlp, cfg.dim])
         self.item_mlp = mlp([i_in, *cfg.mlp, cfg.dim])
 
-    def user_tower(self, pooled: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled user-row features (Bu, *) -> (Bu, d) L2-normed."""
+    def _carry(self, r: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
+        """(B, d) residual, (B, Dt) teacher -> (B, Dt + d) ``[sqrt(a) t, sqrt(1 - a) r]``; r itself when off."""
+        if not self.carry_dim:
+            return r
+        if t is None:
+            raise ValueError("this student carries the teacher but the batch has no teacher vectors")
+        a = self.cfg.teacher_carry
+        return torch.cat([math.sqrt(a) * t, math.sqrt(1.0 - a) * r], dim=1)
+
+    def user_tower(self, pooled: dict[str, torch.Tensor], *, carry: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled user-row features (Bu, *) [, teacher history vectors (Bu, Dt)] -> (Bu, out_dim)."""
         parts = [pooled["hist_item"], pooled["recent_item"], pooled["hist_brand"], pooled["hist_cat"]]
         if self.cfg.user_id_dim > 0:
             parts.append(pooled["user"])
-        return F.normalize(self.user_mlp(torch.cat(parts, dim=1)), dim=1)
+        return self._carry(F.normalize(self.user_mlp(torch.cat(parts, dim=1)), dim=1), carry)
 
     def item_tower(self, pooled: dict[str, torch.Tensor], *, keep_id: torch.Tensor,
-                   text: torch.Tensor | None) -> torch.Tensor:
-        """Pooled item-row features (Bi, *), keep_id (Bi,), text (Bi, D) -> (Bi, d) L2-normed."""
+                   text: torch.Tensor | None, carry: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled item-row features (Bi, *), keep_id (Bi,), text (Bi, D) [, teacher (Bi, Dt)] -> (Bi, out_dim)."""
         parts = [pooled["item"] * keep_id[:, None], pooled["brand"], pooled["cat"]]
         if self.text_proj is not None:
             if text is None:
                 raise ValueError("this student was built with text input but the batch carries no text")
             parts.append(self.text_proj(text))
-        return F.normalize(self.item_mlp(torch.cat(parts, dim=1)), dim=1)
+        return self._carry(F.normalize(self.item_mlp(torch.cat(parts, dim=1)), dim=1), carry)
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.ebc(batch.kjt).to_dict()
         n = batch.n_user_rows
-        users = self.user_tower({k: v[:n] for k, v in pooled.items()}) if n else None
-        items = self.item_tower({k: v[n:] for k, v in pooled.items()}, keep_id=batch.keep_id, text=batch.text) \
-            if batch.item_ids.numel() else None
+        users = self.user_tower({k: v[:n] for k, v in pooled.items()}, carry=batch.carry_user) if n else None
+        items = self.item_tower({k: v[n:] for k, v in pooled.items()}, keep_id=batch.keep_id, text=batch.text,
+                                carry=batch.carry_item) if batch.item_ids.numel() else None
         return users, items  # type: ignore[return-value]

@@ -112,7 +112,7 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
                       device=torch.device("meta"))
     objective = StudentObjective(cfg=cfg, towers=towers,
                                  teacher_dim=0 if data.teacher is None else data.teacher.shape[1],
-                                 teacher_scale=data.teacher_scale)
+                                 teacher_scale=data.teacher_scale, n_items=data.feats.n_items)
     dmp, plan = shard_model(model=objective, cfg=cfg, device=device, batch_size=cfg.batch_size // world)
     dense_opt = torch.optim.AdamW(list(dense_parameters(dmp).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     last, best_path = checkpoint_path(out_dir, kind="last", rank=rank), checkpoint_path(out_dir, kind="best", rank=rank)

@@ -27,6 +27,22 @@ def test_embedded_beauty_counts_through_the_stage(tmp_path: Path) -> None:
     assert counts["train"] == 198_502 - 2 * 22_363
 
 
+def test_embedded_toys_counts_through_the_stage(tmp_path: Path) -> None:
+    counts = stage.run(DataConfig(source="toys"), RunDir(tmp_path))
+    assert (counts["users"], counts["items"], counts["kept"]) == (19_412, 11_924, 167_597)
+    assert counts["read"] == 167_597 and counts["quarantined"] == 0
+    assert counts["valid"] == counts["test"] == 19_412
+    assert counts["train"] == 167_597 - 2 * 19_412
+
+
+def test_embedded_toys_items_are_clean() -> None:
+    items = load_source(DataConfig(source="toys")).items
+    assert items.height == 11_924 and items["title"].null_count() == 0
+    assert not items["title"].str.contains("&amp;|&quot;|&#39;").any()  # HTML entities unescaped
+    assert items["categories"].list.len().gt(0).sum() == 11_924 - 345  # 345 items sit in the root only
+    assert not items["categories"].list.contains("Toys & Games").any()  # the shared root is dropped
+
+
 @pytest.fixture(scope="module")
 def uci() -> object:
     return load_source(DataConfig(source="uci"))

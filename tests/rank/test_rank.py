@@ -86,8 +86,15 @@ def test_stage_writes_text_model_and_reranked(run_dir):
     assert set(rr["user"].unique()) == set(t.test["user"].unique())  # every test user kept
     imp = json.loads((out / "feature_importance.json").read_text())
     assert imp["importance_type"] == "gain" and set(imp["features"]) == set(rep["features"])
-    _, _, ft = _frames(run_dir)
-    again = rerank(load_model(layout=run_dir.layout), ft)
+    t = load_tables(run_dir.layout)
+    ct, _ = rank_stage.candidates(run_dir.root, RankConfig(n_estimators=50), tables=t, split="test")
+    assert {"s_rank", "t_rank", "s_score", "t_score", "n_sources"} <= set(rep["features"])  # student + teacher
+    assert ct["s_rank"].max() == ct["t_rank"].max() == 50  # absent from a list = the sentinel depth, not 0
+    gate = rep["gate"]
+    assert gate["served"] in {"union_rerank", "student_kd_ann", "teacher_adapted"}
+    assert set(gate["valid"]) == {"union_rerank", "student_kd_ann", "teacher_adapted"}  # no ALS in this run
+    assert run_dir.manifest()["served"]["row"] == gate["served"]
+    again = rerank(load_model(layout=run_dir.layout), build_features(ct, tables=t, split="test"))
     np.testing.assert_allclose(again.sort("user", "item")["score"].to_numpy(),
                                rr.sort("user", "item")["score"].to_numpy(), rtol=1e-6)
     rec = run_dir.stage_record("rank")

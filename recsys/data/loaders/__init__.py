@@ -15,6 +15,10 @@ def load_source(cfg: DataConfig) -> Loaded:
         from recsys.data.loaders.beauty import load_beauty
 
         return load_beauty()
+    if cfg.source == "toys":
+        from recsys.data.loaders.toys import load_toys
+
+        return load_toys()
     if cfg.source == "synthetic":
         from recsys.data.synthetic import make_shop
 

@@ -1,0 +1,54 @@
+"""Candidate union over several retrievers and the serving gate, on tiny literal data."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from recsys.rank.candidates import Source, exact_topk, source_lists, union
+from recsys.rank.gate import decide
+
+# 2 users x 4 items in 1-d: user 0 likes high item values, user 1 low ones
+ITEMS = np.array([[1.0], [2.0], [3.0], [4.0]], np.float32)
+USERS = np.array([[1.0], [-1.0]], np.float32)
+HIST = pl.DataFrame({"user": [0, 1], "item": [3, 0]}, schema={"user": pl.Int32, "item": pl.Int32})
+
+
+def test_exact_topk_excludes_history_and_ranks_by_score() -> None:
+    got = exact_topk(users=USERS, items=ITEMS, query=np.array([0, 1]), history=HIST, k=2)
+    want = pl.DataFrame({"user": [0, 0, 1, 1], "item": [2, 1, 1, 2], "score": [3.0, 2.0, -2.0, -3.0],
+                         "rank": [0, 1, 0, 1]},
+                        schema={"user": pl.Int32, "item": pl.Int32, "score": pl.Float32, "rank": pl.Int32})
+    assert_frame_equal(got, want)
+
+
+def test_union_keeps_a_ready_made_list_and_merges_rows_found_twice() -> None:
+    ready = pl.DataFrame({"user": [0, 0], "item": [0, 2], "score": [9.0, 8.0], "rank": [0, 1]})  # cut to depth 1
+    s = Source("s", USERS, ITEMS, lists=ready)
+    a = Source("a", -USERS, ITEMS)  # user 0's top-1 unseen by -x: item 0 (-1)
+    u = union(source_lists([s, a], query=np.array([0]), history=HIST, depth=1), sources=[s, a], depth=1)
+    want = pl.DataFrame({"user": [0], "item": [0], "s_rank": [0], "a_rank": [0], "n_sources": [2],
+                         "s_score": [1.0], "a_score": [-1.0]},  # exact dot products, not the list's 9.0
+                        schema={"user": pl.Int32, "item": pl.Int32, "s_rank": pl.Int32, "a_rank": pl.Int32,
+                                "n_sources": pl.Int8, "s_score": pl.Float32, "a_score": pl.Float32})
+    assert_frame_equal(u, want)
+
+
+def test_union_sentinel_rank_for_an_item_only_one_source_found() -> None:
+    s = Source("s", USERS, ITEMS)  # user 1 top-1 unseen: item 1 (-2)
+    a = Source("a", -USERS, ITEMS)  # user 1 top-1 unseen: item 3 (4)
+    u = union(source_lists([s, a], query=np.array([1]), history=HIST, depth=1), sources=[s, a], depth=1)
+    assert u.select("item", "s_rank", "a_rank", "n_sources", "s_score", "a_score").rows() == [
+        (1, 0, 1, 1, -2.0, 2.0), (3, 1, 0, 1, -4.0, 4.0)]
+
+
+def test_gate_serves_the_ranker_only_above_the_margin() -> None:
+    d = decide({"union_rerank": 0.0612, "als": 0.05, "teacher_adapted": 0.06}, ranker="union_rerank", margin=0.02)
+    assert (d.served, d.best_single) == ("union_rerank", "teacher_adapted")  # 0.0612 >= 1.02 * 0.06
+    d = decide({"union_rerank": 0.0611, "als": 0.05, "teacher_adapted": 0.06}, ranker="union_rerank", margin=0.02)
+    assert d.served == "teacher_adapted" and "serving teacher_adapted" in d.reason
+    assert decide({"als": 0.05}, ranker="union_rerank", margin=0.0).served == "als"  # no ranker figure
+    with pytest.raises(ValueError, match="single retriever"):
+        decide({"union_rerank": 0.1}, ranker="union_rerank", margin=0.0)
