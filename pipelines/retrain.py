@@ -23,9 +23,9 @@ from typing import Any
 from pipelines.common import (UsageError, add_common_args, check_out_dir, command_main, default_config_path, load_config,
                               quiet_third_party, setup_logging, step)
 from pipelines.config import RetrainConfig
-from recsys.artifacts import RunDir, hash_obj, versions
+from recsys.artifacts import RunDir, versions
 from recsys.contracts import student as S
-from recsys.publish import store
+from recsys.publish import request, store
 from recsys.publish.config import GateConfig, PublishConfig
 from recsys.student.config import StudentConfig
 
@@ -57,32 +57,11 @@ def student_config(cfg: RetrainConfig, parent: RunDir | None) -> tuple[StudentCo
 
 
 def batch_key(cfg: RetrainConfig) -> str:
-    """The new logs' fingerprint + the config that shapes the model (gate and keep do not)."""
+    """The new logs' fingerprint (the data stage's) + the config that shapes the model (gate and keep do not)."""
     from recsys.data.stage import input_key
 
     logs = input_key(dataclasses.replace(cfg.data, path=cfg.logs or cfg.data.path))
-    return hash_obj({"logs": logs, "cfg": dataclasses.replace(cfg, publish=PublishConfig(), gate=GateConfig())})
-
-
-def request_key(cfg: RetrainConfig, parent: RunDir | None, base: RunDir | None = None) -> str:
-    """Identity of one retrain: the parent version (name + outputs), the tables it appends to and the batch."""
-    par = None if parent is None else [parent.root.name, {s: parent.output_hash(s) for s in ("data", "teacher")}]
-    carried = None if base is None else [base.root.name, base.output_hash("data")]
-    return hash_obj({"parent": par, "batch": batch_key(cfg), "v": 1, **({"carried": carried} if carried else {})})
-
-
-def data_base(cfg: RetrainConfig, root: Path, parent: RunDir | None) -> tuple[RunDir | None, list[str]]:
-    """The tables a new batch is appended to: the newest refused candidate built on the published version
-    (so its logs are kept) when ``carry_refused``, else the published version's (None). Returns (that run,
-    the refused versions whose batches it holds, oldest first)."""
-    if parent is None or not cfg.carry_refused:
-        return None, []
-    name = store.latest_refused(root, parent=parent.root.name)
-    if name is None:
-        return None, []
-    base = RunDir(root / store.REJECTED / name)
-    carried = [*base.manifest().get("retrain", {}).get("carried", []), name]
-    return base, carried
+    return request.batch_key(logs=logs, config=dataclasses.replace(cfg, publish=PublishConfig(), gate=GateConfig()))
 
 
 def refreshed_variant(cfg: RetrainConfig) -> str:
@@ -182,13 +161,13 @@ def retrain(cfg: RetrainConfig, root: Path, *, force: bool = False, accept: bool
             raise UsageError(f"{root} already has version {cur}; pass the new batch: logs=PATH")
         if parent is not None and parent.manifest().get("retrain", {}).get("batch") == batch_key(cfg):
             return "up_to_date", {"version": cur, "current": cur}  # these logs are what is served now
-        base, carried = data_base(cfg, root, parent)
+        base, carried = request.data_base(root, parent=parent, carry_refused=cfg.carry_refused)
         if carried:
             log.info("data: appending to refused candidate %s, which holds the refused batches of %s (the gate "
                      "refused their models, not their logs; retrain.carry_refused=false drops them)",
                      base.root.name if base else None, ", ".join(carried))
-        request = request_key(cfg, parent, base)
-        found = store.find_request(root, request)
+        key = request.request_key(parent=parent, batch=batch_key(cfg), base=base)
+        found = store.find_request(root, key)
         if found and found[0] == store.REJECTED:
             return "refused", store.read_manifest(found[1]).get("rejected", {})
         if found and found[0] == store.VERSIONS:
@@ -204,7 +183,7 @@ def retrain(cfg: RetrainConfig, root: Path, *, force: bool = False, accept: bool
             for gone in store.discard_work(root):
                 log.info("discarded abandoned candidate work/%s", gone)
             work = store.new_work(root)
-            work.update_manifest(retrain={"request": request, "batch": batch_key(cfg), "parent": cur, "logs": cfg.logs,
+            work.update_manifest(retrain={"request": key, "batch": batch_key(cfg), "parent": cur, "logs": cfg.logs,
                                           "carried": carried,
                                           "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
                                  config=cfg, versions=versions())
