@@ -47,10 +47,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     data_stage.run(DataConfig(source="synthetic", synthetic_users=120, synthetic_items=60), rd)
     write_stand_in_run(rd.root)
     index_stage.run(IndexConfig(kind="flat", k=30, tradeoff=False), rd)
-    rank_stage.run(RankConfig(n_estimators=20), rd)
     baselines_stage.run(BaselinesConfig(als_factors=4, als_iterations=2), rd)
-    rec = Recommender.load(rd.root)  # the intact run loads and uses the teacher features
-    assert rec.ranker is not None and rec.teacher is not None
+    rank_stage.run(RankConfig(n_estimators=20), rd)
+    rec = Recommender.load(rd.root)  # the intact run loads and uses the teacher features and every source
+    assert rec.ranker is not None and rec.teacher is not None and len(rec.sources) == 3
     return rd
 
 
@@ -93,6 +93,8 @@ SERVED: dict[str, Callable[[Layout], Path]] = {
     "ranker": lambda L: L.ranker_model, "teacher_items": lambda L: L.teacher_items,
     "teacher_users": lambda L: L.teacher_users, "topk_valid": lambda L: L.teacher_topk("valid"),
     "topk_test": lambda L: L.teacher_topk("test"),
+    "candidates_test": lambda L: L.candidates("test"),  # the ranker's union reads the sources' test lists
+    "als_users_test": lambda L: L.als_users("test"), "als_items_test": lambda L: L.als_items("test"),
 }
 
 
