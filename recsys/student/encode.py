@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.distributed as dist
-
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from recsys.student.batches import ITEM_KEYS, USER_KEYS, Histories, ItemFeatures, make_batch
