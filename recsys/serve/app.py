@@ -177,10 +177,10 @@ def create_app(*, holder: Holder, keys: list[str] | None, cfg: ServeConfig | Non
     def _recommend(req: RecommendRequest, srv: Served) -> RecommendResponse:
         rec = srv.rec
         if req.user_ids is not None:
-            df = rec.recommend(req.user_ids, k=req.k, exclude_seen=req.exclude_seen, on_unknown="popular")
+            users = list(dict.fromkeys(req.user_ids))  # a repeated id is answered once
+            df = rec.recommend(users, k=req.k, exclude_seen=req.exclude_seen, on_unknown="popular")
             fb = dict(zip(df["user_id"].to_list(), df["fallback"].to_list())) if "fallback" in df.columns else {}
             items = _items(df, "user_id")
-            users = list(dict.fromkeys(req.user_ids))
             results = [UserResult(user_id=u, fallback=bool(fb.get(u, False)), items=items.get(u, [])) for u in users]
             n_fb = sum(r.fallback for r in results)
             ignored = None
@@ -207,11 +207,11 @@ def create_app(*, holder: Holder, keys: list[str] | None, cfg: ServeConfig | Non
         return await anyio.to_thread.run_sync(_similar, req, served())
 
     def _similar(req: SimilarRequest, srv: Served) -> SimilarResponse:
-        df = srv.rec.similar_items(req.item_ids, k=req.k, on_unknown="popular")
+        wanted = list(dict.fromkeys(req.item_ids))  # a repeated id is answered once
+        df = srv.rec.similar_items(wanted, k=req.k, on_unknown="popular")
         fb = dict(zip(df["item_id"].to_list(), df["fallback"].to_list()))
         items = _items(df, "item_id")
-        results = [ItemResult(item_id=i, fallback=bool(fb.get(i, False)), items=items.get(i, []))
-                   for i in dict.fromkeys(req.item_ids)]
+        results = [ItemResult(item_id=i, fallback=bool(fb.get(i, False)), items=items.get(i, [])) for i in wanted]
         n_fb = sum(r.fallback for r in results)
         if n_fb:
             metrics.fallbacks.labels(route="/v1/similar").inc(n_fb)

@@ -77,7 +77,10 @@ class Holder:
         """Load the target if it differs from what is served (and did not fail already); True on a swap."""
         target = self.target()
         cur = self.current
-        if target is None or (cur is not None and target == cur.version) or target == self._failed:
+        if target is None:
+            self.last_error = f"nothing is published under {self.path} yet (no '{store.CURRENT}' link)"
+            return False
+        if (cur is not None and target == cur.version) or target == self._failed:
             return False
         try:
             new = load_version(self.path, cfg=self.cfg)
