@@ -98,7 +98,7 @@ def test_too_many_ids_and_oversized_bodies(service) -> None:
 def test_answers_are_the_recommenders(service, roots) -> None:
     from recsys.api import Recommender
 
-    client, holder = service
+    client, _ = service
     rec = Recommender.load(roots["two"] / "current")
     users, items = ids(roots["two"])
     r = client.post("/v1/recommend", json={"user_ids": [users[3], "nobody", users[3]], "k": 5}, headers=auth())
