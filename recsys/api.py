@@ -75,6 +75,10 @@ class Recommender:
         counts = np.bincount(self._history["item"].to_numpy(), minlength=tables.n_items)
         self._popular = np.argsort(-counts, kind="stable")
         self._pop_score = counts / max(1, counts.sum())
+        seen = self._history.select("user", "item").unique().sort("user", "item")
+        self._seen_ptr = np.zeros(tables.n_users + 1, dtype=np.int64)  # CSR of each user's seen items
+        np.cumsum(np.bincount(seen["user"].to_numpy(), minlength=tables.n_users), out=self._seen_ptr[1:])
+        self._seen_idx = seen["item"].to_numpy().astype(np.int64)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], *, variant: str = "student_kd", use_ranker: bool = True,
@@ -144,7 +148,8 @@ class Recommender:
                            "pass on_unknown='popular' for a popularity fallback")
         known = [u for u in user_ids if u in self._user_row]
         rows = np.array([self._user_row[u] for u in known], dtype=np.int64)
-        seen = Seen.from_frame(self._history, rows) if exclude_seen else None
+        seen = Seen.from_lists([self._seen_idx[self._seen_ptr[r]:self._seen_ptr[r + 1]] for r in rows]) \
+            if exclude_seen else None
         depth = max(k, self.depth) if self.ranker is not None else k
         s, i = self.index.search(self.user_vectors[rows], k=depth, exclude=seen)
         keep = (i >= 0).ravel()
@@ -181,7 +186,7 @@ class Recommender:
             chosen = next((p for p, row in SOURCE_ROWS.values() if row == self.served), "s")
             return lists.get(chosen, cands)
         f = build_features(union(lists, sources=sources, depth=max(k, self.union_depth)), tables=self.tables, split="test")
-        return rerank(self.ranker, f)
+        return rerank(self.ranker, f, num_threads=1 if f.height <= 5000 else 0)  # a request's rows: 1 thread
 
     def _named(self, df: pl.DataFrame) -> pl.DataFrame:
         users = self.tables.users.select(pl.col("user").cast(pl.Int32), "user_id")
