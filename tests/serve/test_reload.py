@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import polars as pl
-from conftest import auth, make_app, running
 from prometheus_client.parser import text_string_to_metric_families
+from serve_helpers import auth, make_app, running
 
 from recsys.artifacts import RunDir
 from recsys.publish import store

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
-from conftest import KEY, auth, make_app, running
+from serve_helpers import KEY, auth, make_app, running
 
 
 @pytest.fixture(scope="module")
