@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -138,8 +139,18 @@ def _items(df: pl.DataFrame, id_col: str) -> dict[str | None, list[Item]]:
     return out
 
 
+def one_thread_per_request() -> None:
+    """Concurrent requests are the parallelism: each request's faiss / torch / OpenMP work runs on one thread
+    (default: every core per request, which on 2 cores and 8 clients oversubscribes the CPU several times).
+    Set OMP_NUM_THREADS yourself to override."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if "torch" in sys.modules:  # imported already: the env var is read only at its first parallel region
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 def create_app(*, holder: Holder, keys: list[str] | None, cfg: ServeConfig | None = None) -> Any:
-    """The ASGI app over ``holder`` (started on startup, stopped on shutdown). ``keys=None``: no auth."""
+    """The ASGI app over ``holder`` (started on startup, stopped on shutdown). ``keys=None``: no auth.
+    A serving process calls ``one_thread_per_request()`` first (the command and ``factory`` do)."""
     cfg = cfg or holder.cfg
     metrics = holder.metrics
 
@@ -246,6 +257,7 @@ def factory() -> Any:
     version itself). Reads RECSYS_SERVE_ROOT, RECSYS_SERVE_KEYS_FILE / RECSYS_API_KEYS, RECSYS_SERVE_NO_AUTH=1."""
     from recsys.serve.auth import ENV, load_keys
 
+    one_thread_per_request()
     root = os.environ.get(ROOT_ENV)
     if not root:
         raise SystemExit(f"error: set {ROOT_ENV} to a run directory or retrain root")

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from recsys.serve.app import create_app
+        from recsys.serve.app import create_app, one_thread_per_request
         from recsys.serve.auth import ENV, AuthError, load_keys
         from recsys.serve.metrics import ServeMetrics
         from recsys.serve.reload import Holder
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             keys = load_keys(keys_file=args.api_keys_file, env=os.environ.get(ENV))
         except AuthError as e:
             raise ServeError(str(e)) from None
+    one_thread_per_request()
     cfg = ServeConfig(variant=args.variant, use_ranker=not args.no_ranker, max_k=args.max_k, max_ids=args.max_ids,
                       reload_interval_s=args.reload_interval)
     app = create_app(holder=Holder(args.out, cfg=cfg, metrics=ServeMetrics()), keys=keys, cfg=cfg)
