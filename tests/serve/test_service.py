@@ -171,3 +171,11 @@ def test_metrics_parse_as_prometheus_text(service, roots) -> None:
     assert value("recsys_version_load_seconds", "recsys_version_load_seconds") > 0
     assert value("recsys_fallbacks", "recsys_fallbacks_total", route="/v1/recommend") >= 1
     assert value("recsys_reloads", "recsys_reloads_total", outcome="ok") == 1
+
+
+def test_no_auth_serves_without_a_key(roots) -> None:
+    app, _ = make_app(roots["two"], keys=None)
+    _, items = ids(roots["two"])
+    with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        r = client.post("/v1/similar", json={"item_ids": items[:1], "k": 3})
+        assert r.status_code == 200 and len(r.json()["results"][0]["items"]) == 3
