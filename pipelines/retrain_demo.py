@@ -247,7 +247,7 @@ def render(results: list[dict[str, Any]], *, seconds: float) -> str:
              "the new week; full ranking, history excluded). `publ` = the published model re-applied to this "
              "week's histories without training (the gate's baseline); `served` = its vectors as served before "
              "the week. Changes are relative NDCG@10 with a 95 % paired-bootstrap interval over the test users. "
-             "`drift` (vs the published version as served, `gate.json` → drift): share of users whose top-10 "
+             "`drift` (vs the published version as served, the gate record's `drift`): share of users whose top-10 "
              "changed · mean top-10 overlap · catalogue coverage publ → incr.", ""]
     for r in results:
         lines += [f"## {r['dataset']} (root `{r['root']}`)", "",

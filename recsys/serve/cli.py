@@ -73,9 +73,15 @@ def run(args: argparse.Namespace) -> int:
             keys = load_keys(keys_file=args.api_keys_file, env=os.environ.get(ENV))
         except AuthError as e:
             raise ServeError(str(e)) from None
-    one_thread_per_request()
     cfg = ServeConfig(variant=args.variant, use_ranker=not args.no_ranker, max_k=args.max_k, max_ids=args.max_ids,
                       reload_interval_s=args.reload_interval)
+    from recsys.config import ConfigError, check_ranges
+
+    try:
+        check_ranges(cfg)
+    except ConfigError as e:
+        raise ServeError(f"{e} (--max-k, --max-ids, --reload-interval)") from None
+    one_thread_per_request()
     app = create_app(holder=Holder(args.out, cfg=cfg, metrics=ServeMetrics()), keys=keys, cfg=cfg)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.artifacts import RunDir
-from recsys.publish import store
+from recsys.publish.store import CURRENT, VERSIONS, current_name, load_current, verify_all
 from recsys.serve.config import ServeConfig
 from recsys.serve.metrics import ServeMetrics
 
@@ -37,7 +37,7 @@ class Served:
 
 def is_root(path: Path) -> bool:
     """A retrain root (``versions/`` + ``current``) rather than one run directory."""
-    return (path / store.CURRENT).is_symlink() or (path / store.VERSIONS).is_dir()
+    return (path / CURRENT).is_symlink() or (path / VERSIONS).is_dir()
 
 
 def load_version(path: Path, *, cfg: ServeConfig) -> Served:
@@ -49,10 +49,10 @@ def load_version(path: Path, *, cfg: ServeConfig) -> Served:
     t0 = time.perf_counter()
     required = ("data", f"student/{cfg.variant}", "index")
     if is_root(path):
-        rd = store.load_current(path, required=required)  # resolved: a later switch does not move it
+        rd = load_current(path, required=required)  # resolved: a later switch does not move it
     else:
         rd = RunDir(path.resolve())
-        store.verify_all(rd, required=required)
+        verify_all(rd, required=required)
     rec = Recommender.load(rd.root, variant=cfg.variant, use_ranker=cfg.use_ranker)
     return Served(version=rd.root.name, rec=rec, path=rd.root, load_seconds=time.perf_counter() - t0,
                   loaded_at=time.time())
@@ -71,14 +71,14 @@ class Holder:
 
     def target(self) -> str | None:
         """The version ``current`` names now (a run directory: its own name)."""
-        return store.current_name(self.path) if is_root(self.path) else self.path.resolve().name
+        return current_name(self.path) if is_root(self.path) else self.path.resolve().name
 
     def refresh(self) -> bool:
         """Load the target if it differs from what is served (and did not fail already); True on a swap."""
         target = self.target()
         cur = self.current
         if target is None:
-            self.last_error = f"nothing is published under {self.path} yet (no '{store.CURRENT}' link)"
+            self.last_error = f"nothing is published under {self.path} yet (no '{CURRENT}' link)"
             return False
         if (cur is not None and target == cur.version) or target == self._failed:
             return False

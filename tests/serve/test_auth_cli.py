@@ -49,3 +49,15 @@ def test_the_command_serves_on_loopback_by_default() -> None:
 
     args = build_parser().parse_args(["-o", "x"])
     assert args.host == "127.0.0.1" and args.port == 8000 and not args.no_auth
+
+
+def test_recsys_serve_is_a_registered_command(tmp_path: Path, monkeypatch, capsys) -> None:
+    from pipelines.cli import main as recsys
+
+    monkeypatch.delenv("RECSYS_API_KEYS", raising=False)
+    assert recsys(["serve", "-o", str(tmp_path)]) == 2
+    out = capsys.readouterr()
+    assert "no API keys" in out.out + out.err
+    assert recsys(["serve", "-o", str(tmp_path), "--no-auth", "--max-k", "0"]) == 2
+    out = capsys.readouterr()
+    assert "max_k" in out.out + out.err
