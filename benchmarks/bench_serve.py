@@ -130,7 +130,8 @@ async def load(url: str, *, users: list[str], clients: int, seconds: float, warm
     ms = np.array(lat) * 1e3 if lat else np.array([np.nan])
     return {"requests": len(lat), "qps": round(len(lat) / seconds, 1), "failed": len(failed),
             "p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
-            "p99_ms": round(float(np.percentile(ms, 99)), 2), "versions": versions, "failures": failed[:5]}
+            "p99_ms": round(float(np.percentile(ms, 99)), 2),
+            "versions": ", ".join(f"{v}: {n}" for v, n in versions.items()), "failures": failed[:5]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                     r = asyncio.run(load(url, users=users, clients=c, seconds=args.seconds))
                     what = "with ranker" if ranker else "retrieval only"
                     rows.append({"name": f"QPS, {what}, {c} concurrent clients", "value": r["qps"], "unit": "req/s",
-                                 "clients": c, "ranker": ranker, **r})
+                                 "clients": c, "ranker": "LightGBM" if ranker else "none", **r})
                     print(rows[-1], flush=True)
                 if ranker and next_ is not None:
                     def publish() -> None:
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                                          during=publish))
                     rows.append({"name": "failed requests during a hot reload (with ranker, 8 clients)",
                                  "value": r["failed"], "unit": "requests", "target": "0", "met": r["failed"] == 0,
-                                 "clients": 8, "ranker": True, **r})
+                                 "clients": 8, "ranker": "LightGBM", **r})
                     print(rows[-1], flush=True)
             finally:
                 proc.terminate()
