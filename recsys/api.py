@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +80,9 @@ class Recommender:
         self._seen_ptr = np.zeros(tables.n_users + 1, dtype=np.int64)  # CSR of each user's seen items
         np.cumsum(np.bincount(seen["user"].to_numpy(), minlength=tables.n_users), out=self._seen_ptr[1:])
         self._seen_idx = seen["item"].to_numpy().astype(np.int64)
+        # one LightGBM predict at a time: a shared Booster's predictor set-up races across threads
+        # (LightGBM issue #6142); its C API serialises the prediction itself anyway
+        self._ranker_lock = threading.Lock()
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], *, variant: str = "student_kd", use_ranker: bool = True,
@@ -186,7 +190,8 @@ class Recommender:
             chosen = next((p for p, row in SOURCE_ROWS.values() if row == self.served), "s")
             return lists.get(chosen, cands)
         f = build_features(union(lists, sources=sources, depth=max(k, self.union_depth)), tables=self.tables, split="test")
-        return rerank(self.ranker, f, num_threads=1 if f.height <= 5000 else 0)  # a request's rows: 1 thread
+        with self._ranker_lock:
+            return rerank(self.ranker, f, num_threads=1 if f.height <= 5000 else 0)  # a request's rows: 1 thread
 
     def _named(self, df: pl.DataFrame) -> pl.DataFrame:
         users = self.tables.users.select(pl.col("user").cast(pl.Int32), "user_id")
