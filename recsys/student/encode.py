@@ -95,4 +95,7 @@ def user_tower(*, towers: TwoTower, feats: ItemFeatures, cfg: StudentConfig) -> 
     return UserTower(t_item=tabs["hist_item"], t_brand=tabs["hist_brand"], t_cat=tabs["hist_cat"],
                      item_brand=feats.brand.astype(np.int64), cat_ptr=feats.cat_ptr.astype(np.int64),
                      cat_vals=feats.cat_vals.astype(np.int64), layers=layers, history_len=cfg.history_len,
-                     recent_len=cfg.recent_len, user_id_dim=cfg.user_id_dim)
+                     recent_len=cfg.recent_len, user_id_dim=cfg.user_id_dim,
+                     carry=feats.carry.astype(np.float32) if towers.carry_dim and feats.carry is not None else None,
+                     teacher_carry=cfg.teacher_carry if towers.carry_dim else 0.0, carry_last_n=feats.carry_last_n,
+                     carry_decay=feats.carry_decay)

@@ -9,7 +9,10 @@ brand and category rows, the user MLP's weights and the bag lengths. ``UserTower
     mean(t_item[last history_len]) ‖ mean(t_item[last recent_len]) ‖ mean(t_brand[their brands]) ‖
     mean(t_cat[their category prefixes]) [‖ 0 for the user-id table]  -> Linear-ReLU-...-Linear -> L2 norm
 
-An empty bag pools to zeros, as TorchRec's MEAN pooling does. With ``user_id_dim > 0`` an anonymous
+With teacher carry (``student.teacher_carry = a > 0``) the output is ``[sqrt(a) t, sqrt(1 - a) r]``: ``r`` the
+vector above, ``t`` the L2-normed sum of ``decay**age * carry[item]`` over the last ``carry_last_n`` history items
+(the adapted teacher's item vectors, exported with the tower). An empty bag pools to zeros, as TorchRec's MEAN
+pooling does. With ``user_id_dim > 0`` an anonymous
 user has no id row: that part is zeros (what the torch tower gives a user with an empty id bag).
 Tested to equal the torch tower's exported user vectors (tests/student/test_distributed.py).
 """
@@ -43,6 +46,10 @@ class UserTower:
     history_len: int
     recent_len: int
     user_id_dim: int
+    carry: np.ndarray | None = None  # (N, Dt) f32 L2-normed teacher item vectors (teacher carry), or None
+    teacher_carry: float = 0.0
+    carry_last_n: int = 20
+    carry_decay: float = 0.5
 
     @property
     def n_items(self) -> int:
@@ -50,7 +57,7 @@ class UserTower:
 
     @property
     def dim(self) -> int:
-        return int(self.layers[-1][0].shape[0])
+        return int(self.layers[-1][0].shape[0]) + (0 if self.carry is None else int(self.carry.shape[1]))
 
     def encode(self, histories: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
         """Item rows per user, oldest first -> (B, d) float32 L2-normalised user vectors."""
@@ -60,8 +67,21 @@ class UserTower:
             x = x @ w.T + b
             if j < len(self.layers) - 1:
                 x = np.maximum(x, 0.0)
-        norm = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # F.normalize's eps
-        return (x / norm).astype(np.float32)
+        x = _normalize(x)
+        if self.carry is None:
+            return x
+        t = _normalize(np.stack([self._teacher(np.asarray(h, dtype=np.int64)) for h in histories]))
+        a = self.teacher_carry
+        return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
+
+    def _teacher(self, hist: np.ndarray) -> np.ndarray:
+        """sum of decay**age * carry[item] over the last carry_last_n items (age 0 = most recent)."""
+        assert self.carry is not None
+        h = hist[max(0, len(hist) - self.carry_last_n):]
+        if not len(h):
+            return np.zeros(self.carry.shape[1], np.float32)
+        w = (self.carry_decay ** np.arange(len(h) - 1, -1, -1)).astype(np.float32)
+        return (w[:, None] * self.carry[h]).sum(axis=0)
 
     def _features(self, hist: np.ndarray) -> np.ndarray:
         if hist.size and (hist.min() < 0 or hist.max() >= self.n_items):
@@ -78,6 +98,10 @@ class UserTower:
         return np.concatenate(parts)
 
 
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)  # F.normalize
+
+
 def _mean(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return table[rows].mean(axis=0) if len(rows) else np.zeros(table.shape[1], np.float32)
 
@@ -88,7 +112,11 @@ def to_tensors(tower: UserTower) -> tuple[dict[str, np.ndarray], dict[str, str]]
     for j, (w, b) in enumerate(tower.layers):
         tensors[f"mlp.{j}.weight"], tensors[f"mlp.{j}.bias"] = w, b
     meta = {"format": FORMAT, "history_len": str(tower.history_len), "recent_len": str(tower.recent_len),
-            "user_id_dim": str(tower.user_id_dim), "layers": str(len(tower.layers))}
+            "user_id_dim": str(tower.user_id_dim), "layers": str(len(tower.layers)),
+            "teacher_carry": repr(tower.teacher_carry), "carry_last_n": str(tower.carry_last_n),
+            "carry_decay": repr(tower.carry_decay)}
+    if tower.carry is not None:
+        tensors["carry"] = tower.carry
     return tensors, meta
 
 
@@ -104,7 +132,10 @@ def from_tensors(t: dict[str, np.ndarray], meta: dict[str, str], *, path: Path) 
         tower = UserTower(t_item=t["t_item"], t_brand=t["t_brand"], t_cat=t["t_cat"], item_brand=t["item_brand"],
                           cat_ptr=t["cat_ptr"], cat_vals=t["cat_vals"], layers=layers,
                           history_len=int(meta["history_len"]), recent_len=int(meta["recent_len"]),
-                          user_id_dim=int(meta["user_id_dim"]))
+                          user_id_dim=int(meta["user_id_dim"]), carry=t.get("carry"),
+                          teacher_carry=float(meta.get("teacher_carry", "0")),
+                          carry_last_n=int(meta.get("carry_last_n", "20")),
+                          carry_decay=float(meta.get("carry_decay", "0.5")))
     except (KeyError, ValueError) as e:
         raise problem(path, f"missing or unreadable entry {e}", fix) from None
     width = tower.t_item.shape[1] * 2 + tower.t_brand.shape[1] + tower.t_cat.shape[1] + tower.user_id_dim
@@ -114,7 +145,9 @@ def from_tensors(t: dict[str, np.ndarray], meta: dict[str, str], *, path: Path) 
     if not layers or bad or tower.item_brand.shape != (n_items,) or tower.cat_ptr.shape != (n_items + 1,) \
             or tower.item_brand.max(initial=-1) >= tower.t_brand.shape[0] \
             or (tower.cat_vals.size and (tower.cat_vals.max() >= tower.t_cat.shape[0] or tower.cat_vals.min() < 0)) \
-            or tower.cat_ptr[-1] != tower.cat_vals.size:
+            or tower.cat_ptr[-1] != tower.cat_vals.size \
+            or (tower.carry is not None and (tower.carry.ndim != 2 or tower.carry.shape[0] != n_items)) \
+            or not 0.0 <= tower.teacher_carry < 1.0 or (tower.teacher_carry > 0) != (tower.carry is not None):
         raise problem(path, f"inconsistent shapes (MLP layers {bad or 'none'} off, {n_items} item rows)", fix)
     return tower
 

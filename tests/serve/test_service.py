@@ -126,6 +126,7 @@ def test_an_anonymous_history_gets_the_known_users_retrieval(service, roots) -> 
 
     client, _ = service
     rec = Recommender.load(roots["two"] / "current", use_ranker=False)
+    assert rec.user_tower.carry is not None and rec.user_tower.teacher_carry > 0  # the teacher-carry path too
     hist = rec.tables.history("test").join(rec.tables.users, on="user").join(
         rec.tables.items.select("item", "item_id"), on="item").sort("user", "pos")
     per_user = hist.group_by("user_id", maintain_order=True).agg("item_id")

@@ -15,7 +15,10 @@ from recsys.student.config import StudentConfig
 from recsys.student.stage import run
 
 TINY = {"dim": 16, "item_id_dim": 16, "brand_dim": 8, "category_dim": 8, "mlp": (32,), "batch_size": 64,
-        "epochs": 3, "patience": 5, "rank_users_per_step": 16, "rank_k": 10, "eval_batch_size": 256}
+        "epochs": 3, "patience": 5, "rank_users_per_step": 16, "rank_k": 10, "eval_batch_size": 256,
+        # the stand-in teacher is random vectors: carrying it (the default teacher_carry=0.5) is noise that pulled
+        # valid NDCG@10 under this test's 0.1 floor; the carry path of the numpy tower is checked in tests/serve
+        "teacher_carry": 0.0}
 
 
 def assert_numpy_tower_matches(rd: RunDir, variant: str = "student_kd") -> None:
@@ -57,11 +60,12 @@ def test_two_process_dmp_matches_one_process(tiny_run: RunDir, tmp_path: Path) -
     out = rd2.layout.stage_dir("student") / "student_kd"
     tables = json.loads(rd2.layout.manifest.read_text())["stages"]["data"]["counts"]
     n_items, n_users = tables["items"], tables["users"]
-    assert np.load(out / "item_vectors.npy").shape == (n_items, 16)
-    assert np.load(out / "user_vectors_valid.npy").shape == (n_users, 16)
-    assert np.load(out / "user_vectors_test.npy").shape == (n_users, 16)
+    d = 16
+    assert np.load(out / "item_vectors.npy").shape == (n_items, d)
+    assert np.load(out / "user_vectors_valid.npy").shape == (n_users, d)
+    assert np.load(out / "user_vectors_test.npy").shape == (n_users, d)
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["metric"] == "ip" and meta["dim"] == 16 and meta["plan"]["world_size"] == 2
+    assert meta["metric"] == "ip" and meta["dim"] == d and meta["plan"]["world_size"] == 2
     assert meta["int8"]["max_abs_error"] < 0.01
     assert_numpy_tower_matches(rd2)  # tables column-wise sharded over both processes
     log = json.loads((out / "train_log.json").read_text())["epochs"]
