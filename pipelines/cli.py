@@ -65,6 +65,8 @@ COMMANDS: tuple[Command, ...] = (
             "find them"),
     Command("recommend", "pipelines.recommend", "top-K items for users from a run directory "
             "(recsys.api.Recommender)"),
+    Command("serve", "pipelines.serve", "HTTP service over a published version: API keys, /metrics, hot reload "
+            "when `current` moves"),
     Command("doctor", "pipelines.doctor", "preflight: versions, torch/fbgemm/torchrec together, CUDA, faiss-GPU"),
     Command("plan", "pipelines.plan", "dry-run the TorchRec sharding planner for N GPUs (e.g. --items "
             "100000000 --gpus 8 64)"),

@@ -225,6 +225,14 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     outcome, info = retrain(cfg, args.out, force=args.force, accept=args.accept)
     gate = info.get("gate") or {}
+    if gate.get("drift"):
+        dr = gate["drift"]
+        print(f"drift vs published {gate.get('published_version')}: top-{dr['k']} changed for "
+              f"{dr['changed_share']:.0%} of {dr['users']} users (overlap {dr['overlap']:.0%}), coverage "
+              f"{dr['published']['coverage']:.1%} -> {dr['candidate']['coverage']:.1%}, mean log-popularity "
+              f"{dr['published']['mean_log_popularity']:.2f} -> {dr['candidate']['mean_log_popularity']:.2f}, "
+              f"score KS {dr['score_ks']:.2f}, cold share {dr['published']['cold_share']:.1%} -> "
+              f"{dr['candidate']['cold_share']:.1%}; warnings: {'; '.join(dr['warnings']) or 'none'}")
     if outcome == "published":
         print(f"published {info['version']} (previous {info['parent']}): {gate.get('reason')} "
               f"in {info['seconds']:.0f}s -> {args.out / store.CURRENT}")

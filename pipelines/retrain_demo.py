@@ -187,7 +187,8 @@ def run_dataset(name: str, *, out: Path, increments: int, base_months: int, sinc
         gate = info.get("gate") or RP.read_gate(layout=Layout(cand))  # re-run: already published
         row.update(gate_passed=gate.get("passed"), gate_reason=gate.get("reason"),
                    incremental=gate.get("candidate"), published=gate.get("published"),
-                   published_as_served=gate.get("published_as_served"), incr_vs_published=gate.get("change"))
+                   published_as_served=gate.get("published_as_served"), incr_vs_published=gate.get("change"),
+                   drift=gate.get("drift"))
         man = store.read_manifest(cand)
         row["data"] = (man.get("stages", {}).get("data") or {}).get("counts")
         timings = man.get("timings") or info.get("timings") or {}
@@ -232,17 +233,28 @@ def _work(w: dict[str, Any] | None) -> str:
     return f"{w['epochs']} × {w['examples_per_epoch']:,} ({w['train_seconds']:.0f})"
 
 
+def _drift(d: dict[str, Any] | None) -> str:
+    """Drift vs the published version: top-10 changed, overlap, coverage publ → incr, warnings."""
+    if not d or not d.get("users"):
+        return "—"
+    warn = f", **{len(d['warnings'])} warning(s)**" if d.get("warnings") else ""
+    return (f"{d['changed_share']:.0%} · {d['overlap']:.0%} · {d['published']['coverage']:.0%} → "
+            f"{d['candidate']['coverage']:.0%}{warn}")
+
+
 def render(results: list[dict[str, Any]], *, seconds: float) -> str:
     lines = ["# Retrain demo", "", f"Total {seconds:.0f}s. Metrics on each candidate's test window (newest days of "
              "the new week; full ranking, history excluded). `publ` = the published model re-applied to this "
              "week's histories without training (the gate's baseline); `served` = its vectors as served before "
-             "the week. Changes are relative NDCG@10 with a 95 % paired-bootstrap interval over the test users.", ""]
+             "the week. Changes are relative NDCG@10 with a 95 % paired-bootstrap interval over the test users. "
+             "`drift` (vs the published version as served, the gate record's `drift`): share of users whose top-10 "
+             "changed · mean top-10 overlap · catalogue coverage publ → incr.", ""]
     for r in results:
         lines += [f"## {r['dataset']} (root `{r['root']}`)", "",
                   "| step | logs | test users | NDCG@10 incr / publ / served / full / pop | Recall@10 incr / publ / full "
                   "| incr vs full | incr vs publ | gate | current | s data→student incr / full "
-                  "| student epochs × examples (s) incr / full | s incr total |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| student epochs × examples (s) incr / full | s incr total | drift |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for x in r["rows"]:
             nd = " / ".join(_f(x.get(s), "ndcg@10") for s in
                             ("incremental", "published", "published_as_served", "full", "popular"))
@@ -253,7 +265,8 @@ def render(results: list[dict[str, Any]], *, seconds: float) -> str:
             lines.append(f"| {x['step']} | {x['logs']} | {users} | {nd} | {rc} | {_ci(x.get('incr_vs_full'))} | "
                          f"{_ci(x.get('incr_vs_published'))} | {gate} | {x['current_before']} → "
                          f"{x['current_after']} | {x.get('seconds_incremental_model', '—')} / "
-                         f"{x.get('seconds_full', '—')} | {work} | {x['seconds_incremental']} |")
+                         f"{x.get('seconds_full', '—')} | {work} | {x['seconds_incremental']} | "
+                         f"{_drift(x.get('drift'))} |")
         p = r.get("pooled_incr_vs_full")
         if p:
             lines += ["", f"All {p['weeks']} weeks pooled ({p['users']} test users): NDCG@10 incremental "

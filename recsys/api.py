@@ -13,6 +13,8 @@ Example::
     rec.recommend(["A1YJEY40YUW4SE", "new-user"], k=5, on_unknown="popular")   # adds a `fallback` column
     rec.similar_items(["B004756YJA"], k=5)
     # shape: (5, 4)  item_id | similar_item_id | score | rank
+    rec.recommend_history([["B004756YJA", "B00021DJ32"]], k=5)   # anonymous session: the student's user tower
+    # shape: (5, 5)  session | item_id | score | rank | fallback      (numpy forward, no torch; no reranking)
 
 Unknown user ids raise ``KeyError`` naming them unless ``on_unknown="popular"`` (most popular unseen
 items, flagged ``fallback=True``). Every file is verified once, at load (``recsys.contracts``: the sha256 its
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from recsys.artifacts import RunDir
+from recsys.contracts import ArtifactError
 from recsys.contracts import problem
 from recsys.contracts import ranker as R
 from recsys.contracts import student as S
@@ -53,8 +57,10 @@ class Recommender:
 
     def __init__(self, *, index: Any, user_vectors: np.ndarray, tables: Tables, ranker: Any = None,
                  teacher: Any = None, depth: int = 100, sources: list[Any] | None = None,
-                 served: str | None = None, union_depth: int = 50) -> None:
+                 served: str | None = None, union_depth: int = 50,
+                 user_tower: Any = None) -> None:
         self.index = index
+        self.user_tower = user_tower  # recsys.student.user_tower.UserTower, or None (student exported without it)
         self.user_vectors = user_vectors
         self.tables = tables
         self.ranker = ranker
@@ -70,6 +76,13 @@ class Recommender:
         counts = np.bincount(self._history["item"].to_numpy(), minlength=tables.n_items)
         self._popular = np.argsort(-counts, kind="stable")
         self._pop_score = counts / max(1, counts.sum())
+        seen = self._history.select("user", "item").unique().sort("user", "item")
+        self._seen_ptr = np.zeros(tables.n_users + 1, dtype=np.int64)  # CSR of each user's seen items
+        np.cumsum(np.bincount(seen["user"].to_numpy(), minlength=tables.n_users), out=self._seen_ptr[1:])
+        self._seen_idx = seen["item"].to_numpy().astype(np.int64)
+        # one LightGBM predict at a time: a shared Booster's predictor set-up races across threads
+        # (LightGBM issue #6142); its C API serialises the prediction itself anyway
+        self._ranker_lock = threading.Lock()
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], *, variant: str = "student_kd", use_ranker: bool = True,
@@ -89,6 +102,14 @@ class Recommender:
         index = load_index(lay.index, vectors_path=lay.item_vectors(variant), vectors=items, metric=meta["metric"],
                            use_gpu=use_gpu, layout=lay)
         depth = int(read_manifest(lay.index, layout=lay)["config"].get("k", 100))
+        tower = None
+        from recsys.student import user_tower
+
+        if user_tower.exists(layout=lay, variant=variant):  # absent: a student exported before the serve service
+            tower = user_tower.read(layout=lay, variant=variant)
+            if tower.n_items != tables.n_items:
+                raise S.problem(lay.user_tower(variant), f"{tower.n_items} item rows, the catalogue has "
+                                f"{tables.n_items}", "re-run the student stage with --force")
         ranker = teacher = None
         sources: list[Any] = []
         union_depth = depth
@@ -111,7 +132,7 @@ class Recommender:
                 sources = load_sources(lay.root, rcfg, split="test", n_users=tables.n_users, n_items=tables.n_items)
                 union_depth = rcfg.depth
         return cls(index=index, user_vectors=users, tables=tables, ranker=ranker, teacher=teacher, depth=depth,
-                   sources=sources, served=served, union_depth=union_depth)
+                   sources=sources, served=served, union_depth=union_depth, user_tower=tower)
 
     # ------------------------------------------------------------------ users
     def recommend(self, user_ids: list[str], k: int = 10, *, exclude_seen: bool = True,
@@ -131,7 +152,8 @@ class Recommender:
                            "pass on_unknown='popular' for a popularity fallback")
         known = [u for u in user_ids if u in self._user_row]
         rows = np.array([self._user_row[u] for u in known], dtype=np.int64)
-        seen = Seen.from_frame(self._history, rows) if exclude_seen else None
+        seen = Seen.from_lists([self._seen_idx[self._seen_ptr[r]:self._seen_ptr[r + 1]] for r in rows]) \
+            if exclude_seen else None
         depth = max(k, self.depth) if self.ranker is not None else k
         s, i = self.index.search(self.user_vectors[rows], k=depth, exclude=seen)
         keep = (i >= 0).ravel()
@@ -168,7 +190,8 @@ class Recommender:
             chosen = next((p for p, row in SOURCE_ROWS.values() if row == self.served), "s")
             return lists.get(chosen, cands)
         f = build_features(union(lists, sources=sources, depth=max(k, self.union_depth)), tables=self.tables, split="test")
-        return rerank(self.ranker, f)
+        with self._ranker_lock:
+            return rerank(self.ranker, f, num_threads=1 if f.height <= 5000 else 0)  # a request's rows: 1 thread
 
     def _named(self, df: pl.DataFrame) -> pl.DataFrame:
         users = self.tables.users.select(pl.col("user").cast(pl.Int32), "user_id")
@@ -176,20 +199,82 @@ class Recommender:
         return (df.join(users, on="user").join(items, on="item")
                 .select("user_id", "item_id", pl.col("score").cast(pl.Float32), pl.col("rank").cast(pl.Int32)))
 
+    def unknown_items(self, item_ids: list[str]) -> list[str]:
+        """The ids of ``item_ids`` that are not in the catalogue (first occurrences, in order)."""
+        return [i for i in dict.fromkeys(item_ids) if i not in self._item_row]
+
+    # ------------------------------------------------------------------ anonymous sessions
+    def recommend_history(self, histories: list[list[str]], k: int = 10, *,
+                          exclude_seen: bool = True) -> pl.DataFrame:
+        """Top-``k`` items for sessions nobody trained on: (session, item_id, score, rank, fallback).
+
+        Each history (raw item ids, oldest first) goes through the served student's user tower in numpy
+        (``recsys.student.user_tower``); retrieval only, no reranking (the ranker's features need a known
+        user). Ids not in the catalogue are ignored; a history with no known item gets the most popular
+        items, flagged ``fallback``. ``session`` is the position in ``histories``.
+        """
+        from recsys.index.seen import Seen
+
+        if self.user_tower is None:
+            raise ArtifactError("this run's student was exported without its user tower; re-run the student stage "
+                                "(--force) to answer anonymous histories")
+        rows = [[self._item_row[i] for i in h if i in self._item_row] for h in histories]
+        known = [j for j, r in enumerate(rows) if r]
+        parts = []
+        if known:
+            vec = self.user_tower.encode([rows[j] for j in known])
+            seen = Seen.from_lists([sorted(set(rows[j])) for j in known]) if exclude_seen else None
+            s, i = self.index.search(vec, k=k, exclude=seen)
+            keep = (i >= 0).ravel()
+            parts.append(pl.DataFrame({
+                "session": np.repeat(np.array(known, dtype=np.int64), k)[keep],
+                "item_id": self._item_ids[np.clip(i.ravel(), 0, None)][keep].tolist(),
+                "score": s.ravel()[keep].astype(np.float32),
+                "rank": np.tile(np.arange(k, dtype=np.int32), len(known))[keep], "fallback": False}))
+        empty = [j for j, r in enumerate(rows) if not r]
+        if empty:
+            parts.append(self._popular_frame(len(empty), k).with_columns(
+                pl.Series("session", np.repeat(np.array(empty, dtype=np.int64), min(k, len(self._popular))))))
+        if not parts:
+            return pl.DataFrame(schema={"session": pl.Int64, "item_id": pl.String, "score": pl.Float32,
+                                        "rank": pl.Int32, "fallback": pl.Boolean})
+        cols = ["session", "item_id", "score", "rank", "fallback"]
+        return pl.concat([p.select(cols) for p in parts], how="vertical_relaxed").sort("session", "rank")
+
+    def _popular_frame(self, n: int, k: int) -> pl.DataFrame:
+        """The ``k`` most popular items (test-point history), repeated for ``n`` queries: item_id, score, rank."""
+        top = self._popular[:k]
+        return pl.DataFrame({"item_id": np.tile(self._item_ids[top], n).tolist(),
+                             "score": np.tile(self._pop_score[top].astype(np.float32), n),
+                             "rank": np.tile(np.arange(len(top), dtype=np.int32), n), "fallback": True})
+
     # ------------------------------------------------------------------ items
-    def similar_items(self, item_ids: list[str], k: int = 10) -> pl.DataFrame:
+    def similar_items(self, item_ids: list[str], k: int = 10, *,
+                      on_unknown: Literal["raise", "popular"] = "raise") -> pl.DataFrame:
         """Nearest items in the student's item space (the item itself excluded):
-        (item_id, similar_item_id, score, rank)."""
+        (item_id, similar_item_id, score, rank); with ``on_unknown="popular"`` unknown ids get the most
+        popular items and a ``fallback`` column flags them."""
         from recsys.index.seen import Seen
 
         unknown = [i for i in item_ids if i not in self._item_row]
-        if unknown:
+        if unknown and on_unknown == "raise":
             raise KeyError(f"{len(unknown)} unknown item id(s): {unknown[:10]}{' ...' if len(unknown) > 10 else ''}")
-        rows = np.array([self._item_row[i] for i in item_ids], dtype=np.int64)
+        known = [i for i in item_ids if i in self._item_row]
+        rows = np.array([self._item_row[i] for i in known], dtype=np.int64)
         q = self.index.vectors[np.searchsorted(self.index.ids, rows)]
         s, i = self.index.search(q, k=k, exclude=Seen.from_lists([[r] for r in rows]))
         keep = (i >= 0).ravel()
-        return pl.DataFrame({
-            "item_id": np.repeat(np.array(item_ids, dtype=object), k)[keep].tolist(),
+        out = pl.DataFrame({
+            "item_id": np.repeat(np.array(known, dtype=object), k)[keep].tolist(),
             "similar_item_id": self._item_ids[np.clip(i.ravel(), 0, None)][keep].tolist(),
-            "score": s.ravel()[keep], "rank": np.tile(np.arange(k, dtype=np.int32), len(rows))[keep]})
+            "score": s.ravel()[keep], "rank": np.tile(np.arange(k, dtype=np.int32), len(rows))[keep]},
+            schema_overrides={"item_id": pl.String, "similar_item_id": pl.String})
+        if on_unknown == "raise":
+            return out
+        pop = self._popular_frame(len(unknown), k).rename({"item_id": "similar_item_id"}).with_columns(
+            pl.Series("item_id", np.repeat(np.array(unknown, dtype=object), min(k, len(self._popular))).tolist(),
+                      dtype=pl.String))
+        out = pl.concat([out.with_columns(pl.lit(False).alias("fallback")), pop.select(*out.columns, "fallback")],
+                        how="vertical_relaxed")
+        order = pl.DataFrame({"item_id": list(dict.fromkeys(item_ids)), "_o": range(len(dict.fromkeys(item_ids)))})
+        return out.join(order, on="item_id").sort("_o", "rank").drop("_o")

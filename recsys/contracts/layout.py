@@ -27,7 +27,7 @@ FILE_NAMES: tuple[str, ...] = (
     "candidates_valid.parquet", "candidates_test.parquet", "tradeoff.json", "model.txt",
     "reranked_test.parquet", "feature_importance.json", "popularity_valid.npy", "popularity_test.npy",
     "als_user_valid.npy", "als_item_valid.npy", "metrics.json", "report.md", "gate.json", "cold_start.json",
-    "cold_start.md", "last.rank0.pt", "best.rank0.pt",
+    "cold_start.md", "last.rank0.pt", "best.rank0.pt", "user_tower.safetensors",
 )
 
 
@@ -129,6 +129,9 @@ class Layout:
 
     def student_meta(self, variant: str) -> Path:
         return self.student(variant) / "meta.json"
+
+    def user_tower(self, variant: str) -> Path:  # user-tower tables + MLP for the numpy forward (safetensors)
+        return self.student(variant) / "user_tower.safetensors"
 
     def train_log(self, variant: str) -> Path:
         return self.student(variant) / "train_log.json"

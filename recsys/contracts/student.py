@@ -5,6 +5,8 @@
                               empty recommendation)
 ``item_vectors_int8.npy`` + ``item_vectors_scales.npy``  (N, d) i8 and (N,) f32: v ~= q * scale
 ``meta.json``                 {"metric": "ip" | "cosine", "dim": d, "variant": ..., "config": ..., ...}
+``user_tower.safetensors``    the user tower for the numpy forward (``recsys.student.user_tower``): history
+                              tables, item -> brand / category rows, MLP weights; metadata = bag lengths
 """
 
 from __future__ import annotations
@@ -140,3 +142,40 @@ def read_int8(*, layout: Layout, variant: str, n_items: int, dim: int | None = N
     s = C.check_array(C.load_npy(sp, stage=stage_of(variant)), path=sp, stage=stage_of(variant), kind="f", ndim=1,
                       rows=n_items, what="one scale per catalogue item")
     return q, s
+
+
+def write_user_tower(*, layout: Layout, variant: str, tensors: Mapping[str, np.ndarray],
+                     metadata: Mapping[str, str]) -> Path:
+    """The user tower's arrays (finite) and string metadata -> ``user_tower.safetensors``."""
+    from recsys.artifacts import write_safetensors
+
+    p = layout.user_tower(variant)
+    for k, v in tensors.items():
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise problem(p, f"tensor '{k}' has non-finite values: training diverged? nothing was written",
+                          _fix(variant))
+    return write_safetensors(p, dict(tensors), metadata=dict(metadata))
+
+
+def has_user_tower(layout: Layout, *, variant: str) -> bool:
+    return present(layout.user_tower(variant), layout=layout)
+
+
+def read_user_tower(*, layout: Layout, variant: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(tensors, metadata) of ``user_tower.safetensors``, verified (digest, finite floats); the shapes are
+    checked by ``recsys.student.user_tower.from_tensors``."""
+    from safetensors import safe_open
+
+    from recsys.contracts.manifests import raise_from
+
+    p = verify(layout.user_tower(variant), layout=layout, stage=stage_of(variant))
+    try:
+        with safe_open(str(p), framework="numpy") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except Exception as e:  # safetensors raises SafetensorError on a damaged header or body
+        raise raise_from(p, e, stage=stage_of(variant)) from None
+    for k, v in tensors.items():
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise problem(p, f"tensor '{k}' has non-finite values", _fix(variant))
+    return tensors, meta

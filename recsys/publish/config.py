@@ -9,6 +9,25 @@ from recsys.config import ranged
 
 
 @dataclasses.dataclass(frozen=True)
+class DriftConfig:
+    """Thresholds of the drift record (``recsys.publish.drift``) that raise a warning, and refuse with ``refuse``.
+
+    Defaults are alarms for a broken model, not for an ordinary retrain: on a weekly retrain most users' top-10
+    change somewhere (a new item, a reordered tail), so ``max_changed_share`` is 1.0 (off) unless you set it.
+    """
+
+    enabled: bool = True
+    k: int = ranged(10, ge=1)
+    max_users: int = ranged(5000, ge=1)  # test users compared (the first in id order); exact top-k: U x N dots
+    max_changed_share: float = ranged(1.0, ge=0, le=1)  # share of users whose top-k set changed
+    min_coverage_ratio: float = ranged(0.5, ge=0)  # candidate coverage below half the published: collapse
+    max_popularity_shift: float = ranged(0.7, ge=0)  # |change| of mean log(1 + events); 0.7 = ~2x as popular
+    max_score_ks: float = ranged(0.9, ge=0, le=1)  # KS distance of the top-k score distributions (1 = disjoint)
+    max_cold_share_increase: float = ranged(0.3, ge=-1, le=1)  # cold items' share of slots, cand minus publ
+    refuse: bool = False  # True: any warning refuses the candidate like a failed gate
+
+
+@dataclasses.dataclass(frozen=True)
 class GateConfig:
     """Candidate passes unless it is confidently worse than ``pub * (1 - tolerance)`` on ``metric``
     (``decision="point"``: unless ``cand < pub * (1 - tolerance) - abs_tolerance``).
@@ -36,6 +55,7 @@ class GateConfig:
     decision: Literal["point", "bootstrap"] = "bootstrap"
     confidence: float = ranged(0.95, gt=0, lt=1)
     bootstrap_samples: int = ranged(2000, ge=1)
+    drift: DriftConfig = DriftConfig()  # recorded beside the decision in gate.json (see DriftConfig)
 
 
 @dataclasses.dataclass(frozen=True)

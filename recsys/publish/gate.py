@@ -17,6 +17,10 @@ The published system is measured two ways, and ``gate.baseline`` picks the one t
 Either way items the published model has never seen cannot be recommended by it (score -inf). The
 decision is a point comparison against a tolerance or, for small test windows, a paired bootstrap over
 test users (``gate.decision``); the bootstrap interval of the relative change is recorded in both cases.
+
+Beside it, ``Decision.drift`` records how the lists users would see change against the published version
+as served (``recsys.publish.drift``: top-k changed, coverage, popularity, score shift, cold items), with
+warnings from ``gate.drift`` thresholds that refuse the candidate when ``gate.drift.refuse`` is set.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from recsys.contracts import tables as T
 from recsys.contracts.layout import Layout
 from recsys.data.tables import Split, Tables
 from recsys.metrics import EvalResult, paired_change, per_user
-from recsys.publish.config import GateConfig
+from recsys.publish import drift as drift_mod
+from recsys.publish.config import DriftConfig, GateConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Decision:
     baseline: str = "as_served"  # which published figure decided ("refreshed" or "as_served")
     published_as_served: dict[str, float] | None = None
     change: dict[str, float] | None = None  # relative change vs the deciding baseline, with its bootstrap CI
+    drift: dict | None = None  # candidate vs published top-k lists (recsys.publish.drift), with its warnings
 
 
 def align_rows(values: np.ndarray, *, src_ids: pl.Series, dst_ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -169,10 +175,12 @@ def compare(cfg: GateConfig, *, candidate: Path, published: Path | None, tables:
 
     ``refreshed``: the candidate run's student variant holding the published model re-applied to the
     candidate's tables; it decides when ``cfg.baseline == "refreshed"``."""
-    cand = evaluate_result(system_vectors(candidate, variant=variant, tables=tables), tables=tables)
+    cand_vec = system_vectors(candidate, variant=variant, tables=tables)
+    cand = evaluate_result(cand_vec, tables=tables)
     if published is None:
         return decide(cfg, candidate=summary(cand), published=None)
-    served = evaluate_result(system_vectors(published, variant=variant, tables=tables), tables=tables)
+    served_vec = system_vectors(published, variant=variant, tables=tables)
+    served = evaluate_result(served_vec, tables=tables)
     base, name = served, "as_served"
     if cfg.baseline == "refreshed":
         if refreshed is None:
@@ -181,5 +189,44 @@ def compare(cfg: GateConfig, *, candidate: Path, published: Path | None, tables:
         base = evaluate_result(system_vectors(candidate, variant=refreshed, tables=tables, known_from=published),
                                tables=tables)
         name = "refreshed"
-    return decide(cfg, candidate=summary(cand), published=summary(base), change=change_between(cfg, cand, base),
-                  baseline=name, published_as_served=summary(served))
+    d = decide(cfg, candidate=summary(cand), published=summary(base), change=change_between(cfg, cand, base),
+               baseline=name, published_as_served=summary(served))
+    if not cfg.drift.enabled:
+        return d
+    return with_drift(d, drift_record(cfg.drift, candidate=cand_vec, published=served_vec, tables=tables),
+                      cfg=cfg.drift)
+
+
+def drift_record(cfg: DriftConfig, *, candidate: Vectors, published: Vectors, tables: Tables,
+                 split: Split = "test") -> dict:
+    """Top-``cfg.k`` lists of both systems for ``split``'s target users that the published version has a vector
+    for (at most ``cfg.max_users``), history excluded, compared by ``drift.compare_lists``; plus its warnings."""
+    users = np.unique(tables.targets(split)["user"].to_numpy()).astype(np.int64)
+    has_pub = np.linalg.norm(published.users[users], axis=1) > 0
+    users = users[has_pub][: cfg.max_users]
+    hist = tables.history(split).select("user", "item").unique().filter(pl.col("user").is_in(users.tolist()))
+    pos = pl.DataFrame({"user": users.astype(np.int32), "row": np.arange(len(users))}) \
+        .with_columns(pl.col("user").cast(hist["user"].dtype))
+    h = hist.join(pos, on="user").sort("row")
+    ptr = np.zeros(len(users) + 1, np.int64)
+    np.cumsum(np.bincount(h["row"].to_numpy(), minlength=len(users)), out=ptr[1:])
+    idx = h["item"].to_numpy().astype(np.int64)
+    cs, ci = drift_mod.top_k(candidate.users[users], candidate.items, k=cfg.k, exclude_ptr=ptr, exclude_idx=idx,
+                             allowed=candidate.known_items)
+    ps, pi = drift_mod.top_k(published.users[users], published.items, k=cfg.k, exclude_ptr=ptr, exclude_idx=idx,
+                             allowed=published.known_items)
+    counts = np.bincount(tables.train["item"].to_numpy(), minlength=tables.n_items)
+    rec = drift_mod.compare_lists(cand_items=ci, pub_items=pi, cand_scores=cs, pub_scores=ps, popularity=counts,
+                                  cold=counts == 0)
+    rec["users_without_published_vector"] = int((~has_pub).sum())
+    rec["warnings"] = drift_mod.warnings(rec, cfg)
+    return rec
+
+
+def with_drift(d: Decision, record: dict, *, cfg: DriftConfig) -> Decision:
+    """``d`` with its drift record; a passing candidate with drift warnings is refused when ``cfg.refuse``."""
+    warn = record.get("warnings") or []
+    if warn and cfg.refuse and d.passed:
+        return dataclasses.replace(d, passed=False, drift=record,
+                                   reason=f"{d.reason}; refused on drift (gate.drift.refuse): {'; '.join(warn)}")
+    return dataclasses.replace(d, drift=record)

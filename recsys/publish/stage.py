@@ -48,6 +48,8 @@ def run(cfg: GateConfig, work: RunDir, *, published: RunDir | None, variant: str
     d = compare(cfg, candidate=work.root, published=None if published is None else published.root,
                 tables=load_tables(work.layout), variant=variant, refreshed=refreshed)
     out = {**dataclasses.asdict(d), "published_version": None if published is None else published.root.name}
+    for w in (d.drift or {}).get("warnings", []):
+        log.warning("drift vs published %s: %s", out["published_version"], w)
     path = RP.write_gate(layout=work.layout, decision=out)
     work.record(STAGE, key=key, config=cfg, outputs=[path], seconds=time.perf_counter() - t0,
                 passed=d.passed, reason=d.reason)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.distributed as dist
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-from recsys.student.batches import Histories, ItemFeatures, make_batch
+from recsys.student.batches import ITEM_KEYS, USER_KEYS, Histories, ItemFeatures, make_batch
 from recsys.student.config import StudentConfig
 from recsys.student.towers import TwoTower
+from recsys.student.user_tower import UserTower
 
 
 def _rows_of_rank(n: int) -> tuple[np.ndarray, int]:
@@ -59,3 +61,41 @@ def encode_users(*, towers: TwoTower, feats: ItemFeatures, hist: Histories, cfg:
                            user_ids=cfg.user_id_dim > 0)
         out.append(towers(batch)[0])
     return _gather_rows(torch.cat(out), n)
+
+
+@torch.no_grad()
+def user_tower(*, towers: TwoTower, feats: ItemFeatures, cfg: StudentConfig) -> UserTower:
+    """The user tower's weights for the numpy forward (``recsys.student.user_tower``).
+
+    The history tables may be sharded (any plan), so their rows are read through the EBC itself: row r of
+    each table is the mean of a one-id bag ``[r]`` — a lookup every rank takes part in, then all-gathered.
+    """
+    sizes = {"hist_item": feats.n_items, "hist_brand": feats.n_brands, "hist_cat": feats.n_cats}
+    rows, per = _rows_of_rank(max(sizes.values()))
+    keys = ("hist_item", "hist_brand", "hist_cat")
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    for s in range(0, per, cfg.eval_batch_size):
+        r = rows[s:s + cfg.eval_batch_size]
+        lengths, values = [], []
+        for key in (*USER_KEYS, *ITEM_KEYS):
+            if key in sizes:
+                lengths.append(np.ones(len(r), np.int64))
+                values.append(np.where(r < sizes[key], r, 0).astype(np.int64))
+            else:
+                lengths.append(np.zeros(len(r), np.int64))
+        kjt = KeyedJaggedTensor(keys=list(USER_KEYS + ITEM_KEYS), values=torch.from_numpy(np.concatenate(values)),
+                                lengths=torch.from_numpy(np.concatenate(lengths)))
+        pooled = towers.ebc(kjt).to_dict()
+        for k in keys:
+            out[k].append(pooled[k])
+    tabs = {k: _gather_rows(torch.cat(v).float().cpu(), sizes[k]) for k, v in out.items()}
+    linears = [m for m in towers.user_mlp if isinstance(m, torch.nn.Linear)]
+    layers = tuple((m.weight.detach().float().cpu().numpy().copy(), m.bias.detach().float().cpu().numpy().copy())
+                   for m in linears)
+    return UserTower(t_item=tabs["hist_item"], t_brand=tabs["hist_brand"], t_cat=tabs["hist_cat"],
+                     item_brand=feats.brand.astype(np.int64), cat_ptr=feats.cat_ptr.astype(np.int64),
+                     cat_vals=feats.cat_vals.astype(np.int64), layers=layers, history_len=cfg.history_len,
+                     recent_len=cfg.recent_len, user_id_dim=cfg.user_id_dim,
+                     carry=feats.carry.astype(np.float32) if towers.carry_dim and feats.carry is not None else None,
+                     teacher_carry=cfg.teacher_carry if towers.carry_dim else 0.0, carry_last_n=feats.carry_last_n,
+                     carry_decay=feats.carry_decay)

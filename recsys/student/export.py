@@ -7,6 +7,9 @@ products of L2-normalised vectors (``metric = "ip"``).
 
 The int8 export quantises each item vector per row: ``q = round(v / s)``, ``s = max|v| / 127``; the
 NDCG@10 it loses against the float vectors is measured on valid and test and recorded.
+
+``user_tower.safetensors`` holds the user tower's tables and MLP for the numpy forward that serves
+anonymous histories (``recsys.student.user_tower``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from recsys import metrics
 from recsys.contracts import student as S
 from recsys.contracts.layout import Layout
 from recsys.data.tables import Split, Tables
+from recsys.student import user_tower
 
 
 def quantize_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,11 +46,14 @@ def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Spl
 
 
 def write_exports(*, layout: Layout, variant: str, items: np.ndarray, users_valid: np.ndarray,
-                  users_test: np.ndarray, tables: Tables, quantize: bool) -> tuple[list[Path], dict[str, Any]]:
-    """Write the vectors (and int8 copies); return the paths and a metrics/quantisation summary.
-    Non-finite vectors are refused (ArtifactError) before anything is written."""
+                  users_test: np.ndarray, tables: Tables, quantize: bool, tower: user_tower.UserTower | None = None,
+                  ) -> tuple[list[Path], dict[str, Any]]:
+    """Write the vectors (and int8 copies, and the numpy user tower); return the paths and a metrics/quantisation
+    summary. Non-finite vectors are refused (ArtifactError) before anything is written."""
     paths = S.write_vectors(layout=layout, variant=variant, items=items.astype(np.float32),
                             users_valid=users_valid.astype(np.float32), users_test=users_test.astype(np.float32))
+    if tower is not None:
+        paths.append(user_tower.write(layout=layout, variant=variant, tower=tower))
     info: dict[str, Any] = {
         "valid": evaluate(users=users_valid, items=items, tables=tables, split="valid"),
         "test": evaluate(users=users_test, items=items, tables=tables, split="test"),

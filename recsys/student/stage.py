@@ -75,7 +75,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
 
     from recsys.student.batches import replay_size
     from recsys.student.dataset import load_data
-    from recsys.student.encode import encode_items, encode_users
+    from recsys.student.encode import encode_items, encode_users, user_tower
     from recsys.student.export import write_exports
     from recsys.student.train import train
 
@@ -93,10 +93,11 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
     items = encode_items(towers=towers, feats=data.feats, cfg=cfg)
     users_valid = encode_users(towers=towers, feats=data.feats, hist=data.train, cfg=cfg)
     users_test = encode_users(towers=towers, feats=data.feats, hist=data.train_valid, cfg=cfg)
+    tower = user_tower(towers=towers, feats=data.feats, cfg=cfg)  # every rank: the tables may be sharded
     record: dict[str, Any] = {}
     if trained.rank == 0:
         paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid, users_test=users_test,
-                                    tables=data.tables, quantize=cfg.quantize_int8)
+                                    tables=data.tables, quantize=cfg.quantize_int8, tower=tower)
         params = _param_counts(trained)
         examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
                     "replay_per_epoch": replay_size(len(data.ex_older), fraction=cfg.replay_fraction),

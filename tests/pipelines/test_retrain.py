@@ -274,11 +274,14 @@ def test_retrain_demo_report_gives_each_change_with_its_interval_and_pools_the_w
            "gate_passed": True, "incremental": {"ndcg@10": 0.055, "recall@10": 0.03, "users": 28.0},
            "published": {"ndcg@10": 0.05, "recall@10": 0.02}, "full": {"ndcg@10": 0.06, "recall@10": 0.03},
            "incr_vs_full": {"relative": -0.0833, "low": -0.41, "high": 0.3, "users": 28},
-           "incr_vs_published": {"relative": 0.1, "low": -0.2, "high": 0.5, "users": 28}}
+           "incr_vs_published": {"relative": 0.1, "low": -0.2, "high": 0.5, "users": 28},
+           "drift": {"users": 28, "changed_share": 0.75, "overlap": 0.42, "warnings": ["coverage fell"],
+                     "published": {"coverage": 0.3}, "candidate": {"coverage": 0.12}}}
     pooled = {"relative": -0.02, "low": -0.1, "high": 0.07, "users": 120, "ndcg@10_incremental": 0.061,
               "ndcg@10_full": 0.0622, "weeks": 4}
     text = render([{"dataset": "uci", "root": "/r", "rows": [row], "pooled_incr_vs_full": pooled}], seconds=1.0)
     line = next(ln for ln in text.splitlines() if ln.startswith("| week 1"))
     assert "| 28 |" in line and "-8% [-41%, +30%]" in line and "+10% [-20%, +50%]" in line
     assert "0.0550 / 0.0500 / — / 0.0600 / —" in line  # incr / publ / served (absent) / full / pop (absent)
+    assert line.endswith("| 75% · 42% · 30% → 12%, **1 warning(s)** |")  # drift vs the published version
     assert "All 4 weeks pooled (120 test users)" in text and "-2% [-10%, +7%]" in text

@@ -1,0 +1,211 @@
+"""Load test of `recsys serve` over HTTP on loopback: QPS and latency at 1, 8 and 64 concurrent clients,
+with and without the ranker, and during a hot reload (publish of a new version mid-load).
+
+    python benchmarks/bench_serve.py                    # builds a small synthetic published root (~2-4 min)
+    python benchmarks/bench_serve.py --root runs/published --seconds 20
+
+The service runs as its own process (`recsys serve`, one uvicorn worker); the load generator is an asyncio
+loop with one httpx.AsyncClient, ``c`` tasks each sending one request after the other (closed loop: c requests
+in flight). Every request is POST /v1/recommend {"user_ids": [one known user], "k": 10}. Client and server share
+the machine's cores, so the figures are a floor for a server with its own cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, write_result
+
+KEY = "bench-key-" + "x" * 22
+DAY = 86_400
+
+
+def build_root(dest: Path, *, users: int, items: int) -> tuple[Path, Path]:
+    """Two real versions from synthetic shop logs: ``root`` with 0001 published, and ``next_`` (a copy of it
+    retrained on one more week -> 0002) whose version is published into ``root`` during the reload phase."""
+    import polars as pl
+
+    from pipelines.retrain import main
+    from recsys.data.synthetic import make_shop
+
+    shop = make_shop(n_users=users, n_items=items, n_categories=12, seed=0)
+    ev = shop.interactions.select("user_id", "item_id", "timestamp")
+    cut = int(ev["timestamp"].min()) + 34 * DAY
+    logs = dest / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    ev.filter(pl.col("timestamp") < cut).write_parquet(logs / "base.parquet")
+    ev.filter(pl.col("timestamp") >= cut).write_parquet(logs / "week.parquet")
+    assert shop.items is not None
+    shop.items.write_parquet(logs / "items.parquet")
+    ov = ["data.source=table", "data.split=temporal", f"data.items_path={logs / 'items.parquet'}", "data.kcore=0",
+          "data.valid_days=3", "data.test_days=3", f"teacher.cache_dir={dest / 'cache'}", "teacher.adapter_epochs=1",
+          "student.epochs=3", "student.quantize_int8=false", "index.kind=flat", "index.k=100", "rank.n_estimators=100"]
+    root, next_ = dest / "root", dest / "next"
+    for out, log in ((root, "base"), (next_, "week")):
+        if out == next_:
+            shutil.copytree(root, next_, symlinks=True)
+        t0 = time.time()
+        rc = main(["-q", "--accept", "-o", str(out), f"logs={logs / f'{log}.parquet'}", *ov])
+        assert rc == 0, f"retrain of {out} failed (rc {rc})"
+        print(f"built {out} in {time.time() - t0:.0f}s", flush=True)
+    return root, next_
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(root: Path, *, ranker: bool, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "pipelines.cli", "serve", "-o", str(root), "--port", str(port),
+           "--reload-interval", "0.5", "--log-level", "warning", *([] if ranker else ["--no-ranker"])]
+    proc = subprocess.Popen(cmd, env={**os.environ, "RECSYS_API_KEYS": KEY}, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    t0 = time.time()
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() - t0 > 120:
+            proc.kill()
+            raise RuntimeError(f"service did not become ready:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+async def load(url: str, *, users: list[str], clients: int, seconds: float, warmup: float = 1.0,
+               during: Any = None) -> dict[str, Any]:
+    """``clients`` closed-loop tasks for ``warmup + seconds``; latencies of the last ``seconds`` only."""
+    import httpx
+
+    lat: list[float] = []
+    versions: dict[str, int] = {}
+    failed: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits,
+                                 headers={"Authorization": f"Bearer {KEY}"}) as client:
+        t_start = time.perf_counter()
+        t_end = t_start + warmup + seconds
+
+        async def worker(j: int) -> None:
+            i = j
+            while (now := time.perf_counter()) < t_end:
+                i += clients
+                try:
+                    r = await client.post("/v1/recommend", json={"user_ids": [users[i % len(users)]], "k": 10})
+                    ok = r.status_code == 200
+                    v = r.json().get("version") if ok else None
+                except httpx.HTTPError as e:
+                    ok, v = False, repr(e)
+                if not ok:
+                    failed.append(v or "status")
+                if now >= t_start + warmup:
+                    lat.append(time.perf_counter() - now)
+                    versions[str(v)] = versions.get(str(v), 0) + 1
+
+        tasks = [asyncio.create_task(worker(j)) for j in range(clients)]
+        if during is not None:
+            await asyncio.sleep(warmup + seconds / 4)
+            await asyncio.to_thread(during)
+        await asyncio.gather(*tasks)
+    ms = np.array(lat) * 1e3 if lat else np.array([np.nan])
+    return {"requests": len(lat), "qps": round(len(lat) / seconds, 1), "failed": len(failed),
+            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
+            "p99_ms": round(float(np.percentile(ms, 99)), 2),
+            "versions": ", ".join(f"{v}: {n}" for v, n in versions.items()), "failures": failed[:5]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", type=Path, default=None, help="an existing retrain root (default: build a small one)")
+    ap.add_argument("--next-root", type=Path, default=None,
+                    help="a root whose current version is published into --root for the reload phase")
+    ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--items", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=8.0, help="measured seconds per level")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
+    ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--keep", type=Path, default=None, help="build the roots here and keep them (default: a temp dir)")
+    args = ap.parse_args(argv)
+    import polars as pl
+
+    from recsys.artifacts import RunDir
+    from recsys.publish import store
+
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    built = args.root is None
+    root, next_ = build_root(tmp, users=args.users, items=args.items) if built else (args.root, args.next_root)
+    cur = root / store.CURRENT
+    users = pl.read_parquet(cur / "tables" / "users.parquet")["user_id"].to_list()
+    rng = np.random.default_rng(0)
+    users = [users[i] for i in rng.permutation(len(users))]
+    n_items = pl.read_parquet(cur / "tables" / "items.parquet").height
+    rows: list[dict[str, Any]] = []
+    try:
+        for ranker in (False, True):
+            proc, url = start_server(root, ranker=ranker, log=tmp / f"serve_{ranker}.log")
+            try:
+                for c in args.clients:
+                    r = asyncio.run(load(url, users=users, clients=c, seconds=args.seconds))
+                    what = "with ranker" if ranker else "retrieval only"
+                    rows.append({"name": f"QPS, {what}, {c} concurrent clients", "value": r["qps"], "unit": "req/s",
+                                 "clients": c, "ranker": "LightGBM" if ranker else "none", **r})
+                    print(rows[-1], flush=True)
+                if ranker and next_ is not None:
+                    def publish() -> None:
+                        name = store.current_name(next_)
+                        work = root / store.WORK / name
+                        shutil.copytree(next_ / store.VERSIONS / name, work)
+                        with store.locked(root):
+                            store.publish(root, RunDir(work), keep=3)
+
+                    r = asyncio.run(load(url, users=users, clients=8, seconds=max(12.0, args.seconds),
+                                         during=publish))
+                    rows.append({"name": "failed requests during a hot reload (with ranker, 8 clients)",
+                                 "value": r["failed"], "unit": "requests", "target": "0", "met": r["failed"] == 0,
+                                 "clients": 8, "ranker": "LightGBM", **r})
+                    print(rows[-1], flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    what = (f"synthetic shop logs, {len(users)} users x {n_items} items, two versions built by `recsys retrain` "
+            "(flat index, k=100 candidates for the ranker, LightGBM 100 trees)") if built else \
+        f"{root}, {len(users)} users x {n_items} items"
+    notes = [
+        f"root: {what}",
+        ("one `recsys serve` process (1 uvicorn worker) + the asyncio/httpx load generator on the same machine; "
+         "closed loop, c requests in flight, each POST /v1/recommend with 1 known user and k=10, API key checked"),
+        f"each level: 1 s warm-up then {args.seconds:g} s measured; latency = client-side wall time per request",
+        ("hot reload: 8 clients; a quarter of the way in the next version is published into the served root (copy "
+         "into work/ + store.publish, as `recsys retrain` does); the service verifies and loads it in its reload "
+         "thread while serving, then swaps"),
+    ]
+    write_result("serve", results=rows, notes=notes, out_dir=args.out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

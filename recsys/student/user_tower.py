@@ -1,0 +1,167 @@
+"""The student's user tower in numpy: a vector for a history that no training run has seen.
+
+The service (``recsys serve``) answers anonymous sessions — ``{"history": [item ids]}`` — with the
+served student's own user tower, without torch or torchrec. At export the student writes what the
+tower reads (``write``): the three history tables (item id, brand, category-path prefix), each item's
+brand and category rows, the user MLP's weights and the bag lengths. ``UserTower.encode`` then repeats
+``TwoTower.user_tower`` over ``make_batch``'s bags:
+
+    mean(t_item[last history_len]) ‖ mean(t_item[last recent_len]) ‖ mean(t_brand[their brands]) ‖
+    mean(t_cat[their category prefixes]) [‖ 0 for the user-id table]  -> Linear-ReLU-...-Linear -> L2 norm
+
+With teacher carry (``student.teacher_carry = a > 0``) the output is ``[sqrt(a) t, sqrt(1 - a) r]``: ``r`` the
+vector above, ``t`` the L2-normed sum of ``decay**age * carry[item]`` over the last ``carry_last_n`` history items
+(the adapted teacher's item vectors, exported with the tower). An empty bag pools to zeros, as TorchRec's MEAN
+pooling does. With ``user_id_dim > 0`` an anonymous
+user has no id row: that part is zeros (what the torch tower gives a user with an empty id bag).
+Tested to equal the torch tower's exported user vectors (tests/student/test_distributed.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from recsys.contracts import student as S
+from recsys.contracts.errors import problem
+from recsys.contracts.layout import Layout
+
+FORMAT = "recsys-user-tower/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class UserTower:
+    """Weights of a user tower. Tables (rows, dim) f32; ``layers`` [(W (out, in), b (out,))] of the MLP."""
+
+    t_item: np.ndarray
+    t_brand: np.ndarray
+    t_cat: np.ndarray
+    item_brand: np.ndarray  # (N,) i64, -1 = no brand
+    cat_ptr: np.ndarray  # (N+1,) i64 CSR of each item's category-prefix rows
+    cat_vals: np.ndarray  # (nnz,) i64
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    history_len: int
+    recent_len: int
+    user_id_dim: int
+    carry: np.ndarray | None = None  # (N, Dt) f32 L2-normed teacher item vectors (teacher carry), or None
+    teacher_carry: float = 0.0
+    carry_last_n: int = 20
+    carry_decay: float = 0.5
+
+    @property
+    def n_items(self) -> int:
+        return int(self.t_item.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.layers[-1][0].shape[0]) + (0 if self.carry is None else int(self.carry.shape[1]))
+
+    def encode(self, histories: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
+        """Item rows per user, oldest first -> (B, d) float32 L2-normalised user vectors."""
+        x = np.stack([self._features(np.asarray(h, dtype=np.int64)) for h in histories]) if len(histories) \
+            else np.zeros((0, self.layers[0][0].shape[1]), np.float32)
+        for j, (w, b) in enumerate(self.layers):
+            x = x @ w.T + b
+            if j < len(self.layers) - 1:
+                x = np.maximum(x, 0.0)
+        x = _normalize(x)
+        if self.carry is None:
+            return x
+        t = _normalize(np.stack([self._teacher(np.asarray(h, dtype=np.int64)) for h in histories]))
+        a = self.teacher_carry
+        return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
+
+    def _teacher(self, hist: np.ndarray) -> np.ndarray:
+        """sum of decay**age * carry[item] over the last carry_last_n items (age 0 = most recent)."""
+        assert self.carry is not None
+        h = hist[max(0, len(hist) - self.carry_last_n):]
+        if not len(h):
+            return np.zeros(self.carry.shape[1], np.float32)
+        w = (self.carry_decay ** np.arange(len(h) - 1, -1, -1)).astype(np.float32)
+        return (w[:, None] * self.carry[h]).sum(axis=0)
+
+    def _features(self, hist: np.ndarray) -> np.ndarray:
+        if hist.size and (hist.min() < 0 or hist.max() >= self.n_items):
+            raise ValueError(f"history item rows must be in [0, {self.n_items}); got {hist.min()}..{hist.max()}")
+        h = hist[max(0, len(hist) - self.history_len):]
+        r = hist[max(0, len(hist) - self.recent_len):]
+        brands = self.item_brand[h]
+        brands = brands[brands >= 0]
+        cats = np.concatenate([self.cat_vals[self.cat_ptr[i]:self.cat_ptr[i + 1]] for i in h]) if len(h) \
+            else np.zeros(0, np.int64)
+        parts = [_mean(self.t_item, h), _mean(self.t_item, r), _mean(self.t_brand, brands), _mean(self.t_cat, cats)]
+        if self.user_id_dim > 0:
+            parts.append(np.zeros(self.user_id_dim, np.float32))
+        return np.concatenate(parts)
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)  # F.normalize
+
+
+def _mean(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return table[rows].mean(axis=0) if len(rows) else np.zeros(table.shape[1], np.float32)
+
+
+def to_tensors(tower: UserTower) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    tensors = {"t_item": tower.t_item, "t_brand": tower.t_brand, "t_cat": tower.t_cat, "item_brand": tower.item_brand,
+               "cat_ptr": tower.cat_ptr, "cat_vals": tower.cat_vals}
+    for j, (w, b) in enumerate(tower.layers):
+        tensors[f"mlp.{j}.weight"], tensors[f"mlp.{j}.bias"] = w, b
+    meta = {"format": FORMAT, "history_len": str(tower.history_len), "recent_len": str(tower.recent_len),
+            "user_id_dim": str(tower.user_id_dim), "layers": str(len(tower.layers)),
+            "teacher_carry": repr(tower.teacher_carry), "carry_last_n": str(tower.carry_last_n),
+            "carry_decay": repr(tower.carry_decay)}
+    if tower.carry is not None:
+        tensors["carry"] = tower.carry
+    return tensors, meta
+
+
+def from_tensors(t: dict[str, np.ndarray], meta: dict[str, str], *, path: Path) -> UserTower:
+    """Rebuild and check a tower (the MLP's shapes must chain from the pooled width; ids in range)."""
+    fix = "re-run the student stage with --force to re-export it"
+    if meta.get("format") != FORMAT:
+        raise problem(path, f"not a {FORMAT} file (format {meta.get('format')!r})", fix)
+    try:
+        n = int(meta["layers"])
+        layers = tuple((t[f"mlp.{j}.weight"].astype(np.float32), t[f"mlp.{j}.bias"].astype(np.float32))
+                       for j in range(n))
+        tower = UserTower(t_item=t["t_item"], t_brand=t["t_brand"], t_cat=t["t_cat"], item_brand=t["item_brand"],
+                          cat_ptr=t["cat_ptr"], cat_vals=t["cat_vals"], layers=layers,
+                          history_len=int(meta["history_len"]), recent_len=int(meta["recent_len"]),
+                          user_id_dim=int(meta["user_id_dim"]), carry=t.get("carry"),
+                          teacher_carry=float(meta.get("teacher_carry", "0")),
+                          carry_last_n=int(meta.get("carry_last_n", "20")),
+                          carry_decay=float(meta.get("carry_decay", "0.5")))
+    except (KeyError, ValueError) as e:
+        raise problem(path, f"missing or unreadable entry {e}", fix) from None
+    width = tower.t_item.shape[1] * 2 + tower.t_brand.shape[1] + tower.t_cat.shape[1] + tower.user_id_dim
+    dims = [width] + [w.shape[0] for w, _ in layers]
+    bad = [j for j, (w, b) in enumerate(layers) if w.shape != (dims[j + 1], dims[j]) or b.shape != (dims[j + 1],)]
+    n_items = tower.t_item.shape[0]
+    if not layers or bad or tower.item_brand.shape != (n_items,) or tower.cat_ptr.shape != (n_items + 1,) \
+            or tower.item_brand.max(initial=-1) >= tower.t_brand.shape[0] \
+            or (tower.cat_vals.size and (tower.cat_vals.max() >= tower.t_cat.shape[0] or tower.cat_vals.min() < 0)) \
+            or tower.cat_ptr[-1] != tower.cat_vals.size \
+            or (tower.carry is not None and (tower.carry.ndim != 2 or tower.carry.shape[0] != n_items)) \
+            or not 0.0 <= tower.teacher_carry < 1.0 or (tower.teacher_carry > 0) != (tower.carry is not None):
+        raise problem(path, f"inconsistent shapes (MLP layers {bad or 'none'} off, {n_items} item rows)", fix)
+    return tower
+
+
+def write(*, layout: Layout, variant: str, tower: UserTower) -> Path:
+    tensors, meta = to_tensors(tower)
+    return S.write_user_tower(layout=layout, variant=variant, tensors=tensors, metadata=meta)
+
+
+def exists(*, layout: Layout, variant: str) -> bool:
+    return S.has_user_tower(layout, variant=variant)
+
+
+def read(*, layout: Layout, variant: str) -> UserTower:
+    """The verified tower of ``variant`` (digest by ``recsys.contracts.student``, shapes here)."""
+    tensors, meta = S.read_user_tower(layout=layout, variant=variant)
+    return from_tensors(tensors, meta, path=layout.user_tower(variant))
