@@ -131,12 +131,26 @@ def add_common_args(ap: argparse.ArgumentParser, *, default_out: str) -> None:
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time, not the stream it was created with (which a test
+    harness or a redirect may have closed since: "--- Logging error ---")."""
+
+    @property
+    def stream(self):  # type: ignore[no-untyped-def]  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
     """Our loggers (``recsys.*``) at INFO; third-party libraries only at WARNING (fbgemm, for one, logs
     every shared object it loads at INFO on the root logger)."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname).1s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr, force=True)
+    handler = _CurrentStderr()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     logging.getLogger("recsys").setLevel(level)
 
 

@@ -96,6 +96,13 @@ def _warm_optimizers(path: Path, *, dmp: Any, dense_opt: torch.optim.Optimizer) 
     return f"fused {fused}, dense {'continued' if fits else 'fresh (shapes differ)'}"
 
 
+def _same_on_every_rank(value: int, *, device: torch.device) -> bool:
+    """True when every rank of the process group holds the same ``value`` (one all-reduce of [v, -v])."""
+    t = torch.tensor([value, -value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t[0]) == value and -int(t[1]) == value
+
+
 def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str) -> Trained:
     """Train (or resume) the student; afterwards the model holds the best-validation weights.
 
@@ -118,16 +125,22 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
     last, best_path = checkpoint_path(out_dir, kind="last", rank=rank), checkpoint_path(out_dir, kind="best", rank=rank)
     meta: dict[str, Any] = {"key": run_key, "world": world, "epoch": -1, "best": -1.0, "best_epoch": -1,
                             "bad": 0, "history": [], "best_valid": {}, "seconds": 0.0}
-    if last.exists():
-        blob = checkpoint.load(last)
-        if blob["meta"].get("key") == run_key and blob["meta"].get("world") == world:
-            checkpoint.copy_into(dmp.state_dict(), blob["model"], what="model")
-            checkpoint.copy_into(dmp.fused_optimizer.state_dict(), blob["fused_opt"], what="fused optimizer")
-            dense_opt.load_state_dict(blob["dense_opt"])
-            meta = blob["meta"]
-            log.info("student: resumed from %s after epoch %d", last, meta["epoch"])
-        else:
-            log.info("student: ignoring checkpoint %s (other config or world size)", last)
+    blob = checkpoint.load(last) if last.exists() else None
+    if blob is not None and not (blob["meta"].get("key") == run_key and blob["meta"].get("world") == world):
+        log.info("student: ignoring checkpoint %s (other config or world size)", last)
+        blob = None
+    if world > 1 and not _same_on_every_rank(-1 if blob is None else int(blob["meta"]["epoch"]), device=device):
+        # a run killed between the ranks' saves: their shards are from different epochs and cannot be combined
+        if rank == 0:
+            log.warning("student: the ranks' last checkpoints are from different epochs (the run was killed while "
+                        "saving them); training from scratch")
+        blob = None
+    if blob is not None:
+        checkpoint.copy_into(dmp.state_dict(), blob["model"], what="model")
+        checkpoint.copy_into(dmp.fused_optimizer.state_dict(), blob["fused_opt"], what="fused optimizer")
+        dense_opt.load_state_dict(blob["dense_opt"])
+        meta = blob["meta"]
+        log.info("student: resumed from %s after epoch %d", last, meta["epoch"])
     if meta["epoch"] == -1 and cfg.init_from:
         src = checkpoint_path(Path(cfg.init_from), kind="best", rank=rank)
         if src.exists():
