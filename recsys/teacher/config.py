@@ -46,6 +46,10 @@ class TeacherConfig:
     # slower adapter steps with 2 threads vs 1).
     threads: int = ranged(0, ge=0)
     cache_dir: str = "~/.cache/recsys/teacher"  # per-text embedding cache, shared by every run dir
+    # Processes encoding the texts (torchrun; one per GPU on CUDA). Each encodes a share of the batches,
+    # balanced by tokens, into the cache above (on several hosts it must be on a file system they all mount);
+    # rank 0 then does the rest. Changes speed, not results (bitwise on CPU fp32), so not part of the key.
+    nproc: int = ranged(1, ge=1)
     # --- users -------------------------------------------------------------------------------------
     # "pooled": recency-weighted mean of the item embeddings of the history — no model call, so it is
     # the CPU default. "text": encode the titles of the last `history_n` items as one text.
