@@ -104,7 +104,8 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
     record: dict[str, Any] = {}
     if trained.rank == 0:
         paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid, users_test=users_test,
-                                    tables=data.tables, quantize=cfg.quantize_int8, tower=tower)
+                                    tables=data.tables, quantize=cfg.quantize_int8, tower=tower,
+                                    eval_users=cfg.eval_users)
         params = _param_counts(trained)
         examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
                     "replay_per_epoch": replay_size(len(data.ex_older), fraction=cfg.replay_fraction),

@@ -81,4 +81,7 @@ class TeacherConfig:
     adapter_patience: int = ranged(1, ge=1)  # epochs without valid NDCG@10 gain before stopping
     adapter_eval_users: int = ranged(5000, ge=1)  # valid users sampled for early stopping (all users for the
     # report)
+    # 0 = every user. N > 0: the stage's own raw/adapted metrics rank the catalogue for a seeded sample of N
+    # users (each pass costs users x items x dim; the eval stage reports the teacher rows on its own sample)
+    eval_users: int = ranged(0, ge=0)
     seed: int = ranged(0, ge=0)

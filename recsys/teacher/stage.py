@@ -76,11 +76,16 @@ def user_embeddings(*, cfg: TeacherConfig, tables: Tables, item_emb: np.ndarray,
     return emb, st.encoded_new, st.from_cache
 
 
-def evaluate(*, user_emb: np.ndarray, item_emb: np.ndarray, tables: Tables, split: Split) -> dict[str, float]:
-    """Full-ranking metrics of inner-product scores at ``split`` (history excluded)."""
-    from recsys.metrics import dot_scorer, evaluate_scores
+def evaluate(*, user_emb: np.ndarray, item_emb: np.ndarray, tables: Tables, split: Split,
+             eval_users: int = 0) -> dict[str, float]:
+    """Full-ranking metrics of inner-product scores at ``split`` (history excluded); ``eval_users`` > 0: on a
+    seeded sample of that many users."""
+    from recsys.metrics import dot_scorer, evaluate_scores, of_users, sample_users
 
-    res = evaluate_scores(score_fn=dot_scorer(user_emb, item_emb), targets=tables.targets(split),
+    targets = tables.targets(split)
+    if eval_users:
+        targets = of_users(targets, sample_users(targets, n=eval_users, seed=0))
+    res = evaluate_scores(score_fn=dot_scorer(user_emb, item_emb), targets=targets,
                           history=tables.history(split), n_items=tables.n_items)
     s = res.summary(ks=(10, 20))
     return {k: round(float(s[k]), 5) for k in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")}
@@ -155,7 +160,7 @@ def execute(*, cfg: TeacherConfig, run_dir: RunDir, key: str, spec: ModelSpec, e
         for split in SPLITS:
             users[f"adapted_{split}"] = normalize_rows(raw_means[split])
     metrics = {f"{kind}_{split}": evaluate(user_emb=users[f"{kind}_{split}"], item_emb=items, tables=tables,
-                                           split=split)
+                                           split=split, eval_users=cfg.eval_users)
                for split in eval_splits for kind, items in (("raw", raw_items), ("adapted", adapted_items))}
     top_items = adapted_items if cfg.topk_source == "adapted" else raw_items
     tops = {split: topk(user_emb=users[f"{cfg.topk_source}_{split}"], item_emb=top_items,
