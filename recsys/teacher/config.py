@@ -62,6 +62,10 @@ class TeacherConfig:
     # --- top-K -------------------------------------------------------------------------------------
     topk: int = ranged(100, ge=1)  # students distil from the top 100: covers recall@100 and leaves room for
     # the ranker
+    # 0 = every user gets a top-K list. N > 0: a seeded sample of N users per split (exact top-K costs users x
+    # items x dim: 1M users x 10M items is the first thing that breaks at scale); consumers treat a user
+    # without a list as having none (student topk mode skips them, the ranker's t_in_topk is 0)
+    topk_users: int = ranged(0, ge=0)
     topk_source: TopkSource = "adapted"  # the better teacher is the one students should copy
     # --- adapter -----------------------------------------------------------------------------------
     # "linear": affine, so A(pooled raw history) is exactly the pooled adapted items, and 148k weights

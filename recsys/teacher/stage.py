@@ -91,6 +91,15 @@ def evaluate(*, user_emb: np.ndarray, item_emb: np.ndarray, tables: Tables, spli
     return {k: round(float(s[k]), 5) for k in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")}
 
 
+def _topk_users(cfg: TeacherConfig, tables: Tables, split: Split) -> np.ndarray | None:
+    """None (every user) or the seeded sample of ``cfg.topk_users`` users with a target at ``split``."""
+    if not cfg.topk_users:
+        return None
+    from recsys.metrics import sample_users
+
+    return sample_users(tables.targets(split), n=cfg.topk_users, seed=cfg.seed)
+
+
 def run(cfg: TeacherConfig, run_dir: RunDir, *, force: bool = False, eval_splits: tuple[Split, ...] = ("valid",),
         rdzv: Rendezvous = SINGLE) -> dict[str, Any]:
     """Embed the catalogue and users, adapt, score top-K; write ``<run>/teacher``. Returns stats.
@@ -137,7 +146,7 @@ def execute(*, cfg: TeacherConfig, run_dir: RunDir, key: str, spec: ModelSpec, e
                         hint="Give the data stage an item catalogue (data.items_path, with data.columns.item_* "
                              "naming its text columns) and run again.")
     raw_items, st = encode_cached(texts=texts, encode=encode, cache=cache, what="items")
-    t_items = time.perf_counter() - t0
+    t_items = time.perf_counter() - t0 + (float(encoded["seconds"]) if encoded is not None else 0.0)
     new, cached = st.encoded_new, st.from_cache
     users: dict[str, np.ndarray] = {}
     for split in SPLITS:
@@ -164,7 +173,8 @@ def execute(*, cfg: TeacherConfig, run_dir: RunDir, key: str, spec: ModelSpec, e
                for split in eval_splits for kind, items in (("raw", raw_items), ("adapted", adapted_items))}
     top_items = adapted_items if cfg.topk_source == "adapted" else raw_items
     tops = {split: topk(user_emb=users[f"{cfg.topk_source}_{split}"], item_emb=top_items,
-                        history=tables.history(split), k=cfg.topk) for split in SPLITS}
+                        history=tables.history(split), k=cfg.topk, users=_topk_users(cfg, tables, split))
+            for split in SPLITS}
     meta = T.TeacherMeta(model=str(spec.source), pooling=spec.pooling, user_mode=cfg.user_mode,
                          history_n=cfg.history_n, recency_decay=cfg.recency_decay,
                          adapter_temperature=cfg.adapter_temperature)
