@@ -1,8 +1,8 @@
 """Teacher text encoding under torchrun: ``teacher.nproc`` processes (on each of ``--nnodes`` hosts).
 
-``launch`` starts ``python -m torch.distributed.run ... -m recsys.teacher.worker``; every worker (``execute``)
-loads the tables, and for each group of texts the single-process stage encodes (items, then the users of each
-split in ``user_mode="text"``), in the same order:
+``recsys.teacher.launch`` starts ``python -m torch.distributed.run ... -m recsys.teacher.worker``; every
+worker (``execute``) loads the tables, and for each group of texts the single-process stage encodes (items,
+then the users of each split in ``user_mode="text"``), in the same order:
 
 1. reads which of the group's distinct texts the content-hashed cache lacks (``cache.uncached``), then waits
    for every rank, so nobody's new shard changes what another rank sees;
@@ -18,38 +18,20 @@ several hosts the cache directory must be on a file system they all mount (e.g. 
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from recsys.artifacts import RunDir, to_jsonable
+from recsys.artifacts import RunDir
 from recsys.data.tables import Split, Tables, load_tables
 from recsys.teacher.cache import EmbeddingCache, uncached
 from recsys.teacher.config import TeacherConfig
 from recsys.teacher.text import clean_text, history_texts, item_texts
-from recsys.torchrun import SINGLE, Rendezvous, command
-from recsys.torchrun import launch as _launch
 
 log = logging.getLogger(__name__)
-WORKER = "recsys.teacher.worker"
 TIMEOUT = datetime.timedelta(hours=12)  # a rank waits this long for the slowest one's share
-
-
-def torchrun_command(*, cfg: TeacherConfig, run_dir: Path, key: str, eval_splits: tuple[str, ...],
-                     rdzv: Rendezvous = SINGLE) -> list[str]:
-    return command(module=WORKER, nproc=cfg.nproc, rdzv=rdzv,
-                   args=["--run-dir", str(run_dir), "--config-json", json.dumps(to_jsonable(cfg)), "--key", key,
-                         "--eval-splits", ",".join(eval_splits)])
-
-
-def launch(*, cfg: TeacherConfig, run_dir: Path, key: str, eval_splits: tuple[str, ...],
-           rdzv: Rendezvous = SINGLE, timeout_s: float | None = None) -> None:
-    cmd = torchrun_command(cfg=cfg, run_dir=run_dir, key=key, eval_splits=eval_splits, rdzv=rdzv)
-    _launch(cmd=cmd, nproc=cfg.nproc, what="teacher", timeout_s=timeout_s)
 
 
 def text_groups(*, cfg: TeacherConfig, tables: Tables, splits: tuple[Split, ...]) -> Iterator[tuple[str, list[str]]]:

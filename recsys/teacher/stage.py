@@ -116,7 +116,7 @@ def run(cfg: TeacherConfig, run_dir: RunDir, *, force: bool = False, eval_splits
         log.info("teacher: up to date, skipped")
         return dict(run_dir.stage_record(STAGE).get("stats", {}))  # type: ignore[union-attr]
     if cfg.nproc > 1 or rdzv.multi_node:
-        from recsys.teacher.distributed import launch
+        from recsys.teacher.launch import launch
 
         launch(cfg=cfg, run_dir=run_dir.root, key=key, eval_splits=eval_splits, rdzv=rdzv)
         rec = run_dir.stage_record(STAGE)
