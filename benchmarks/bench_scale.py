@@ -46,6 +46,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "rank": {"train_users": SAMPLE, "block_users": 20_000, "n_estimators": 100},
     "eval": {"sample_users": SAMPLE, "block_users": 256, "plots": False, "overlap_users": 1000},
 }
+STAGES = ("gen", "data", "teacher", "student", "index", "rank", "eval")
 TARGET = {"items": 10_000_000, "events": 1_000_000_000}
 
 
@@ -147,34 +148,14 @@ def planner() -> dict[str, Any]:
                 "stderr": p.stderr[-2000:]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--items", type=int, default=205_000)
-    ap.add_argument("--users", type=int, default=40_000)
-    ap.add_argument("--events", type=int, default=5_300_000)
-    ap.add_argument("--title-words", type=int, default=6)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/recsys-scale"))
-    ap.add_argument("--out", type=Path, default=RESULTS / "scale.json")
-    ap.add_argument("--stage-timeout", type=float, default=1500.0)
-    args = ap.parse_args(argv)
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
-    t0 = time.perf_counter()
-    gen = {"items": args.items, "users": args.users, "events": args.events, "title_words": args.title_words, "zipf": 0.75,
-           "sigma": 1.2}
-    rows: dict[str, dict[str, Any]] = {}
-    for stage in ("gen", "data", "teacher", "student", "index", "rank", "eval"):
-        rows[stage] = run_stage(stage, work=args.work, params=gen if stage == "gen" else SETTINGS[stage],
-                                timeout_s=args.stage_timeout)
-        if rows[stage]["rc"] != 0:
-            print(rows[stage].get("log_tail", ""), flush=True)
-            break
-    wall = time.perf_counter() - t0
+def write(rows: dict[str, dict[str, Any]], *, args: argparse.Namespace, wall: float, final: bool = False,
+          running: dict[str, Any] | None = None) -> bool:
+    """Write the result for the stages so far (``running``: the stage still going when the record was made)."""
     counts = (rows.get("data") or {}).get("result") or {}
-    items, events = int(counts.get("items", args.items)), int(counts.get("interactions", args.events))
+    items, events = int(counts.get("items", args.items)), int(counts.get("kept", args.events))
     users = int(counts.get("users", args.users))
-    ok = all(r["rc"] == 0 for r in rows.values()) and len(rows) == 7
-    peak = max(r["peak_rss_gib"] for r in rows.values())
+    ok = all(r["rc"] == 0 for r in rows.values()) and len(rows) == len(STAGES)
+    peak = max([r["peak_rss_gib"] for r in rows.values()] or [0.0])
     results = [{"name": f"{s}: wall time", "value": r["wall_s"], "unit": "s", "peak_rss_gib": r["peak_rss_gib"],
                 "load_avg_before": r["load_avg_before"], "load_avg_after": r["load_avg_after"], "rc": r["rc"]}
                for s, r in rows.items()]
@@ -184,15 +165,79 @@ def main(argv: list[str] | None = None) -> int:
                  "target": "< 24 GiB", "met": ok and peak < 24},
                 {"name": "scale", "items": items, "events": events, "users": users,
                  "target": ">= 200k items, >= 5M events", "met": items >= 200_000 and events >= 5_000_000}]
-    extra = {"stages": rows, "settings": SETTINGS, "generator": gen, "complete": ok,
+    extra = {"complete": ok, "stages": rows, "running": running, "settings": SETTINGS,
+             "generator": {"items": args.items, "users": args.users, "events": args.events,
+                           "title_words": args.title_words, "zipf": 0.75, "sigma": 1.2},
              "extrapolation_10M_items_1B_events": extrapolate(rows, items=items, events=events, users=users)
-             if ok else None,
-             "gpu_plan": planner()}
-    notes = [f"load average before each stage is beside its figures; the box has 2 cores shared with other "
-             f"jobs, so wall times are upper bounds of an idle box's", "peak = RSS summed over the stage's "
-             "process tree (torchrun agent + workers), sampled every 0.5 s"]
-    write_result(args.out.stem, results=results, notes=notes, extra=extra, out_dir=args.out.parent)
-    print(f"wrote {args.out} ({'complete' if ok else 'INCOMPLETE'}, {wall:.0f}s, peak {peak:.2f} GiB)")
+             if ok else None}
+    if final or running is not None:
+        extra["gpu_plan"] = planner()
+    if args.small and args.small.exists():
+        extra["complete_smaller_run"] = json.loads(args.small.read_text())
+    notes = ["load average before and after each stage is beside its figures; the box has 2 cores shared with "
+             "other jobs and the run is niced, so wall times are upper bounds of an idle box's",
+             "peak = RSS summed over the stage's process tree (torchrun agent + workers), sampled every 0.5 s"]
+    write_result(args.out.stem, results=results, notes=notes, extra=extra, out_dir=args.out.parent,
+                 probes=final or running is not None)
+    if final:
+        print(f"wrote {args.out} ({'complete' if ok else 'INCOMPLETE'}, {wall:.0f}s, peak {peak:.2f} GiB)")
+    return ok
+
+
+def from_log(args: argparse.Namespace) -> int:
+    """Record a run that was stopped: the stage lines of its stdout log, each stage's RESULT line, and the
+    stage that was still running (its elapsed time and its workers' CPU time, from its log and ``ps``)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for line in args.from_log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[0] in STAGES and parts[1].startswith("rc="):
+            stage = parts[0]
+            text = (args.work / f"{stage}.log").read_text(errors="replace")
+            result = next((json.loads(x[7:]) for x in reversed(text.splitlines()) if x.startswith("RESULT ")), None)
+            load = json.loads(line[line.index("load ") + 5:])
+            rows[stage] = {"stage": stage, "rc": int(parts[1][3:]), "wall_s": float(parts[2].rstrip("s")),
+                           "peak_rss_gib": float(parts[4]), "load_avg_before": load, "load_avg_after": None,
+                           "params": SETTINGS.get(stage, {}), "result": result}
+    running = {"stage": args.running_stage, "note": args.running_note} if args.running_stage else None
+    wall = sum(r["wall_s"] for r in rows.values()) + (args.running_s or 0.0)
+    if running is not None:
+        running["elapsed_s"] = args.running_s
+    write(rows, args=args, wall=wall, running=running)
+    print(f"wrote {args.out} from {args.from_log} ({len(rows)} stages finished)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=205_000)
+    ap.add_argument("--users", type=int, default=40_000)
+    ap.add_argument("--events", type=int, default=5_300_000)
+    ap.add_argument("--title-words", type=int, default=6)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/recsys-scale"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "scale.json")
+    ap.add_argument("--stage-timeout", type=float, default=1500.0)
+    ap.add_argument("--small", type=Path, default=None, help="a complete smaller run's JSON to keep beside this one")
+    ap.add_argument("--from-log", type=Path, default=None, help="record a stopped run from its stdout log")
+    ap.add_argument("--running-stage", default=None)
+    ap.add_argument("--running-s", type=float, default=None)
+    ap.add_argument("--running-note", default=None)
+    args = ap.parse_args(argv)
+    if args.from_log:
+        return from_log(args)
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    t0 = time.perf_counter()
+    gen = {"items": args.items, "users": args.users, "events": args.events, "title_words": args.title_words,
+           "zipf": 0.75, "sigma": 1.2}
+    rows: dict[str, dict[str, Any]] = {}
+    for stage in STAGES:
+        rows[stage] = run_stage(stage, work=args.work, params=gen if stage == "gen" else SETTINGS[stage],
+                                timeout_s=args.stage_timeout)
+        if rows[stage]["rc"] != 0:
+            print(rows[stage].get("log_tail", ""), flush=True)
+            break
+        write(rows, args=args, wall=time.perf_counter() - t0)  # after every stage: a killed run leaves a record
+    ok = write(rows, args=args, wall=time.perf_counter() - t0, final=True)
     return 0 if ok else 1
 
 
