@@ -53,6 +53,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("build-index", "pipelines.build_index", "data -> teacher -> student -> index -> ranker (the serving "
             "path only)"),
     Command("prepare", "pipelines.prepare", "load + validate + split logs only; prints read = kept + quarantined"),
+    Command("teacher", "pipelines.teacher", "embed a run's items and users with the text teacher (torchrun "
+            "when --nproc > 1)"),
     Command("student", "pipelines.student", "train one student variant on a run's tables (torchrun when "
             "--nproc > 1)"),
     Command("retrain", "pipelines.retrain", "retrain a published version on new logs; gated, atomically "

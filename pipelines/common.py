@@ -63,7 +63,7 @@ def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespa
         if isinstance(e, (*_user_error_types(), OSError)):
             print(f"{prog}: error: {_paragraph(e)}", file=sys.stderr)
             return USAGE_EXIT
-        from recsys.student.launch import WorkersFailed
+        from recsys.torchrun import WorkersFailed
 
         if isinstance(e, WorkersFailed):  # the workers' own log (above) says why
             print(f"{prog}: error: {_paragraph(e)}", file=sys.stderr)
@@ -117,6 +117,41 @@ def open_run(path: Path, *, what: str = "another recsys run") -> Iterator[Path]:
     check_out_dir(path)
     with hold(path, what=what):
         yield path
+
+
+def add_rendezvous_args(ap: argparse.ArgumentParser) -> None:
+    """``--nnodes/--node-rank/--rdzv-endpoint/--rdzv-id``: run a stage as one node of a multi-node torchrun job."""
+    g = ap.add_argument_group("multi-node (the same command on every host, on a run directory they all mount)")
+    g.add_argument("--nnodes", default="1", help="hosts in the job: N, or MIN:MAX (elastic; starts once MIN have "
+                   "joined). Default 1 (this host alone)")
+    g.add_argument("--node-rank", type=int, default=None,
+                   help="this host's rank (0..N-1); node 0 holds the run-directory lock. Default: assigned by the "
+                        "rendezvous, and no host takes the lock")
+    g.add_argument("--rdzv-endpoint", default=None, help="host:port of the c10d rendezvous store, reachable from "
+                   "every host (the torchrun agent on that host serves it)")
+    g.add_argument("--rdzv-id", default=None, help="job id: the same on every host, new for each job")
+
+
+def rendezvous(args: argparse.Namespace) -> Any:
+    """The ``recsys.torchrun.Rendezvous`` of ``add_rendezvous_args``'s flags (ConfigError names a bad one)."""
+    from recsys.torchrun import Rendezvous
+
+    return Rendezvous(nnodes=str(args.nnodes), node_rank=args.node_rank, endpoint=args.rdzv_endpoint,
+                      rdzv_id=args.rdzv_id)
+
+
+@contextlib.contextmanager
+def open_node_run(path: Path, *, rdzv: Any) -> Iterator[Path]:
+    """``open_run`` for one node of a job: one host alone, or node 0 of several, holds the run-dir lock; the
+    other nodes only check the directory (they write nothing but through rank 0)."""
+    if not rdzv.multi_node or rdzv.node_rank == 0:
+        with open_run(path):
+            yield path
+        return
+    check_out_dir(path)
+    log.info("node %s of a %s-node job: not taking %s/.lock (node 0 holds it)",
+             "?" if rdzv.node_rank is None else rdzv.node_rank, rdzv.nnodes, path)
+    yield path
 
 
 def add_common_args(ap: argparse.ArgumentParser, *, default_out: str) -> None:

@@ -1,11 +1,15 @@
 """Train one student variant on a run directory that already has its tables (and teacher files).
 
     recsys student -o RUN_DIR [--variant student_kd] [--nproc 2] [--force] [key=value ...]
+    recsys student -o /shared/run --nproc 8 --nnodes 4 --node-rank R --rdzv-endpoint host0:29500 --rdzv-id job1
 
 ``key=value`` are StudentConfig fields (``epochs=5 sharding=column_wise``, with or without ``student.``).
 The ablation names (student_no_kd, student_kd_emb, student_kd_rank) also zero their distillation weights,
 as in ``recsys evaluate``; explicit overrides win. ``--nproc 1`` trains in this process (no torchrun);
-more launches torchrun workers, which stop when this command is stopped.
+more launches torchrun workers, which stop when this command is stopped. With ``--nnodes`` > 1 this host is
+one node of a multi-node job: run the same command on every host (same run directory on a shared file system,
+same ``--rdzv-endpoint`` and ``--rdzv-id``); every node computes the same stage key from the shared files, and
+rank 0 writes the exports and records the stage.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import json
 import re
 from pathlib import Path
 
-from pipelines.common import UsageError, command_main, open_run, setup_logging
+from pipelines.common import (UsageError, add_rendezvous_args, command_main, open_node_run, rendezvous,
+                              setup_logging)
 from recsys.config import build, parse_overrides
 from recsys.student.config import ABLATION, StudentConfig
 
@@ -33,6 +38,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--force", action="store_true", help="train even when inputs and config are unchanged")
     ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_rendezvous_args(ap)
 
 
 def config(args: argparse.Namespace) -> StudentConfig:
@@ -48,11 +54,12 @@ def config(args: argparse.Namespace) -> StudentConfig:
 def run(args: argparse.Namespace) -> int:
     setup_logging(quiet=args.quiet, verbose=args.verbose)
     cfg = config(args)
+    rdzv = rendezvous(args)
     from recsys.artifacts import RunDir
     from recsys.student.stage import run as train_variant
 
-    with open_run(args.out):
-        rec = train_variant(cfg, RunDir(args.out), variant=args.variant, force=args.force)
+    with open_node_run(args.out, rdzv=rdzv):
+        rec = train_variant(cfg, RunDir(args.out), variant=args.variant, force=args.force, rdzv=rdzv)
     print(json.dumps({"variant": args.variant, "test": rec.get("test"), "seconds": rec.get("seconds")}, indent=2))
     return 0
 

@@ -110,6 +110,8 @@ def evaluate_scores(
         score_fn: maps a batch of user indices (B,) to scores (B, n_items); higher is better.
         targets: (user, item) rows to find; several per user allowed.
         history: (user, item) rows excluded from each user's ranking (the target itself never is).
+        batch_size: users scored at a time: memory is O(batch_size x n_items) whatever the number of users
+            (about 30 bytes per score at the peak), and the result does not depend on it.
     """
     users = np.unique(targets["user"].to_numpy()).astype(np.int64)
     t_ptr, t_items = _csr(targets, users)
@@ -179,6 +181,40 @@ def evaluate_lists(*, lists: pl.DataFrame, targets: pl.DataFrame, n_items: int,
                   .with_columns(pl.col("rank").fill_null(int(MISS))))
     cov = {k: lst.filter(pl.col("rank") < k)["item"].n_unique() / n_items for k in ks}
     return EvalResult(per_target=per_target, n_items=n_items, coverage=cov, nonfinite_targets=nonfinite)
+
+
+def sample_users(targets: pl.DataFrame, *, n: int, seed: int = 0) -> np.ndarray:
+    """(min(n, U),) ascending users drawn without replacement (seeded) from the users with a target; all of
+    them when ``n`` is 0 or at least their number."""
+    users = np.unique(targets["user"].to_numpy()).astype(np.int64)
+    if n <= 0 or n >= len(users):
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, size=n, replace=False))
+
+
+def of_users(frame: pl.DataFrame, users: np.ndarray) -> pl.DataFrame:
+    """The rows of ``frame`` (with a ``user`` column) whose user is in ``users``."""
+    return frame.filter(pl.col("user").is_in(pl.Series(users.astype(np.int64)).cast(frame.schema["user"])))
+
+
+def intervals(per_target: pl.DataFrame, *, ks: Sequence[int] = (10, 20), population: int,
+              confidence: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Normal-approximation interval on every per-user mean ``summarize`` reports, for a simple random sample
+    of users out of ``population`` users with a target (finite-population corrected: 0 width when the sample
+    is everyone). -> {"ndcg@10": (low, high), ...}."""
+    from statistics import NormalDist
+
+    if per_target.height == 0:
+        return {}
+    _, values = _user_values(per_target, ks=ks)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    out = {}
+    for name, v in values.items():
+        n = len(v)
+        fpc = max(0.0, (population - n) / (population - 1)) if population > 1 else 0.0
+        half = z * (float(np.std(v, ddof=1)) if n > 1 else 0.0) / np.sqrt(n) * np.sqrt(fpc)
+        out[name] = (float(np.mean(v)) - half, float(np.mean(v)) + half)
+    return out
 
 
 def dot_scorer(user_vecs: np.ndarray, item_vecs: np.ndarray) -> ScoreFn:

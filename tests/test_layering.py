@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = {p.name for p in (ROOT / "recsys").iterdir() if (p / "__init__.py").exists()}
 # Modules every stage may use: shared plumbing, pure metrics, the run-dir lock, the artifact contracts, the
 # reader of the data stage's tables and its error type (an input that cannot be used, e.g. items without text
-# for the teacher). Nothing else outside its own package.
+# for the teacher), and the torchrun launcher + worker lifeline the teacher and student workers share. Nothing
+# else outside its own package.
 SHARED = ("recsys.artifacts", "recsys.config", "recsys.metrics", "recsys.runlock", "recsys.contracts",
-          "recsys.data.tables", "recsys.data.schema", "recsys.data.errors")
+          "recsys.data.tables", "recsys.data.schema", "recsys.data.errors", "recsys.torchrun", "recsys.lifeline")
 # Documented exceptions, (importing package, imported module prefix): the service runs the query API over the
 # published store.
 ALLOWED = {("serve", "recsys.api"), ("serve", "recsys.publish.store")}

@@ -20,3 +20,11 @@ class EvalConfig:
     overlap_k: int = ranged(10, ge=1)  # teacher-student top-K overlap
     overlap_users: int = ranged(2000, ge=0)  # users sampled for the overlap (exact top-K per user)
     plots: bool = True
+    # full ranking scores this many users at a time: peak memory ~30 bytes x block_users x items (1024 x 1M
+    # items ~ 30 GiB, so lower it for large catalogues); results do not depend on it
+    block_users: int = ranged(1024, ge=1)
+    # 0 = every user with a target. N > 0: a seeded sample of N of them (10M-user logs), and every metric gets
+    # a normal-approximation confidence interval (metrics.json rows: "ci", "sampled_users", "population")
+    sample_users: int = ranged(0, ge=0)
+    sample_seed: int = ranged(0, ge=0)
+    confidence: float = ranged(0.95, gt=0, lt=1)

@@ -16,7 +16,7 @@ from recsys.eval.config import EvalConfig
 from recsys.eval.report import render
 from recsys.eval.slices import POPULARITY, as_dict, history_order, ordered
 from recsys.eval.systems import ORDER, discover, evaluate, topk_overlap, tradeoff_points
-from recsys.metrics import history_length_slices, popularity_slices, summarize
+from recsys.metrics import history_length_slices, intervals, popularity_slices, sample_users, summarize
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,24 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
     pop = popularity_slices(tables.train, n_items=tables.n_items, head=cfg.head_share, tail=cfg.tail_share)
     hist_len = history_length_slices(tables.history(split), bins=cfg.history_bins)
     systems = sorted(discover(lay, split=split, n_users=tables.n_users, n_items=tables.n_items), key=lambda s: (ORDER.index(s.name) if s.name in ORDER else 99, s.name))
+    population = tables.targets(split)["user"].n_unique()
+    users = sample_users(tables.targets(split), n=cfg.sample_users, seed=cfg.sample_seed) if cfg.sample_users else None
+    if users is not None:
+        log.info("eval: a seeded sample of %d of %d users (eval.sample_users)", len(users), population)
     rows, curves, pop_parts, len_parts = [], {}, [], []
     h_order = history_order(cfg.history_bins)
     slice_metrics = [f"{m}@{k}" for k in cfg.ks for m in ("ndcg", "recall")]
     found = {}
     for s in systems:
         t = time.perf_counter()
-        res = evaluate(s, tables, split=split, ks=curve_ks)
+        res = evaluate(s, tables, split=split, ks=curve_ks, block_users=cfg.block_users, users=users)
         summ = res.summary(ks=cfg.ks)
-        rows.append({"model": s.name, "kind": s.kind, **summ, "eval_seconds": round(time.perf_counter() - t, 2)})
+        row = {"model": s.name, "kind": s.kind, **summ, "eval_seconds": round(time.perf_counter() - t, 2)}
+        if users is not None:
+            ci = intervals(res.per_target, ks=cfg.ks, population=population, confidence=cfg.confidence)
+            row.update(sampled_users=len(users), population=population, confidence=cfg.confidence,
+                       ci={m: [round(lo, 6), round(hi, 6)] for m, (lo, hi) in ci.items()})
+        rows.append(row)
         curves[s.name] = {k: v for k, v in summarize(res.per_target, ks=curve_ks).items() if k.startswith("recall@")}
         curves[s.name] = {int(k.split("@")[1]): v for k, v in curves[s.name].items()}
         by_pop = ordered(res.by_slice(pop, on="item", ks=cfg.ks), POPULARITY)

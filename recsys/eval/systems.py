@@ -19,7 +19,7 @@ from recsys.contracts import student as S
 from recsys.contracts import teacher as TC
 from recsys.contracts.layout import Layout
 from recsys.data.tables import Split, Tables
-from recsys.metrics import EvalResult, ScoreFn, dot_scorer, evaluate_lists, evaluate_scores
+from recsys.metrics import EvalResult, ScoreFn, dot_scorer, evaluate_lists, evaluate_scores, of_users
 
 # Report order; anything else found (e.g. extra student variants) follows.
 ORDER = ["most_popular", "als", "teacher_raw", "teacher_adapted", "student_no_kd", "student_kd_emb",
@@ -74,13 +74,18 @@ def tradeoff_points(layout: Layout) -> list[dict]:
     return IC.read_tradeoff(layout=layout)
 
 
-def evaluate(system: System, tables: Tables, *, split: Split, ks: tuple[int, ...]) -> EvalResult:
-    targets = tables.targets(split)
+def evaluate(system: System, tables: Tables, *, split: Split, ks: tuple[int, ...], block_users: int = 1024,
+             users: np.ndarray | None = None) -> EvalResult:
+    """Full ranking in blocks of ``block_users``, or the system's lists; only ``users`` (None = all) count."""
+    targets, history = tables.targets(split), tables.history(split)
+    if users is not None:
+        targets, history = of_users(targets, users), of_users(history, users)
     if system.score_fn is not None:
-        return evaluate_scores(score_fn=system.score_fn, targets=targets, history=tables.history(split),
-                               n_items=tables.n_items, ks=ks)
+        return evaluate_scores(score_fn=system.score_fn, targets=targets, history=history,
+                               n_items=tables.n_items, ks=ks, batch_size=block_users)
     assert system.lists is not None
-    return evaluate_lists(lists=system.lists, targets=targets, n_items=tables.n_items, ks=ks)
+    lists = system.lists if users is None else of_users(system.lists, users)
+    return evaluate_lists(lists=lists, targets=targets, n_items=tables.n_items, ks=ks)
 
 
 def topk_overlap(a: System, b: System, tables: Tables, *, split: Split, k: int, n_users: int, seed: int = 0) -> float:

@@ -43,4 +43,10 @@ class RankConfig:
     # that retriever's list is served
     gate_metric: str = "ndcg@10"
     refit: bool = True  # after the gate, refit on every valid user with the rounds early stopping chose
+    # 0 = every valid user's candidates train the ranker. N > 0: a seeded sample of N users' (at 1M users x
+    # 100+ candidates the features of every list would be 100M+ rows; LambdaRank saturates far sooner)
+    train_users: int = ranged(0, ge=0)
+    # 0 = the test candidates' features in one frame. N > 0: built and re-ranked N users at a time (memory
+    # bounded by N x candidates rows; each block re-reads the history aggregates, so keep N in the 100k's)
+    block_users: int = ranged(0, ge=0)
     seed: int = ranged(0, ge=0)

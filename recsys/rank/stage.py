@@ -53,6 +53,15 @@ def candidates(root: Path, cfg: RankConfig, *, tables: Tables, split: Split) -> 
     return union(lists, sources=sources, depth=cfg.depth), lists
 
 
+def user_blocks(frame: pl.DataFrame, *, block_users: int) -> list[pl.DataFrame]:
+    """``frame`` split into consecutive blocks of ``block_users`` users (one block when 0)."""
+    if not block_users:
+        return [frame]
+    users = frame["user"].unique().sort()
+    return [frame.filter(pl.col("user").is_in(users.slice(s, block_users).implode()))
+            for s in range(0, len(users), block_users)]
+
+
 def gate_users(users: np.ndarray, *, share: float, seed: int) -> np.ndarray:
     """The seeded share of the valid users held out from training for the gate."""
     n = int(round(share * len(users)))
@@ -72,6 +81,10 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
     t0 = time.perf_counter()
     tables = load_tables(lay)
     cv, lists_v = candidates(root, cfg, tables=tables, split="valid")
+    if cfg.train_users:
+        from recsys.metrics import of_users, sample_users
+
+        cv = of_users(cv, sample_users(cv, n=cfg.train_users, seed=cfg.seed))
     fv = label(build_features(cv, tables=tables, split="valid", recent_days=cfg.recent_days), tables.valid)
     features = feature_columns(fv)
     held = pl.Series("user", gate_users(cv["user"].unique().sort().to_numpy(), share=cfg.gate_fraction, seed=cfg.seed))
@@ -89,7 +102,9 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
                                                                           n_estimators=max(1, rounds)), features=features)
         train_report["refit"] = refit_report
     ct, _ = candidates(root, cfg, tables=tables, split="test")
-    reranked = rerank(booster, build_features(ct, tables=tables, split="test", recent_days=cfg.recent_days))
+    reranked = pl.concat([rerank(booster, build_features(block, tables=tables, split="test",
+                                                        recent_days=cfg.recent_days))
+                          for block in user_blocks(ct, block_users=cfg.block_users)])
     outs = [save_model(booster, layout=lay), L.write(path=lay.reranked("test"), frame=reranked),
             R.write_importance(layout=lay, importance={"importance_type": "gain", "features": importance(booster)})]
     report: dict[str, Any] = {

@@ -90,7 +90,7 @@ def rerank(booster: Any, f: pl.DataFrame, *, num_threads: int = 0) -> pl.DataFra
     extra = {"num_threads": num_threads} if num_threads > 0 else {}
     score = booster.predict(matrix(f, feats), num_iteration=booster.best_iteration or None, **extra)
     return (f.select("user", "item").with_columns(pl.Series("score", score.astype(np.float32)))
-            .sort(["user", "score"], descending=[False, True])
+            .sort(["user", "score"], descending=[False, True], maintain_order=True)  # ties: the input order
             .with_columns(pl.int_range(pl.len()).over("user").cast(pl.Int32).alias("rank")))
 
 

@@ -101,6 +101,10 @@ class StudentConfig:
     # --- export
     quantize_int8: bool = True  # also write int8 per-row-quantised item vectors + scales
     eval_batch_size: int = ranged(2048, ge=1)
+    # 0 = every user. N > 0: validation (each epoch) and the export's metrics rank the catalogue for a seeded
+    # sample of N users with a target: each full-ranking pass costs users x items, the first thing to break
+    # at 1M+ users (the eval stage reports on its own sample, with intervals)
+    eval_users: int = ranged(0, ge=0)
     # warm start (retraining): a previous run's ``student/<variant>`` dir; its best weights initialise this
     # model, table rows copied by id (ids are stable across retrains, new users/items get fresh rows at the
     # end), and its optimizers' last states continue (fresh Adagrad/Adam states would undo the warm start)

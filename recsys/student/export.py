@@ -38,33 +38,39 @@ def dequantize_int8(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return q.astype(np.float32) * scale[:, None]
 
 
-def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Split) -> dict[str, float]:
-    """Full-ranking metrics of inner-product scores on ``split`` (history excluded)."""
-    res = metrics.evaluate_scores(score_fn=lambda u: users[u] @ items.T, targets=tables.targets(split),
+def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Split,
+             eval_users: int = 0) -> dict[str, float]:
+    """Full-ranking metrics of inner-product scores on ``split`` (history excluded); ``eval_users`` > 0: on a
+    seeded sample of that many users (the same users for every call)."""
+    targets = tables.targets(split)
+    if eval_users:
+        targets = metrics.of_users(targets, metrics.sample_users(targets, n=eval_users, seed=0))
+    res = metrics.evaluate_scores(score_fn=lambda u: users[u] @ items.T, targets=targets,
                                   history=tables.history(split), n_items=tables.n_items)
     return {k: v for k, v in res.summary(ks=(10, 20)).items() if "@" in k}
 
 
 def write_exports(*, layout: Layout, variant: str, items: np.ndarray, users_valid: np.ndarray,
                   users_test: np.ndarray, tables: Tables, quantize: bool, tower: user_tower.UserTower | None = None,
-                  ) -> tuple[list[Path], dict[str, Any]]:
+                  eval_users: int = 0) -> tuple[list[Path], dict[str, Any]]:
     """Write the vectors (and int8 copies, and the numpy user tower); return the paths and a metrics/quantisation
-    summary. Non-finite vectors are refused (ArtifactError) before anything is written."""
+    summary (on a seeded sample of ``eval_users`` users when > 0). Non-finite vectors are refused (ArtifactError)
+    before anything is written."""
     paths = S.write_vectors(layout=layout, variant=variant, items=items.astype(np.float32),
                             users_valid=users_valid.astype(np.float32), users_test=users_test.astype(np.float32))
     if tower is not None:
         paths.append(user_tower.write(layout=layout, variant=variant, tower=tower))
     info: dict[str, Any] = {
-        "valid": evaluate(users=users_valid, items=items, tables=tables, split="valid"),
-        "test": evaluate(users=users_test, items=items, tables=tables, split="test"),
+        "valid": evaluate(users=users_valid, items=items, tables=tables, split="valid", eval_users=eval_users),
+        "test": evaluate(users=users_test, items=items, tables=tables, split="test", eval_users=eval_users),
         "bytes": {"item_vectors_f32": int(items.nbytes)},
     }
     if quantize:
         q, s = quantize_int8(items)
         paths += S.write_int8(layout=layout, variant=variant, q=q, scales=s)
         deq = dequantize_int8(q, s)
-        iv = evaluate(users=users_valid, items=deq, tables=tables, split="valid")
-        it = evaluate(users=users_test, items=deq, tables=tables, split="test")
+        iv = evaluate(users=users_valid, items=deq, tables=tables, split="valid", eval_users=eval_users)
+        it = evaluate(users=users_test, items=deq, tables=tables, split="test", eval_users=eval_users)
         info["int8"] = {
             "valid": iv, "test": it,
             "ndcg@10_delta_valid": iv["ndcg@10"] - info["valid"]["ndcg@10"],

@@ -19,6 +19,7 @@ from recsys.contracts import student as S
 from recsys.contracts import tables as T
 from recsys.student.config import StudentConfig
 from recsys.student.dataset import teacher_paths
+from recsys.torchrun import SINGLE, Rendezvous
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,17 @@ def input_key(cfg: StudentConfig, run_dir: RunDir, *, variant: str) -> str:
         data = run_dir.output_hash("data")
     except Exception:  # tables made outside the data stage (tests): hash the split files themselves
         data = hash_obj([file_sha256(p) for p in T.paths(run_dir.layout)[2:]])
-    return hash_obj({"cfg": cfg, "variant": variant, "data": data, "teacher": teacher, "v": 1})
+    same = dataclasses.replace(cfg, nproc=1)  # (it was in the key until the multi-node work noticed)
+    return hash_obj({"cfg": same, "variant": variant, "data": data, "teacher": teacher, "v": 1})
 
 
-def run(cfg: StudentConfig, run_dir: RunDir, *, variant: str, force: bool = False) -> dict[str, Any]:
-    """Train + export ``variant``; returns its manifest record (metrics, plan, timings)."""
+def run(cfg: StudentConfig, run_dir: RunDir, *, variant: str, force: bool = False,
+        rdzv: Rendezvous = SINGLE) -> dict[str, Any]:
+    """Train + export ``variant``; returns its manifest record (metrics, plan, timings).
+
+    ``rdzv``: this host as one node of a multi-node job (``cfg.nproc`` processes here); every node runs
+    this on the same (shared) run directory, computes the same key, and rank 0 records the stage.
+    """
     key = input_key(cfg, run_dir, variant=variant)
     stage = stage_name(variant)
     if not force and run_dir.is_fresh(stage, key):
@@ -58,10 +65,10 @@ def run(cfg: StudentConfig, run_dir: RunDir, *, variant: str, force: bool = Fals
 
         raise ConfigError(f"config key 'student.batch_size': {cfg.batch_size} is not divisible by student.nproc="
                           f"{cfg.nproc} (each process takes an equal share of every batch); set a multiple of it")
-    if cfg.nproc > 1:
+    if cfg.nproc > 1 or rdzv.multi_node:
         from recsys.student.launch import launch
 
-        launch(cfg=cfg, run_dir=run_dir.root, variant=variant, key=key)
+        launch(cfg=cfg, run_dir=run_dir.root, variant=variant, key=key, rdzv=rdzv)
         rec = run_dir.stage_record(stage)
         if rec is None or rec.get("key") != key:
             raise RuntimeError(f"student workers finished but {run_dir.layout.manifest} has no record of {stage}")
@@ -97,7 +104,8 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
     record: dict[str, Any] = {}
     if trained.rank == 0:
         paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid, users_test=users_test,
-                                    tables=data.tables, quantize=cfg.quantize_int8, tower=tower)
+                                    tables=data.tables, quantize=cfg.quantize_int8, tower=tower,
+                                    eval_users=cfg.eval_users)
         params = _param_counts(trained)
         examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
                     "replay_per_epoch": replay_size(len(data.ex_older), fraction=cfg.replay_fraction),

@@ -61,7 +61,10 @@ def validate(*, towers: TwoTower, data: StudentData, cfg: StudentConfig) -> dict
     towers.train()
     out = {"ndcg@10": 0.0, "recall@10": 0.0}
     if not dist.is_initialized() or dist.get_rank() == 0:
-        res = metrics.evaluate_scores(score_fn=lambda u: users[u] @ items.T, targets=data.tables.valid,
+        targets = data.tables.valid
+        if cfg.eval_users:
+            targets = metrics.of_users(targets, metrics.sample_users(targets, n=cfg.eval_users, seed=cfg.seed))
+        res = metrics.evaluate_scores(score_fn=lambda u: users[u] @ items.T, targets=targets,
                                       history=data.tables.train, n_items=data.feats.n_items)
         out = {k: v for k, v in res.summary(ks=(10, 20)).items() if "@" in k}
     box = [out]

@@ -91,6 +91,16 @@ class EmbeddingCache:
                       pl.DataFrame({"key": list(keys), "row": np.arange(len(keys), dtype=np.int32)}))
 
 
+def uncached(*, texts: Sequence[str], cache: EmbeddingCache) -> tuple[list[str], list[str], int]:
+    """What ``encode_cached(texts)`` would send to the model, in the same order: -> (distinct non-empty
+    uncached texts, their cache keys, how many distinct non-empty texts are cached already)."""
+    distinct = [t for t in dict.fromkeys(texts) if t]
+    keys = [cache.key(t) for t in distinct]
+    have = set(cache.index()["key"].to_list()) if keys else set()
+    todo = [(t, k) for t, k in zip(distinct, keys) if k not in have]
+    return [t for t, _ in todo], [k for _, k in todo], len(distinct) - len(todo)
+
+
 def encode_cached(
     *, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray], cache: EmbeddingCache | None,
     what: str = "texts",

@@ -46,6 +46,10 @@ class TeacherConfig:
     # slower adapter steps with 2 threads vs 1).
     threads: int = ranged(0, ge=0)
     cache_dir: str = "~/.cache/recsys/teacher"  # per-text embedding cache, shared by every run dir
+    # Processes encoding the texts (torchrun; one per GPU on CUDA). Each encodes a share of the batches,
+    # balanced by tokens, into the cache above (on several hosts it must be on a file system they all mount);
+    # rank 0 then does the rest. Changes speed, not results (bitwise on CPU fp32), so not part of the key.
+    nproc: int = ranged(1, ge=1)
     # --- users -------------------------------------------------------------------------------------
     # "pooled": recency-weighted mean of the item embeddings of the history — no model call, so it is
     # the CPU default. "text": encode the titles of the last `history_n` items as one text.
@@ -58,6 +62,10 @@ class TeacherConfig:
     # --- top-K -------------------------------------------------------------------------------------
     topk: int = ranged(100, ge=1)  # students distil from the top 100: covers recall@100 and leaves room for
     # the ranker
+    # 0 = every user gets a top-K list. N > 0: a seeded sample of N users per split (exact top-K costs users x
+    # items x dim: 1M users x 10M items is the first thing that breaks at scale); consumers treat a user
+    # without a list as having none (student topk mode skips them, the ranker's t_in_topk is 0)
+    topk_users: int = ranged(0, ge=0)
     topk_source: TopkSource = "adapted"  # the better teacher is the one students should copy
     # --- adapter -----------------------------------------------------------------------------------
     # "linear": affine, so A(pooled raw history) is exactly the pooled adapted items, and 148k weights
@@ -77,4 +85,7 @@ class TeacherConfig:
     adapter_patience: int = ranged(1, ge=1)  # epochs without valid NDCG@10 gain before stopping
     adapter_eval_users: int = ranged(5000, ge=1)  # valid users sampled for early stopping (all users for the
     # report)
+    # 0 = every user. N > 0: the stage's own raw/adapted metrics rank the catalogue for a seeded sample of N
+    # users (each pass costs users x items x dim; the eval stage reports the teacher rows on its own sample)
+    eval_users: int = ranged(0, ge=0)
     seed: int = ranged(0, ge=0)

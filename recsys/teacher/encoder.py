@@ -95,6 +95,24 @@ def plan_batches(lengths: Sequence[int] | np.ndarray, *, token_budget: int) -> l
     return batches
 
 
+def assign_batches(batches: Sequence[np.ndarray], lengths: Sequence[int] | np.ndarray, *, world: int) -> np.ndarray:
+    """(n_batches,) rank of each batch: whole batches to ``world`` ranks, balanced by token count.
+
+    Greedy longest-processing-time: batches by tokens (rows x length, ties by position), each to the rank with
+    the fewest tokens so far (ties to the lowest rank). Deterministic, so every rank computes the same split;
+    whole batches, so every text is encoded in exactly the batch one process would have put it in.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    tokens = np.array([len(b) * int(lengths[b[0]]) for b in batches], dtype=np.int64)
+    owner = np.zeros(len(batches), dtype=np.int64)
+    load = np.zeros(world, dtype=np.int64)
+    for j in np.lexsort((np.arange(len(batches)), -tokens)):
+        r = int(np.argmin(load))
+        owner[j] = r
+        load[r] += tokens[j]
+    return owner
+
+
 # --------------------------------------------------------------------------- model discovery
 def default_model_path() -> str:
     try:
@@ -334,6 +352,33 @@ class Encoder:
             yield from ex.map(self._forward, rows)
         finally:  # on an error (or Ctrl-C) drop the batches not started yet instead of running them all
             ex.shutdown(wait=True, cancel_futures=True)
+
+    def encode_part(self, texts: Sequence[str], *, rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
+        """This rank's share of ``encode(texts)`` for distinct ``texts``: -> (positions (m,), emb (m, D)).
+
+        The batches are those ``encode`` would run (same plan over the same texts), dealt to ranks whole by
+        ``assign_batches``, so each row is bitwise what one process computes (on CPU fp32).
+        """
+        if len(set(texts)) != len(texts):
+            raise ValueError("encode_part needs distinct texts (encode_cached passes the distinct uncached ones)")
+        if not len(texts):
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
+        ids = self.tokenize(texts)
+        lengths = [len(x) for x in ids]
+        batches = plan_batches(lengths, token_budget=self.token_budget)
+        owner = assign_batches(batches, lengths, world=world)
+        mine = [b for b, r in zip(batches, owner) if r == rank]
+        if not mine:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        for idx, emb in zip(mine, self._run(ids, mine), strict=True):
+            parts.append(emb)
+            b, t = len(idx), len(ids[idx[0]])
+            self.n_batches += 1
+            self.n_rows += b
+            self.n_tokens += b * t
+            self.n_token_pairs += b * t * t
+        return np.concatenate(mine).astype(np.int64), np.concatenate(parts).astype(np.float32, copy=False)
 
     def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         """(n,) texts -> (n, D) float32, L2-normalised. Identical texts are run once."""

@@ -25,6 +25,7 @@ from recsys.teacher.encoder import Encoder, ModelSpec, resolve_spec
 from recsys.teacher.scores import topk
 from recsys.teacher.text import clean_text, history_texts, item_texts
 from recsys.teacher.users import normalize_rows, pooled_mean, pooled_users
+from recsys.torchrun import SINGLE, Rendezvous
 
 log = logging.getLogger(__name__)
 STAGE = "teacher"
@@ -37,8 +38,8 @@ def model_spec(cfg: TeacherConfig) -> ModelSpec:
 
 
 def stage_key(cfg: TeacherConfig, run_dir: RunDir, spec: ModelSpec) -> str:
-    """Config + data outputs + model weights fingerprint (cache_dir and threads do not change results)."""
-    same = dataclasses.replace(cfg, cache_dir="", threads=0)
+    """Config + data outputs + model weights fingerprint (cache_dir, threads and nproc do not change results)."""
+    same = dataclasses.replace(cfg, cache_dir="", threads=0, nproc=1)
     return hash_obj({"cfg": same, "data": run_dir.output_hash("data"), "model": spec.fingerprint, "v": 1})
 
 
@@ -75,31 +76,62 @@ def user_embeddings(*, cfg: TeacherConfig, tables: Tables, item_emb: np.ndarray,
     return emb, st.encoded_new, st.from_cache
 
 
-def evaluate(*, user_emb: np.ndarray, item_emb: np.ndarray, tables: Tables, split: Split) -> dict[str, float]:
-    """Full-ranking metrics of inner-product scores at ``split`` (history excluded)."""
-    from recsys.metrics import dot_scorer, evaluate_scores
+def evaluate(*, user_emb: np.ndarray, item_emb: np.ndarray, tables: Tables, split: Split,
+             eval_users: int = 0) -> dict[str, float]:
+    """Full-ranking metrics of inner-product scores at ``split`` (history excluded); ``eval_users`` > 0: on a
+    seeded sample of that many users."""
+    from recsys.metrics import dot_scorer, evaluate_scores, of_users, sample_users
 
-    res = evaluate_scores(score_fn=dot_scorer(user_emb, item_emb), targets=tables.targets(split),
+    targets = tables.targets(split)
+    if eval_users:
+        targets = of_users(targets, sample_users(targets, n=eval_users, seed=0))
+    res = evaluate_scores(score_fn=dot_scorer(user_emb, item_emb), targets=targets,
                           history=tables.history(split), n_items=tables.n_items)
     s = res.summary(ks=(10, 20))
     return {k: round(float(s[k]), 5) for k in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")}
 
 
+def _topk_users(cfg: TeacherConfig, tables: Tables, split: Split) -> np.ndarray | None:
+    """None (every user) or the seeded sample of ``cfg.topk_users`` users with a target at ``split``."""
+    if not cfg.topk_users:
+        return None
+    from recsys.metrics import sample_users
+
+    return sample_users(tables.targets(split), n=cfg.topk_users, seed=cfg.seed)
+
+
 def run(cfg: TeacherConfig, run_dir: RunDir, *, force: bool = False, eval_splits: tuple[Split, ...] = ("valid",),
-        ) -> dict[str, Any]:
+        rdzv: Rendezvous = SINGLE) -> dict[str, Any]:
     """Embed the catalogue and users, adapt, score top-K; write ``<run>/teacher``. Returns stats.
 
     ``eval_splits``: where the raw and adapted teacher are measured (valid by default: test is for the
     report, which the eval stage computes from these files). ``raw_*`` users follow ``cfg.user_mode``;
     ``adapted_*`` users are always A(recency-weighted mean of the raw history), the form the adapter is fit in.
+    With ``cfg.nproc > 1`` (or ``rdzv`` spanning several hosts) the text encoding runs under torchrun
+    (``recsys.teacher.distributed``): each rank encodes its share into the cache, rank 0 does the rest.
     """
-    from recsys.teacher.adapter import train_adapter
-
     spec = model_spec(cfg)
     key = stage_key(cfg, run_dir, spec)
     if not force and run_dir.is_fresh(STAGE, key):
         log.info("teacher: up to date, skipped")
         return dict(run_dir.stage_record(STAGE).get("stats", {}))  # type: ignore[union-attr]
+    if cfg.nproc > 1 or rdzv.multi_node:
+        from recsys.teacher.launch import launch
+
+        launch(cfg=cfg, run_dir=run_dir.root, key=key, eval_splits=eval_splits, rdzv=rdzv)
+        rec = run_dir.stage_record(STAGE)
+        if rec is None or rec.get("key") != key:
+            raise RuntimeError(f"teacher workers finished but {run_dir.layout.manifest} has no record of {STAGE}")
+        return dict(rec.get("stats", {}))
+    return execute(cfg=cfg, run_dir=run_dir, key=key, spec=spec, eval_splits=eval_splits)
+
+
+def execute(*, cfg: TeacherConfig, run_dir: RunDir, key: str, spec: ModelSpec, eval_splits: tuple[Split, ...],
+            encoded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stage's work in this process; ``encoded``: what distributed workers put into the cache first
+    (their counts replace this process's, which then finds every text cached)."""
+    from recsys.teacher.adapter import train_adapter
+
     t0 = time.perf_counter()
     import torch
 
@@ -114,13 +146,15 @@ def run(cfg: TeacherConfig, run_dir: RunDir, *, force: bool = False, eval_splits
                         hint="Give the data stage an item catalogue (data.items_path, with data.columns.item_* "
                              "naming its text columns) and run again.")
     raw_items, st = encode_cached(texts=texts, encode=encode, cache=cache, what="items")
-    t_items = time.perf_counter() - t0
+    t_items = time.perf_counter() - t0 + (float(encoded["seconds"]) if encoded is not None else 0.0)
     new, cached = st.encoded_new, st.from_cache
     users: dict[str, np.ndarray] = {}
     for split in SPLITS:
         users[f"raw_{split}"], n_new, n_cached = user_embeddings(cfg=cfg, tables=tables, item_emb=raw_items,
                                                                  split=split, encode=encode, cache=cache)
         new, cached = new + n_new, cached + n_cached
+    if encoded is not None:
+        new, cached = int(encoded["encoded_new"]), int(encoded["from_cache"])
     raw_means = {split: pooled_mean(item_emb=raw_items, history=tables.history(split), n_users=tables.n_users,
                                     last_n=cfg.history_n, decay=cfg.recency_decay) for split in SPLITS}
     if cfg.adapter_epochs > 0:
@@ -135,21 +169,23 @@ def run(cfg: TeacherConfig, run_dir: RunDir, *, force: bool = False, eval_splits
         for split in SPLITS:
             users[f"adapted_{split}"] = normalize_rows(raw_means[split])
     metrics = {f"{kind}_{split}": evaluate(user_emb=users[f"{kind}_{split}"], item_emb=items, tables=tables,
-                                           split=split)
+                                           split=split, eval_users=cfg.eval_users)
                for split in eval_splits for kind, items in (("raw", raw_items), ("adapted", adapted_items))}
     top_items = adapted_items if cfg.topk_source == "adapted" else raw_items
     tops = {split: topk(user_emb=users[f"{cfg.topk_source}_{split}"], item_emb=top_items,
-                        history=tables.history(split), k=cfg.topk) for split in SPLITS}
+                        history=tables.history(split), k=cfg.topk, users=_topk_users(cfg, tables, split))
+            for split in SPLITS}
     meta = T.TeacherMeta(model=str(spec.source), pooling=spec.pooling, user_mode=cfg.user_mode,
                          history_n=cfg.history_n, recency_decay=cfg.recency_decay,
                          adapter_temperature=cfg.adapter_temperature)
     outs = T.write(layout=run_dir.layout, raw_items=raw_items, adapted_items=adapted_items, users=users, topk=tops,
                    meta=meta)
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0 + (float(encoded["seconds"]) if encoded is not None else 0.0)
     stats = {"items": tables.n_items, "users": tables.n_users, "dim_raw": int(raw_items.shape[1]),
              "dim_adapted": int(adapted_items.shape[1]), "encoded_new": new, "from_cache": cached,
              "encode_seconds": round(t_items, 2), "seconds": round(seconds, 2), "metrics": metrics,
-             "adapter": adapter_stats, "model": str(spec.source), "pooling": spec.pooling}
+             "adapter": adapter_stats, "model": str(spec.source), "pooling": spec.pooling,
+             **({"distributed": encoded} if encoded is not None else {})}
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=seconds, encoded_new=new, from_cache=cached,
                    user_mode=cfg.user_mode, stats=stats)
     log.info("teacher: %d items (%d encoded, %d cached) in %.1fs; valid ndcg@10 raw %s adapted %s", tables.n_items,
