@@ -99,11 +99,11 @@ def _warm_optimizers(path: Path, *, dmp: Any, dense_opt: torch.optim.Optimizer) 
     return f"fused {fused}, dense {'continued' if fits else 'fresh (shapes differ)'}"
 
 
-def _same_on_every_rank(value: int, *, device: torch.device) -> bool:
-    """True when every rank of the process group holds the same ``value`` (one all-reduce of [v, -v])."""
-    t = torch.tensor([value, -value], dtype=torch.int64, device=device)
+def _agree(epoch: int, *, refused: bool, device: torch.device) -> tuple[bool, bool]:
+    """One all-reduce over the ranks: (every rank's last checkpoint is from ``epoch``, some rank refused its own)."""
+    t = torch.tensor([epoch, -epoch, int(refused)], dtype=torch.int64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t[0]) == value and -int(t[1]) == value
+    return int(t[0]) == epoch and -int(t[1]) == epoch, bool(t[2])
 
 
 def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str) -> Trained:
@@ -128,11 +128,24 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
     last, best_path = checkpoint_path(out_dir, kind="last", rank=rank), checkpoint_path(out_dir, kind="best", rank=rank)
     meta: dict[str, Any] = {"key": run_key, "world": world, "epoch": -1, "best": -1.0, "best_epoch": -1,
                             "bad": 0, "history": [], "best_valid": {}, "seconds": 0.0}
-    blob = checkpoint.load(last) if last.exists() else None
+    blob, refused = None, None
+    try:
+        blob = checkpoint.load(last) if last.exists() else None
+    except StageError as e:  # a damaged checkpoint: every rank must stop, not only this one
+        refused = e
     if blob is not None and not (blob["meta"].get("key") == run_key and blob["meta"].get("world") == world):
         log.info("student: ignoring checkpoint %s (other config or world size)", last)
         blob = None
-    if world > 1 and not _same_on_every_rank(-1 if blob is None else int(blob["meta"]["epoch"]), device=device):
+    same, any_refused = True, refused is not None
+    if world > 1:
+        same, any_refused = _agree(-1 if blob is None else int(blob["meta"]["epoch"]), refused=refused is not None,
+                                   device=device)
+    if refused is not None:
+        raise refused
+    if any_refused:
+        raise StageError(f"student: another rank refused its checkpoint under {out_dir} (its message is above); "
+                         "nothing was trained")
+    if not same:
         # a run killed between the ranks' saves: their shards are from different epochs and cannot be combined
         if rank == 0:
             log.warning("student: the ranks' last checkpoints are from different epochs (the run was killed while "
