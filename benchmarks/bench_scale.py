@@ -132,7 +132,32 @@ def extrapolate(rows: dict[str, dict[str, Any]], *, items: int, events: int, use
                 "polars overheads: beyond one 24 GiB box; the streaming data stage (recsys.data.streaming) and "
                 "sharded training are the path",
     }
+    out["gpus"] = gpu_estimate(rows)
     return out
+
+
+def gpu_estimate(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Arithmetic, not a measurement (no GPU here): the FLOPs of the target's dominant passes and their time at
+    a stated sustained rate; the tables' placement comes from the planner's dry run (``gpu_plan``)."""
+    words = int(((rows.get("gen") or {}).get("result") or {}).get("title_words", 6))
+    tokens = words + 2  # [CLS] + words + [SEP]: each word is one WordPiece (they are drawn from the vocabulary)
+    minilm_flop_per_token = 2 * 6 * (4 * 384**2 + 2 * 384 * 1536)  # 6 layers: attention + FFN matmuls
+    teacher_flop = TARGET["items"] * tokens * minilm_flop_per_token
+    sustained = 50e12  # assumed bf16 FLOP/s one H100/H200 sustains on MiniLM's short, unpadded batches
+    epoch_examples = TARGET["events"]
+    student_flop = epoch_examples * 3 * 2 * (2 * 64 * 256 + 256 * 64) * 2 + epoch_examples * 2 * 4096 * 64 * 3
+    return {
+        "assumed_sustained_flop_per_s_per_gpu": sustained,
+        "teacher_encode_flop": f"{teacher_flop:.2e}",
+        "teacher_encode_gpu_hours_1_gpu": round(teacher_flop / sustained / 3600, 2),
+        "teacher_note": "teacher.nproc=8 on one host (or --nnodes for more): items split by tokens, ~1/8 the time",
+        "student_epoch_flop_dense": f"{student_flop:.2e}",
+        "student_epoch_hours_8_gpus": round(student_flop / (8 * sustained) / 3600, 3),
+        "student_note": "dense towers + in-batch logits (batch 4096) are tiny on GPUs; an epoch over 1B events "
+                        "is bound by input (KJT building, all-to-all of embedding rows), not FLOPs: measure it",
+        "full_ranking_eval_note": "sampled: 20k users x 10M items x 64 dims = 2.6e13 FLOP per system, seconds on "
+                                  "one GPU; every user (~100M) would be 1.3e17 FLOP per system, so sample",
+    }
 
 
 def planner() -> dict[str, Any]:

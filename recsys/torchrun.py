@@ -133,7 +133,7 @@ def stop(proc: subprocess.Popen[Any]) -> None:
         proc.wait()
 
 
-def launch(*, cmd: list[str], nproc: int, what: str, timeout_s: float | None = None) -> None:
+def launch(*, cmd: list[str], nproc: int, what: str, detail: str = "", timeout_s: float | None = None) -> None:
     """Run the torchrun ``cmd`` (from ``command``) and wait; raise ``WorkersFailed`` if any worker failed.
 
     Interrupted (SIGINT/SIGTERM, a timeout, any exception here), the workers are stopped before this returns.
@@ -148,5 +148,6 @@ def launch(*, cmd: list[str], nproc: int, what: str, timeout_s: float | None = N
     finally:
         stop(proc)
     if rc != 0:
-        raise WorkersFailed(f"{what} workers ({nproc} processes on this host) failed with exit code {rc}; their "
-                            "log is above")
+        more = f", {detail}" if detail else ""
+        raise WorkersFailed(f"{what} workers ({nproc} processes{more}) failed with exit code {rc}; their log is "
+                            "above")

@@ -31,4 +31,4 @@ def launch(*, cfg: StudentConfig, run_dir: Path, variant: str, key: str, rdzv: R
     """Run ``cfg.nproc`` workers on this host (one node of ``rdzv``) and wait; raise ``WorkersFailed`` with
     their exit code if any failed."""
     cmd = torchrun_command(cfg=cfg, run_dir=run_dir, variant=variant, key=key, rdzv=rdzv)
-    _launch(cmd=cmd, nproc=cfg.nproc, what=f"student {variant}", timeout_s=timeout_s)
+    _launch(cmd=cmd, nproc=cfg.nproc, what="student", detail=f"variant {variant}", timeout_s=timeout_s)
