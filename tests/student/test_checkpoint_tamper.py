@@ -140,4 +140,4 @@ def test_torchrun_workers_refuse_a_damaged_checkpoint_with_one_line(trained: Run
     err = capfd.readouterr().err
     lines = [line.split("]:", 1)[1] if line.startswith("[rank") else line for line in err.splitlines()]
     assert any(line.startswith("error: ") and str(last) in line for line in lines), err[-3000:]  # the worker's
-    assert "recsys student: error: student v workers (2 processes on this host) failed" in err, err[-3000:]  # launcher
+    assert "recsys student: error: student workers (2 processes, variant v) failed" in err, err[-3000:]  # launcher
