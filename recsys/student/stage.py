@@ -67,8 +67,19 @@ def run(cfg: StudentConfig, run_dir: RunDir, *, variant: str, force: bool = Fals
                           f"{cfg.nproc} (each process takes an equal share of every batch); set a multiple of it")
     if cfg.nproc > 1 or rdzv.multi_node:
         from recsys.student.launch import launch
+        from recsys.torchrun import WorkersFailed
 
-        launch(cfg=cfg, run_dir=run_dir.root, variant=variant, key=key, rdzv=rdzv)
+        before = run_dir.stage_record(stage)
+        try:
+            launch(cfg=cfg, run_dir=run_dir.root, variant=variant, key=key, rdzv=rdzv)
+        except WorkersFailed as e:
+            # A worker that dies in interpreter teardown (a C++ thread of gloo/fbgemm: "terminate called without
+            # an active exception", SIGABRT) after rank 0 recorded the stage has lost nothing: accept the run
+            # only if this launch wrote a new record with this key and every recorded output verifies.
+            rec = run_dir.stage_record(stage)
+            if rec is None or rec == before or rec.get("key") != key or not run_dir.is_fresh(stage, key):
+                raise
+            log.warning("student %s: %s, but only after the stage was recorded; its outputs verify, kept", variant, e)
         rec = run_dir.stage_record(stage)
         if rec is None or rec.get("key") != key:
             raise RuntimeError(f"student workers finished but {run_dir.layout.manifest} has no record of {stage}")
