@@ -166,6 +166,19 @@ def add_common_args(ap: argparse.ArgumentParser, *, default_out: str) -> None:
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+def add_stage_args(ap: argparse.ArgumentParser, *, config: str, example: str, holds: str) -> None:
+    """What a one-stage command (``recsys teacher`` / ``recsys student``) takes: ``config`` overrides, the run
+    directory (which ``holds`` the stage's inputs), --nproc, --force, -q, -v and the multi-node flags."""
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"{config} overrides, e.g. {example}")
+    ap.add_argument("-o", "--out", "--run-dir", dest="out", type=Path, required=True,
+                    help=f"run directory holding {holds}")
+    ap.add_argument("--nproc", type=int, default=None, help=f"processes on this host (default: {config}.nproc)")
+    ap.add_argument("--force", action="store_true", help="run even when inputs and config are unchanged")
+    ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_rendezvous_args(ap)
+
+
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at emit time, not the stream it was created with (which a test
     harness or a redirect may have closed since: "--- Logging error ---")."""

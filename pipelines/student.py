@@ -20,7 +20,7 @@ import json
 import re
 from pathlib import Path
 
-from pipelines.common import (UsageError, add_rendezvous_args, command_main, open_node_run, rendezvous,
+from pipelines.common import (UsageError, add_stage_args, command_main, open_node_run, rendezvous,
                               setup_logging)
 from recsys.config import build, parse_overrides
 from recsys.student.config import ABLATION, StudentConfig
@@ -29,16 +29,9 @@ VARIANT = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="StudentConfig overrides, e.g. epochs=5")
-    ap.add_argument("-o", "--out", "--run-dir", dest="out", type=Path, required=True,
-                    help="run directory holding tables/ (and teacher/)")
+    add_stage_args(ap, config="StudentConfig", example="epochs=5", holds="tables/ (and teacher/)")
     ap.add_argument("--variant", default="student_kd",
                     help=f"output name under student/; {sorted(ABLATION)} also zero their distillation weights")
-    ap.add_argument("--nproc", type=int, default=None, help="processes (default: StudentConfig.nproc)")
-    ap.add_argument("--force", action="store_true", help="train even when inputs and config are unchanged")
-    ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
-    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    add_rendezvous_args(ap)
 
 
 def config(args: argparse.Namespace) -> StudentConfig:

@@ -17,20 +17,13 @@ import argparse
 import json
 from pathlib import Path
 
-from pipelines.common import add_rendezvous_args, command_main, open_node_run, rendezvous, setup_logging
+from pipelines.common import add_stage_args, command_main, open_node_run, rendezvous, setup_logging
 from recsys.config import build, parse_overrides
 from recsys.teacher.config import TeacherConfig
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="TeacherConfig overrides, e.g. batch_size=128")
-    ap.add_argument("-o", "--out", "--run-dir", dest="out", type=Path, required=True,
-                    help="run directory holding tables/")
-    ap.add_argument("--nproc", type=int, default=None, help="processes on this host (default: TeacherConfig.nproc)")
-    ap.add_argument("--force", action="store_true", help="run even when inputs and config are unchanged")
-    ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
-    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    add_rendezvous_args(ap)
+    add_stage_args(ap, config="TeacherConfig", example="batch_size=128", holds="tables/")
 
 
 def config(args: argparse.Namespace) -> TeacherConfig:

@@ -1,7 +1,7 @@
 """Everything training reads, loaded once from the run directory into numpy; per-step batch sampling.
 
-Inputs are files only: the data stage's tables and the teacher's ``item_emb.safetensors`` (and, for
-top-K ranking distillation, ``topk_valid.parquet``). A step's batch holds user rows [next-item examples |
+Inputs are files only: the data stage's tables and the teacher's item embeddings (``Layout.teacher_items``; and,
+for top-K ranking distillation, its valid top-K lists, ``Layout.teacher_topk("valid")``). A step's batch holds user rows [next-item examples |
 top-K distillation users] and item rows [positives | uniform negatives | teacher top-K candidates].
 
 In-batch ranking distillation needs no extra rows: the teacher's user vector of an example's history

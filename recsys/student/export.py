@@ -1,14 +1,14 @@
 """Export the trained towers as numpy artifacts (see docs/CONTRACTS.md), plus an int8 copy.
 
-``item_vectors.npy`` (N_items, d) covers every catalogue item — items without training events get a
+The item vectors (N_items, d) covers every catalogue item — items without training events get a
 vector from text/brand/category alone (their id vector is dropped, as ID dropout taught the tower).
-``user_vectors_{valid,test}.npy`` (N_users, d) use history = train and train + valid. Scores are inner
+The user vectors of valid and test (N_users, d) use history = train and train + valid. Scores are inner
 products of L2-normalised vectors (``metric = "ip"``).
 
 The int8 export quantises each item vector per row: ``q = round(v / s)``, ``s = max|v| / 127``; the
 NDCG@10 it loses against the float vectors is measured on valid and test and recorded.
 
-``user_tower.safetensors`` holds the user tower's tables and MLP for the numpy forward that serves
+The user tower file (``Layout.user_tower``) holds the user tower's tables and MLP for the numpy forward that serves
 anonymous histories (``recsys.student.user_tower``).
 """
 

@@ -16,14 +16,20 @@ def embedded_path(name: str) -> str:
     return str(resources.files("recsys.data.embedded") / name)
 
 
-def load_beauty() -> Loaded:
-    """198,502 reviews of 22,363 users on 12,101 items; rows are in each user's published (S3-Rec) order."""
-    src = embedded_path("beauty_interactions.parquet")
-    inter = pl.read_parquet(src).with_columns(
+def load_embedded_reviews(*, name: str, source: str) -> Loaded:
+    """``{name}_interactions.parquet`` + ``{name}_items.parquet`` of the embedded package data as one review log
+    (rows in each user's published order; ``source_row`` = 1-based row of the file)."""
+    inter_file = f"{name}_interactions.parquet"
+    inter = pl.read_parquet(embedded_path(inter_file)).with_columns(
         pl.lit("review").alias("event"),
-        pl.lit("beauty_interactions.parquet").alias("source_file"),
+        pl.lit(inter_file).alias("source_file"),
         pl.int_range(1, pl.len() + 1).alias("source_row"),
     )
-    items = pl.read_parquet(embedded_path("beauty_items.parquet"))
+    items = pl.read_parquet(embedded_path(f"{name}_items.parquet"))
     return Loaded(interactions=conform(inter, INTERACTIONS), items=conform(items, ITEMS),
-                  quarantine=empty_quarantine(), n_read=inter.height, source=SOURCE)
+                  quarantine=empty_quarantine(), n_read=inter.height, source=source)
+
+
+def load_beauty() -> Loaded:
+    """198,502 reviews of 22,363 users on 12,101 items; rows are in each user's published (S3-Rec) order."""
+    return load_embedded_reviews(name="beauty", source=SOURCE)
