@@ -75,3 +75,14 @@ def guard_worker() -> None:
         if not alive(int(pid)):
             os.kill(os.getpid(), signal.SIGKILL)
         watch(int(pid))
+
+
+def leave(code: int) -> None:
+    """End a torchrun worker that has finished (its barrier passed, process group destroyed, rank 0 recorded
+    the stage) or printed its error: flush and ``os._exit`` without interpreter teardown, where extension
+    threads (gloo, fbgemm) sometimes abort a finished process ("terminate called without an active
+    exception", SIGABRT) on 2 busy cores."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

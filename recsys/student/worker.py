@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
-from recsys.student.lifeline import guard_worker
+from recsys.lifeline import guard_worker, leave
 
 THIRD_PARTY = ("fbgemm_gpu", "torchrec", "torch.distributed", "torch._dynamo", "torch.fx")
 
@@ -61,11 +60,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    # Done (barrier passed, process group destroyed, rank 0 recorded the stage) or failed with its paragraph
-    # printed: leave without interpreter teardown, where extension threads (gloo, fbgemm) sometimes abort the
-    # process ("terminate called without an active exception") on 2 busy cores.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    leave(main())

@@ -8,7 +8,7 @@ import argparse
 import json
 import logging
 
-from recsys.lifeline import guard_worker
+from recsys.lifeline import guard_worker, leave
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,4 +34,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    leave(main())

@@ -58,19 +58,31 @@ def test_kill_the_process_group_mid_student_then_rerun_resumes(tiny_run: RunDir,
     subprocess.run(_cmd(full), check=True, env=_env(), capture_output=True)
 
     last = killed / "student" / VARIANT / "ckpt" / "last.rank0.pt"
+    lasts = [last, last.with_name("last.rank1.pt")]
+
+    def saved_epoch() -> int | None:  # the epoch both ranks' last checkpoints hold, None while they differ
+        epochs = {checkpoint.load(p)["meta"]["epoch"] if p.exists() else None for p in lasts}
+        return epochs.pop() if len(epochs) == 1 else None
+
     log = open(tmp_path / "killed.log", "w")  # a file, not a pipe: a full pipe would block the child
     proc = subprocess.Popen(_cmd(killed), env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 240
+    training: list[int] = []
     while time.time() < deadline and proc.poll() is None:
-        if last.exists() and checkpoint.load(last)["meta"]["epoch"] >= 1:
-            break
+        if (saved_epoch() or 0) >= 1:
+            training = _training_processes(killed)
+            os.killpg(proc.pid, signal.SIGSTOP)  # freeze everything mid-epoch: the run cannot finish under the checks
+            for pid in training:
+                os.kill(pid, signal.SIGSTOP)
+            if (saved_epoch() or 0) >= 1:  # still a whole epoch on both ranks once frozen (not between saves)
+                break
+            for pid in training:
+                os.kill(pid, signal.SIGCONT)
+            os.killpg(proc.pid, signal.SIGCONT)
+            training = []
         time.sleep(0.05)
     assert proc.poll() is None, f"the run ended before it could be killed:\n{(tmp_path / 'killed.log').read_text()}"
-    training = _training_processes(killed)
     assert len(training) == 3  # torchrun's agent + 2 workers (in sessions of their own)
-    os.killpg(proc.pid, signal.SIGSTOP)  # freeze everything mid-epoch, so the run cannot finish under the checks
-    for pid in training:
-        os.kill(pid, signal.SIGSTOP)
 
     # a second run on the directory the live one holds is refused, naming the holder's pid
     from pipelines.cli import main
