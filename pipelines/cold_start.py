@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import time
 
 from pipelines.common import (
@@ -26,6 +27,9 @@ from pipelines.config import PipelineConfig
 from recsys.artifacts import RunDir
 from recsys.contracts import report as RP
 
+log = logging.getLogger("recsys")
+DEFAULT_COLD_SHARE = 0.1  # share of items with training events held out when the config leaves it off
+
 
 def add_arguments(ap: argparse.ArgumentParser, *, default_out: str = "runs/cold_start") -> None:
     add_common_args(ap, default_out=default_out)
@@ -39,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(quiet=args.quiet, verbose=args.verbose)
     quiet_third_party()
     cfg = load_config(PipelineConfig, args)
-    if cfg.data.cold_item_share <= 0:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cold_item_share=0.1))
+    if cfg.data.cold_item_share <= 0:  # 0 = off everywhere else; this command exists to hold items out
+        log.info("data.cold_item_share is 0 (off) in the config: cold-start holds out %.0f%% of the items "
+                 "with training events (set data.cold_item_share=... to choose)", DEFAULT_COLD_SHARE * 100)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cold_item_share=DEFAULT_COLD_SHARE))
     cfg = dataclasses.replace(cfg, baselines=dataclasses.replace(cfg.baselines, als=False))
     with open_run(args.out):
         return _run(cfg, RunDir(args.out), force=args.force)
