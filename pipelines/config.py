@@ -11,7 +11,7 @@ from recsys.eval.config import EvalConfig
 from recsys.index.config import IndexConfig
 from recsys.publish.config import GateConfig, PublishConfig
 from recsys.rank.config import RankConfig
-from recsys.student.config import ABLATION, StudentConfig
+from recsys.student.config import ABLATION, PruneConfig, StudentConfig
 from recsys.teacher.config import TeacherConfig
 
 
@@ -24,6 +24,7 @@ class PipelineConfig:
     index: IndexConfig = IndexConfig()
     rank: RankConfig = RankConfig()
     eval: EvalConfig = EvalConfig()
+    prune: PruneConfig = PruneConfig()  # the pruned student_kd: a report row beside int8, never served
     ablation: bool = True  # also train student_no_kd / _kd_emb / _kd_rank for the report
     rerank: bool = True  # train the LightGBM re-ranker on the index's candidates
 

@@ -4,7 +4,7 @@
     recsys evaluate ...            (recsys demo = this, on the embedded Beauty data, into runs/demo)
 
 Rows in metrics.json: most_popular, als, teacher_raw, teacher_adapted, student_no_kd, student_kd_emb,
-student_kd_rank, student_kd, student_kd_int8, student_kd_ann, union_rerank — all on the same
+student_kd_rank, student_kd, student_kd_int8, student_kd_pruned, student_kd_ann, union_rerank — all on the same
 split (leave-one-out by default), full ranking, each user's history excluded. ``served`` names the row the
 rank gate chose (the re-ranked union only when it beat every single retriever on valid).
 """
@@ -29,6 +29,7 @@ log = logging.getLogger("recsys")
 def evaluate(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False) -> dict:
     from recsys.baselines import stage as baselines
     from recsys.eval import stage as evaluation
+    from recsys.student import prune_stage
     from recsys.student import stage as student
 
     t0 = time.perf_counter()
@@ -40,6 +41,9 @@ def evaluate(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False) -> di
         for name in ABLATION:
             with step(name, timings):
                 student.run(student_variant(cfg.student, name), run_dir, variant=name, force=force)
+    if cfg.prune.enabled:
+        with step("prune", timings):
+            prune_stage.run(cfg.prune, run_dir, variant="student_kd", force=force)
     with step("evaluate", timings):
         metrics = evaluation.run(cfg.eval, run_dir)
     run_dir.update_manifest(timings=timings, wall_seconds=round(time.perf_counter() - t0, 1))

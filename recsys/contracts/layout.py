@@ -27,7 +27,7 @@ FILE_NAMES: tuple[str, ...] = (
     "candidates_valid.parquet", "candidates_test.parquet", "tradeoff.json", "model.txt",
     "reranked_test.parquet", "feature_importance.json", "popularity_valid.npy", "popularity_test.npy",
     "als_user_valid.npy", "als_item_valid.npy", "metrics.json", "report.md", "gate.json", "cold_start.json",
-    "cold_start.md", "last.rank0.pt", "best.rank0.pt", "user_tower.safetensors",
+    "cold_start.md", "last.rank0.pt", "best.rank0.pt", "user_tower.safetensors", "pruned_model.safetensors",
 )
 
 
@@ -132,6 +132,21 @@ class Layout:
 
     def user_tower(self, variant: str) -> Path:  # user-tower tables + MLP for the numpy forward (safetensors)
         return self.student(variant) / "user_tower.safetensors"
+
+    def pruned(self, variant: str) -> Path:  # the pruned student of ``variant`` (recsys.student.prune)
+        return self.student(variant) / "pruned"
+
+    def pruned_model(self, variant: str) -> Path:  # kept id rows + map, masked dense weights (safetensors)
+        return self.pruned(variant) / "pruned_model.safetensors"
+
+    def pruned_item_vectors(self, variant: str) -> Path:  # (N, d) f32
+        return self.pruned(variant) / "item_vectors.npy"
+
+    def pruned_user_vectors(self, variant: str, split: str) -> Path:  # (U, d) f32
+        return self.pruned(variant) / f"user_vectors_{split}.npy"
+
+    def pruned_meta(self, variant: str) -> Path:  # config, kept counts, sizes (bytes), valid metrics
+        return self.pruned(variant) / "meta.json"
 
     def train_log(self, variant: str) -> Path:
         return self.student(variant) / "train_log.json"

@@ -7,6 +7,11 @@
 ``meta.json``                 {"metric": "ip" | "cosine", "dim": d, "variant": ..., "config": ..., ...}
 ``user_tower.safetensors``    the user tower for the numpy forward (``recsys.student.user_tower``): history
                               tables, item -> brand / category rows, MLP weights; metadata = bag lengths
+``pruned/``                   the pruned student (``recsys.student.prune``, stage ``prune/<variant>``):
+                              ``pruned_model.safetensors`` (kept id rows + their row numbers, each dense matrix as packed
+                              mask bits + kept values, biases; metadata = shapes and bag lengths), its
+                              ``item_vectors.npy`` / ``user_vectors_{valid,test}.npy`` (as above) and ``meta.json``
+                              (config, kept counts, sizes in bytes)
 """
 
 from __future__ import annotations
@@ -179,3 +184,74 @@ def read_user_tower(*, layout: Layout, variant: str) -> tuple[dict[str, np.ndarr
         if v.dtype.kind == "f" and not np.isfinite(v).all():
             raise problem(p, f"tensor '{k}' has non-finite values", _fix(variant))
     return tensors, meta
+
+
+PRUNE_STAGE = "prune"
+
+
+def prune_stage_of(variant: str) -> str:
+    """Manifest stage name of ``variant``'s pruned student (not under ``student/``: it is not a variant)."""
+    return f"{PRUNE_STAGE}/{variant}"
+
+
+def write_pruned(*, layout: Layout, variant: str, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str],
+                 items: np.ndarray, users_valid: np.ndarray, users_test: np.ndarray,
+                 meta: Mapping[str, Any]) -> list[Path]:
+    """The pruned model file, its vectors (finite, one width) and meta.json."""
+    from recsys.artifacts import write_json, write_npy, write_safetensors
+
+    stage = prune_stage_of(variant)
+    out = []
+    for path, x in ((layout.pruned_item_vectors(variant), items), (layout.pruned_user_vectors(variant, "valid"),
+                    users_valid), (layout.pruned_user_vectors(variant, "test"), users_test)):
+        C.check_array(np.asarray(x), path=path, stage=stage, kind="f", ndim=2, cols=items.shape[1],
+                      what="the pruned towers produced it; nothing was written")
+        out.append(write_npy(path, np.asarray(x, dtype=np.float32)))
+    out.append(write_safetensors(layout.pruned_model(variant), dict(tensors), metadata=dict(metadata)))
+    out.append(write_json(layout.pruned_meta(variant), dict(meta)))
+    return out
+
+
+def has_pruned(layout: Layout, *, variant: str) -> bool:
+    return present(layout.pruned_meta(variant), layout=layout) or present(layout.pruned_item_vectors(variant),
+                                                                             layout=layout)
+
+
+def read_pruned_model(*, layout: Layout, variant: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(tensors, metadata) of the pruned model file, verified (digest first; shapes by
+    ``recsys.student.prune.from_tensors``)."""
+    from safetensors import safe_open
+
+    from recsys.contracts.manifests import raise_from
+
+    stage = prune_stage_of(variant)
+    p = verify(layout.pruned_model(variant), layout=layout, stage=stage)
+    try:
+        with safe_open(str(p), framework="numpy") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except Exception as e:
+        raise raise_from(p, e, stage=stage) from None
+    for k, v in tensors.items():
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise problem(p, f"tensor '{k}' has non-finite values", f"re-run the '{stage}' stage")
+    return tensors, meta
+
+
+def read_pruned_vectors(*, layout: Layout, variant: str, split: str, n_users: int,
+                        n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """(users (U, d), items (N, d)) of the pruned student at ``split``, verified."""
+    stage = prune_stage_of(variant)
+    out = []
+    for p, rows, what in ((layout.pruned_user_vectors(variant, split), n_users, "one row per user"),
+                          (layout.pruned_item_vectors(variant), n_items, "one row per catalogue item")):
+        verify(p, layout=layout, stage=stage)
+        out.append(C.check_array(C.load_npy(p, stage=stage), path=p, stage=stage, kind="f", ndim=2, rows=rows,
+                                 cols=out[0].shape[1] if out else None, what=what))
+    return out[0], out[1]
+
+
+def read_pruned_meta(*, layout: Layout, variant: str) -> dict[str, Any]:
+    stage = prune_stage_of(variant)
+    p = verify(layout.pruned_meta(variant), layout=layout, stage=stage)
+    return C.read_json(p, stage=stage)

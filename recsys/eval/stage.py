@@ -15,7 +15,7 @@ from recsys.eval import plots as P
 from recsys.eval.config import EvalConfig
 from recsys.eval.report import render
 from recsys.eval.slices import POPULARITY, as_dict, history_order, ordered
-from recsys.eval.systems import ORDER, discover, evaluate, topk_overlap, tradeoff_points
+from recsys.eval.systems import ORDER, discover, evaluate, sizes, topk_overlap, tradeoff_points
 from recsys.metrics import history_length_slices, intervals, popularity_slices, sample_users, summarize
 
 log = logging.getLogger(__name__)
@@ -102,13 +102,14 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
     data_rec = manifest.get("stages", {}).get("data", {})
     dataset = dataset or data_rec.get("source", "dataset")
     protocol = _protocol(run_dir, split)
+    size = sizes(lay)
     metrics = {"dataset": dataset, "protocol": protocol, "split": split, "served": served["row"],
-               "served_why": served, "rows": rows,
+               "served_why": served, "rows": rows, "sizes": size,
                "slices": {"popularity": pop_frame.to_dicts(), "history_length": len_frame.to_dicts()},
                "overlap": overlap}
     RP.write_metrics(layout=lay, metrics=metrics)
     RP.write_report(layout=lay, text=render(dataset=dataset, protocol=protocol, rows=rows, ks=cfg.ks, pop_slices=pop_frame,
                                      len_slices=len_frame, slice_counts=slice_counts, overlap=overlap, served=served,
-                                     manifest=manifest, plots=plots))
+                                     manifest=manifest, plots=plots, sizes=size))
     run_dir.update_manifest(eval={"seconds": round(time.perf_counter() - t0, 2), "rows": [r["model"] for r in rows]})
     return metrics

@@ -23,7 +23,7 @@ from recsys.metrics import EvalResult, ScoreFn, dot_scorer, evaluate_lists, eval
 
 # Report order; anything else found (e.g. extra student variants) follows.
 ORDER = ["most_popular", "als", "teacher_raw", "teacher_adapted", "student_no_kd", "student_kd_emb",
-         "student_kd_rank", "student_kd", "student_kd_int8", "student_kd_ann", "union_rerank"]
+         "student_kd_rank", "student_kd", "student_kd_int8", "student_kd_pruned", "student_kd_ann", "union_rerank"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +61,10 @@ def discover(layout: Layout, *, split: Split, n_users: int, n_items: int) -> Ite
             q, scales = S.read_int8(layout=layout, variant=v, n_items=n_items, dim=u.shape[1])
             iq = q.astype(np.float32) * scales.reshape(-1, 1)
             yield System(f"{v}_int8", "full ranking (exact, int8 items)", score_fn=dot_scorer(u, iq))
+        if v == "student_kd" and S.has_pruned(layout, variant=v):  # the pruned twin (size vs quality)
+            pu, pi = S.read_pruned_vectors(layout=layout, variant=v, split=split, n_users=n_users, n_items=n_items)
+            yield System(f"{v}_pruned", "full ranking (exact, pruned student)", score_fn=dot_scorer(pu, pi),
+                         vectors=(pu, pi))
     if L.has_candidates(layout, split=split):
         yield System("student_kd_ann", "ANN lists",
                      lists=L.read_candidates(layout=layout, split=split, n_users=n_users, n_items=n_items))
@@ -105,3 +109,11 @@ def topk_overlap(a: System, b: System, tables: Tables, *, split: Split, k: int, 
 
     ta, tb = top(a), top(b)
     return float(np.mean([len(np.intersect1d(x, y)) / k for x, y in zip(ta, tb)]))
+
+
+def sizes(layout: Layout, *, variant: str = "student_kd") -> dict:
+    """Model bytes of ``variant`` as trained (fp32), int8 and pruned, from its pruned meta ({} when not pruned)."""
+    if not S.has_pruned(layout, variant=variant):
+        return {}
+    meta = S.read_pruned_meta(layout=layout, variant=variant)
+    return {"variant": variant, "config": meta.get("config", {}), **meta.get("sizes", {})}

@@ -128,3 +128,19 @@ ABLATION: dict[str, dict[str, float]] = {
     "student_kd_emb": {"lambda_rank": 0.0},
     "student_kd_rank": {"lambda_emb": 0.0},
 }
+
+
+PruneScope = Literal["layer", "global"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneConfig:
+    """Post-training pruning of the served student (``recsys.student.prune``): the ``student_kd_pruned`` row
+    and the size table beside int8. Costs a few seconds of numpy (no training), so it is on by default."""
+
+    enabled: bool = True
+    dense_sparsity: float = ranged(0.5, ge=0, lt=1)  # share of each dense matrix's weights set to zero
+    # (tower MLPs and the text projection; biases kept)
+    scope: PruneScope = "layer"  # "layer": every matrix loses that share; "global": one |w| threshold over all
+    min_item_count: int = ranged(10, ge=0)  # items with fewer training events lose their id row (their vector:
+    # the id path off, as for a cold item); 0 keeps every row
