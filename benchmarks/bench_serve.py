@@ -129,7 +129,9 @@ def start_server(root: Path, *, ranker: bool, log: Path) -> tuple[subprocess.Pop
 
 async def load(url: str, *, users: list[str], clients: int, seconds: float, warmup: float = 1.0,
                during: Any = None, until_new: float = 0.0) -> dict[str, Any]:
-    """``clients`` closed-loop tasks for ``warmup + seconds``; latencies of the last ``seconds`` only.
+    """``clients`` closed-loop tasks for ``warmup + seconds`` (no request starts later; those in flight finish):
+    every request that completes after the warm-up counts, QPS = those / the time from the warm-up's end to the
+    last completion (a slow level is then measured on the requests it finished, not reported as 0).
 
     ``during``: called (in a thread) a quarter of the way in; with ``until_new`` > 0 the load then goes on until a
     version other than the first one served has answered for ``until_new`` seconds (at most 240 s more)."""
@@ -141,7 +143,7 @@ async def load(url: str, *, users: list[str], clients: int, seconds: float, warm
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     first: list[str] = []
     new_at: list[float] = []
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
+    async with httpx.AsyncClient(base_url=url, timeout=180, limits=limits,
                                  headers={"Authorization": f"Bearer {KEY}"}) as client:
         t_start = time.perf_counter()
         t_end = t_start + warmup + seconds
@@ -169,8 +171,8 @@ async def load(url: str, *, users: list[str], clients: int, seconds: float, warm
                     first.append(v)
                 elif v != first[0] and not new_at:
                     new_at.append(time.perf_counter())
-                if now >= t_start + warmup:
-                    lat.append(time.perf_counter() - now)
+                if (end := time.perf_counter()) >= t_start + warmup:  # completed in the measured window
+                    lat.append(end - now)
                     versions[str(v)] = versions.get(str(v), 0) + 1
 
         tasks = [asyncio.create_task(worker(j)) for j in range(clients)]
@@ -271,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         f"root: {what}",
         ("one `recsys serve` process (1 uvicorn worker) + the asyncio/httpx load generator on the same machine; "
          "closed loop, c requests in flight, each POST /v1/recommend with 1 known user and k=10, API key checked"),
-        f"each level: 1 s warm-up then {args.seconds:g} s measured; latency = client-side wall time per request",
+        (f"each level: 1 s warm-up, then requests start for {args.seconds:g} s and those in flight finish; every "
+         "request completing after the warm-up counts (QPS over the time to the last completion); latency = "
+         "client-side wall time per request; load_avg = os.getloadavg() after each level"),
         ("hot reload: 8 clients; a quarter of the way in the next version is published into the served root (copy "
          "into work/ + store.publish, as `recsys retrain` does); the service verifies and loads it in its reload "
          "thread while serving, then swaps"),

@@ -11,7 +11,7 @@ import pytest
 from pipelines.evaluate import main
 
 ROWS = {"most_popular", "als", "teacher_raw", "teacher_adapted", "student_no_kd", "student_kd_emb",
-        "student_kd_rank", "student_kd", "student_kd_ann", "union_rerank"}
+        "student_kd_rank", "student_kd", "student_kd_pruned", "student_kd_ann", "union_rerank"}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,9 @@ def test_main_job_writes_every_row_and_report(run_dir: Path) -> None:
     tail = next(r for r in metrics["rows"] if r["model"] == "student_kd")["slices"]["popularity"]
     assert list(tail) == ["head", "torso", "tail", "cold"] and {"ndcg@10", "recall@10", "targets"} <= set(tail["tail"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    for stage in ("data", "teacher", "baselines", "student/student_kd", "index", "rank"):
+    assert metrics["served"] != "student_kd_pruned" and "### Quality vs size" in report  # a report row, not served
+    assert metrics["sizes"]["pruned"]["total"] < metrics["sizes"]["fp32"]["total"]
+    for stage in ("data", "teacher", "baselines", "student/student_kd", "prune/student_kd", "index", "rank"):
         assert stage in manifest["stages"], stage
     counts = manifest["stages"]["data"]["counts"]
     assert counts["read"] == counts["kept"] + counts["quarantined"]
