@@ -24,6 +24,7 @@ from common import load_average, write_result
 GRID = [(0.0, "layer", 0), (0.5, "layer", 0), (0.8, "layer", 0), (0.9, "layer", 0), (0.5, "global", 0),
         (0.8, "global", 0), (0.9, "global", 0), (0.0, "layer", 5), (0.0, "layer", 10), (0.0, "layer", 20),
         (0.0, "layer", 50), (0.5, "layer", 10), (0.8, "layer", 10), (0.5, "layer", 20), (0.8, "global", 20)]
+DEFAULT = (0.5, "layer", 10)  # recsys.student.config.PruneConfig's defaults: the summary line
 QUICK = [(0.0, "layer", 0), (0.5, "layer", 0), (0.0, "layer", 5), (0.0, "layer", 10), (0.5, "layer", 5),
          (0.5, "layer", 10)]
 
@@ -60,7 +61,8 @@ def sweep(run: Path, *, variant: str, grid: list[tuple[float, str, int]]) -> lis
                      "id_rows_kept": int(model.id_rows.size), "id_rows": int(tables.n_items),
                      "model_bytes": size["total"], "valid_ndcg@10": round(m["ndcg@10"], 4),
                      "valid_recall@10": round(m["recall@10"], 4), "encode_s": round(enc, 2),
-                     "value": round(m["ndcg@10"], 4), "unit": "valid NDCG@10", "load_avg": load_average()})
+                     "value": round(m["ndcg@10"], 4), "unit": "valid NDCG@10", "load_avg": load_average(),
+                     "headline": (sparsity, scope, min_count) == DEFAULT})
         print(rows[-1], flush=True)
     return rows
 

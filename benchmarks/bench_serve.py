@@ -2,7 +2,7 @@
 with and without the ranker, and during a hot reload (publish of a new version mid-load).
 
     recsys demo -o runs/demo                            # Beauty, the main job (~10-25 min); then:
-    python benchmarks/bench_serve.py --run runs/demo    # ~4-6 min on 2 cores
+    python benchmarks/bench_serve.py --run runs/demo    # ~5-9 min on 2 busy cores
     python benchmarks/bench_serve.py --root runs/shop --next-root runs/shop_next   # retrain roots of your own
     python benchmarks/bench_serve.py                    # a small synthetic published root (~2-4 min to build)
 
@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                     r = asyncio.run(load(url, users=users, clients=c, seconds=args.seconds))
                     what = "with ranker" if ranker else "retrieval only"
                     rows.append({"name": f"QPS, {what}, {c} concurrent clients", "value": r["qps"], "unit": "req/s",
-                                 "clients": c, "ranker": "LightGBM" if ranker else "none", **r})
+                                 "clients": c, "ranker": "LightGBM" if ranker else "none", "headline": c in (1, 8),
+                                 **r})
                     print(rows[-1], flush=True)
                 if ranker and (next_ is not None or publish_run is not None):
                     def publish() -> None:
