@@ -1,12 +1,18 @@
-"""Training throughput of the student two-tower: TorchRec DMP (1 and 2 processes, gloo), undistilled
-and with the default distillation (in-batch ranking KD + embedding KD), vs a plain single-process PyTorch
-nn.EmbeddingBag two-tower of the same sizes, on the embedded Beauty tables. Distillation reads a random
-stand-in teacher table of the real shape (384-d): throughput does not depend on its values.
+"""Training throughput of the student two-tower: TorchRec DMP (1 and 2 processes, gloo, table-wise /
+column-wise sharding, fused rowwise-Adagrad TBE tables) vs a plain single-process PyTorch two-tower with
+``nn.EmbeddingBag`` tables, same towers, MLPs and in-batch softmax, same batches, in the same run.
 
-    python benchmarks/bench_student.py [--steps 30] [--repeats 3] [--batch-size 1024]
+    python benchmarks/bench_student.py            # large synthetic tables + the Beauty-size figure
+    python benchmarks/bench_student.py --quick    # small tables, a few steps: a smoke run (seconds per worker)
 
-Each process runs ``cores // nproc`` threads (what ``recsys.student.launch`` sets).
-Writes benchmarks/results/student.json: examples/s (median of repeats), peak RSS per process, machine info.
+Large: synthetic Zipf ids (``student_synth.py``) over ``--items`` item rows and ``--users`` user rows
+(64-d each), lognormal histories (mean 20, long tail), batch ``--batch-size``. Beauty: the embedded Beauty
+tables (22k users, 12k items), batch 1024, with and without the default distillation (random stand-in
+384-d teacher: throughput does not depend on its values). Every measurement is its own process
+(``student_workers.py``; 2 processes under torchrun); variants run round-robin ``--rounds`` times so a load
+swing hits them all; each process runs ``cores // nproc`` threads, as ``recsys.student.launch`` sets.
+Memory: peak summed RSS of the process tree (sampled every 0.5 s; torchrun's launcher included) and each
+rank's own peak. Writes benchmarks/results/student.json (``--quick``: a temporary folder unless ``--out-dir``).
 """
 
 from __future__ import annotations
@@ -14,19 +20,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import load_average, ratio_row, run_command, write_result  # noqa: E402
+
+WORKER = HERE / "student_workers.py"
+GIB = 2**30
 
 
-def _tables(root: Path):  # noqa: ANN202
+def _beauty_tables(root: Path) -> None:
+    """The data stage on the embedded Beauty sample plus a stand-in teacher (random unit vectors)."""
+    sys.path.insert(0, str(HERE.parent))
     from recsys.artifacts import RunDir
     from recsys.contracts import teacher as T
     from recsys.data.config import DataConfig
@@ -35,181 +45,205 @@ def _tables(root: Path):  # noqa: ANN202
 
     rd = RunDir(root)
     run(DataConfig(), rd)
-    if rd.stage_record("teacher") is None:  # a stand-in teacher: random unit vectors, the default pooling
+    if rd.stage_record("teacher") is None:
         emb = np.random.default_rng(0).normal(size=(load_tables(rd.layout).n_items, 384)).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         meta = T.TeacherMeta(model="stand-in", pooling="none", user_mode="pooled", history_n=20, recency_decay=0.5,
                              adapter_temperature=0.05)
         outs = T.write(layout=rd.layout, raw_items=emb, adapted_items=emb, meta=meta)
         rd.record("teacher", key="stand-in", config={}, outputs=outs, seconds=0.0)
-    return rd
 
 
-def _config(args: argparse.Namespace):  # noqa: ANN202
-    from recsys.student.config import StudentConfig
-
-    kd = {} if args.kd else {"lambda_emb": 0.0, "lambda_rank": 0.0}
-    return StudentConfig(use_text=False, batch_size=args.batch_size, sharding="table_wise", **kd)
-
-
-def _steps(cfg, data, n: int, seed: int, rank: int, world: int):  # noqa: ANN001, ANN202
-    from recsys.student.dataset import step_batch
-
-    rng = np.random.default_rng(seed)
-    return [step_batch(data=data, cfg=cfg, idx=rng.integers(0, len(data.ex_users), cfg.batch_size), rng=rng,
-                       rank=rank, world=world) for _ in range(n)]
+def _available_gib() -> float:
+    for ln in Path("/proc/meminfo").read_text().splitlines():
+        if ln.startswith("MemAvailable"):
+            return int(ln.split()[1]) / 2**20
+    return float("inf")
 
 
-def _time(fn, steps, repeats: int, batch: int) -> list[float]:  # noqa: ANN001
-    fn(steps[0])  # warm-up
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for s in steps:
-            fn(s)
-        out.append(len(steps) * batch / (time.perf_counter() - t0))
+def _run(name: str, *, nproc: int, threads: int, worker_args: list[str], tmp: Path, need_gib: float,
+         timeout_s: float) -> dict:
+    """One worker process (or a torchrun of ``nproc``); -> its JSON + tree peak, or {"error"/"skipped": ...}."""
+    avail = _available_gib()
+    if need_gib > avail - 2.0:
+        return {"skipped": f"needs ~{need_gib:.1f} GiB, {avail:.1f} GiB available (2 GiB kept free)"}
+    out = tmp / f"{name}.{len(list(tmp.glob(name + '.*')))}.json"
+    launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                    f"--nproc_per_node={nproc}"]
+    env = {"OMP_NUM_THREADS": str(threads)}
+    load = load_average()
+    r = run_command([*launcher, str(WORKER), *worker_args, "--out", str(out)], env=env, timeout_s=timeout_s)
+    if r["rc"] != 0 or not out.exists():
+        return {"error": f"rc {r['rc']}: {r['stderr_tail'][-600:]}", "load_avg_before": load}
+    res = json.loads(out.read_text())
+    res.update(peak_tree_rss_mib=r["peak_tree_rss_mib"], wall_s=r["wall_s"], load_avg_before=load)
+    print(f"  {name}: {res['median_examples_per_s']:,.0f} ex/s, {res['median_examples_per_cpu_s']:,.0f} ex/cpu-s, tree peak {r['peak_tree_rss_mib']:,.0f} MiB, "
+          f"load {load}", flush=True)
+    return res
+
+
+def _merge(runs: list[dict]) -> dict:
+    """Rounds of one variant -> the first round's record with every repeat pooled and the median over them."""
+    ok = [r for r in runs if "examples_per_s" in r]
+    if not ok:
+        return runs[0]
+    out = dict(ok[0])
+    out["examples_per_s"] = [x for r in ok for x in r["examples_per_s"]]
+    out["examples_per_cpu_s"] = [x for r in ok for x in r["examples_per_cpu_s"]]
+    out["median_examples_per_s"] = float(np.median(out["examples_per_s"]))
+    out["median_examples_per_cpu_s"] = float(np.median(out["examples_per_cpu_s"]))
+    out["peak_tree_rss_mib"] = max(r["peak_tree_rss_mib"] for r in ok)
+    out["load_avg_before"] = [r["load_avg_before"] for r in ok]
     return out
 
 
-def torchrec_worker(args: argparse.Namespace) -> None:
-    import torch
+def _variants(args: argparse.Namespace) -> dict[str, tuple[int, int, list[str], float]]:
+    """name -> (processes, threads each, worker args, GiB it needs); Beauty's set, then the large synthetic one.
+    ``_1t``: one process on one thread, the pair least disturbed by other jobs' load."""
+    cores = os.cpu_count() or 1
+    table_gib = (args.items + args.users) * args.dim * 4 / GIB
+    syn = ["--data", "synth", "--items", str(args.items), "--users", str(args.users), "--dim", str(args.dim),
+           "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats),
+           "--warmup", str(args.warmup)]
+    base = 1.0 + 3 * args.batch_size ** 2 * 4 / GIB  # interpreter + libraries, the (B, B) logits and masks
+    plain, tr = ["--side", "plain", "--optimizer", "adagrad", *syn], ["--side", "torchrec", *syn]
+    v: dict[str, tuple[int, int, list[str], float]] = {}
+    if args.beauty:
+        bty = ["--data", "beauty", "--run-dir", str(args.run_dir), "--batch-size", "1024", "--steps",
+               str(args.beauty_steps), "--repeats", str(args.repeats), "--warmup", "1"]
+        v.update({"beauty_plain_adagrad_1t": (1, 1, ["--side", "plain", *bty], 1.5),
+                  "beauty_torchrec_1proc_1t": (1, 1, ["--side", "torchrec", *bty], 1.5),
+                  "beauty_plain_adagrad": (1, cores, ["--side", "plain", *bty], 1.5),
+                  "beauty_torchrec_1proc": (1, cores, ["--side", "torchrec", *bty], 1.5),
+                  "beauty_torchrec_2proc": (2, max(1, cores // 2), ["--side", "torchrec", *bty], 3.0),
+                  "beauty_torchrec_2proc_kd": (2, max(1, cores // 2), ["--side", "torchrec", "--kd", *bty], 3.0)})
+    v.update({"plain_adagrad_1t": (1, 1, plain, base + 2 * table_gib),
+              "torchrec_1proc_1t": (1, 1, tr, base + table_gib),
+              "plain_adagrad": (1, cores, plain, base + 2 * table_gib),
+              "torchrec_1proc": (1, cores, tr, base + table_gib),
+              "torchrec_2proc": (2, max(1, cores // 2), tr, 2 * base + table_gib),
+              "torchrec_2proc_cw": (2, max(1, cores // 2), [*tr, "--sharding", "column_wise"],
+                                    2 * base + table_gib)})
+    if args.sparse_adam:
+        v["plain_sparse_adam_1t"] = (1, 1, ["--side", "plain", "--optimizer", "sparse_adam", *syn],
+                                     base + 3 * table_gib)
+    if args.dense_adam:
+        v["plain_dense_adam_1t"] = (1, 1, ["--side", "plain", "--optimizer", "dense_adam", *syn],
+                                    base + 4 * table_gib)
+    return v
 
-    from recsys.student.dataset import load_data
-    from recsys.student.objective import StudentObjective
-    from recsys.student.sharding import dense_parameters, init_process_group, shard_model
-    from recsys.student.towers import TwoTower
 
-    rank, world, device = init_process_group(device="cpu")
-    cfg = _config(args)
-    data = load_data(cfg=cfg, layout=_tables(Path(args.run_dir)).layout, need_teacher=args.kd)
-    towers = TwoTower(cfg=cfg, feats=data.feats, n_users=data.n_users, text_dim=0, device=torch.device("meta"))
-    t_dim = 0 if data.teacher is None else data.teacher.shape[1]
-    obj = StudentObjective(cfg=cfg, towers=towers, teacher_dim=t_dim, teacher_scale=data.teacher_scale)
-    dmp, plan = shard_model(model=obj, cfg=cfg,
-                            device=device, batch_size=cfg.batch_size // world)
-    opt = torch.optim.AdamW(list(dense_parameters(dmp).values()), lr=cfg.lr)
+def _rows(res: dict[str, dict], args: argparse.Namespace) -> list[dict]:
+    size = f"{args.items / 1e6:g}M-row item + {args.users / 1e6:g}M-row user tables, batch {args.batch_size}"
+    plain = "plain PyTorch (sparse Adagrad)"
+    rows = []
 
-    def step(s) -> None:  # noqa: ANN001
-        dmp(s)["total"].backward()
-        opt.step()
-        opt.zero_grad()
+    def ratio(name: str, ours: str, base: str, baseline_name: str = plain, **kw) -> None:  # noqa: ANN003
+        a, b = res.get(ours, {}), res.get(base, {})
+        if "median_examples_per_s" in a and "median_examples_per_s" in b:
+            cpu = a["median_examples_per_cpu_s"] / b["median_examples_per_cpu_s"]
+            rows.append(ratio_row(name=name, ours=a["median_examples_per_s"], baseline=b["median_examples_per_s"],
+                                  unit="examples/s", higher_is_better=True, baseline_name=baseline_name,
+                                  cpu_time_ratio=round(cpu, 2), **kw))
 
-    eps = _time(step, _steps(cfg, data, args.steps, 0, rank, world), args.repeats, cfg.batch_size)
-    if rank == 0:
-        Path(args.out).write_text(json.dumps({"examples_per_s": eps, "threads": torch.get_num_threads(), "plan": {k: v["sharding_type"] for k, v in
-                                                                                plan["tables"].items()},
-                                              "peak_rss_mb_rank0": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                              / 1024}))
-
-
-def plain_pytorch(args: argparse.Namespace) -> dict:
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    from recsys.student.config import StudentConfig
-    from recsys.student.dataset import load_data
-    from recsys.student.losses import sampled_softmax
-    from recsys.student.towers import mlp
-
-    cfg = StudentConfig(use_text=False, batch_size=args.batch_size, lambda_emb=0.0, lambda_rank=0.0)
-    data = load_data(cfg=cfg, layout=_tables(Path(args.run_dir)).layout, need_teacher=False)
-    f = data.feats
-    item = nn.EmbeddingBag(f.n_items, cfg.item_id_dim, mode="mean")
-    brand = nn.EmbeddingBag(f.n_brands, cfg.brand_dim, mode="mean")
-    cat = nn.EmbeddingBag(f.n_cats, cfg.category_dim, mode="mean")
-    u_mlp = mlp([2 * cfg.item_id_dim + cfg.brand_dim + cfg.category_dim, *cfg.mlp, cfg.dim])
-    i_mlp = mlp([cfg.item_id_dim + cfg.brand_dim + cfg.category_dim, *cfg.mlp, cfg.dim])
-    sparse = nn.ModuleList([item, brand, cat])
-    opt_s = torch.optim.Adagrad(sparse.parameters(), lr=cfg.table_lr)
-    opt_d = torch.optim.AdamW([*u_mlp.parameters(), *i_mlp.parameters()], lr=cfg.lr)
-
-    def bag(table: nn.EmbeddingBag, kjt, key: str):  # noqa: ANN001, ANN202
-        jt = kjt[key]
-        return table(jt.values(), offsets=jt.offsets()[:-1])
-
-    def step(s) -> None:  # noqa: ANN001
-        k, n = s.batch.kjt, s.batch.n_user_rows
-        u = F.normalize(u_mlp(torch.cat([bag(item, k, "hist_item")[:n], bag(item, k, "recent_item")[:n],
-                                         bag(brand, k, "hist_brand")[:n], bag(cat, k, "hist_cat")[:n]], 1)), dim=1)
-        v = F.normalize(i_mlp(torch.cat([bag(item, k, "item")[n:], bag(brand, k, "brand")[n:],
-                                         bag(cat, k, "cat")[n:]], 1)), dim=1)
-        loss = sampled_softmax(users=u, items=v, temperature=cfg.temperature, item_ids=s.batch.item_ids,
-                               log_q=torch.from_numpy(s.log_q))
-        loss.backward()
-        opt_s.step(), opt_d.step(), opt_s.zero_grad(), opt_d.zero_grad()
-
-    eps = _time(step, _steps(cfg, data, args.steps, 0, 0, 1), args.repeats, cfg.batch_size)
-    return {"examples_per_s": eps, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    ratio(f"examples/s: TorchRec DMP 1 process vs {plain}, both 1 thread, {size}", "torchrec_1proc_1t",
+          "plain_adagrad_1t", target=1.5)
+    ratio(f"examples/s: TorchRec DMP 1 process vs {plain}, both all cores, {size}", "torchrec_1proc",
+          "plain_adagrad", target=1.5)
+    ratio(f"examples/s: TorchRec DMP 2 processes table-wise vs {plain} (all cores), {size}", "torchrec_2proc",
+          "plain_adagrad", target=1.5)
+    ratio(f"examples/s: TorchRec DMP 2 processes column-wise vs {plain} (all cores), {size}", "torchrec_2proc_cw",
+          "plain_adagrad")
+    ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch (SparseAdam), both 1 thread, {size}",
+          "torchrec_1proc_1t", "plain_sparse_adam_1t", baseline_name="plain PyTorch (SparseAdam)")
+    ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch dense Adam (strawman), both 1 thread, {size}",
+          "torchrec_1proc_1t", "plain_dense_adam_1t", baseline_name="plain PyTorch (dense Adam, strawman)")
+    ratio("scaling: 2 processes vs 1 (TorchRec DMP, gloo, same cores), large tables", "torchrec_2proc",
+          "torchrec_1proc", baseline_name="1 process")
+    for ours, base in (("torchrec_1proc_1t", "plain_adagrad_1t"), ("torchrec_2proc", "plain_adagrad")):
+        if "peak_tree_rss_mib" in res.get(ours, {}) and "peak_tree_rss_mib" in res.get(base, {}):
+            rows.append(ratio_row(name=f"peak memory (process tree): {ours} vs {base}, large tables",
+                                  ours=res[ours]["peak_tree_rss_mib"], baseline=res[base]["peak_tree_rss_mib"],
+                                  unit="MiB", higher_is_better=False, baseline_name=plain))
+    ratio(f"examples/s: TorchRec DMP 1 process vs {plain}, both 1 thread, Beauty size (batch 1024)",
+          "beauty_torchrec_1proc_1t", "beauty_plain_adagrad_1t")
+    ratio(f"examples/s: TorchRec DMP 1 process vs {plain}, both all cores, Beauty size (batch 1024)",
+          "beauty_torchrec_1proc", "beauty_plain_adagrad")
+    ratio(f"examples/s: TorchRec DMP 2 processes vs {plain} (all cores), Beauty size", "beauty_torchrec_2proc",
+          "beauty_plain_adagrad")
+    ratio("examples/s: with distillation (in-batch ranking + embedding KD + teacher carry) vs without, 2 processes, "
+          "Beauty", "beauty_torchrec_2proc_kd", "beauty_torchrec_2proc", baseline_name="no KD")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=30)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="50k-row tables, batch 512, 3 steps, no Beauty")
+    ap.add_argument("--items", type=int, default=5_000_000)
+    ap.add_argument("--users", type=int, default=5_000_000)
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=4096)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--kd", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2, help="round-robin passes over the variants")
+    ap.add_argument("--beauty-steps", type=int, default=30)
+    ap.add_argument("--no-beauty", dest="beauty", action="store_false")
+    ap.add_argument("--sparse-adam", action="store_true", help="also plain SparseAdam (3x the table memory)")
+    ap.add_argument("--dense-adam", action="store_true", help="also plain dense Adam, the strawman (4x the tables)")
+    ap.add_argument("--profile", type=int, default=3, help="steps profiled (round 1, the 1-thread pair at "
+                                                           "the large size, after their clock); 0 = off")
+    ap.add_argument("--timeout", type=float, default=1200.0, help="seconds per worker")
+    ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args(argv)
-    if args.worker:
-        torchrec_worker(args)
-        return 0
-    import torch
-
+    if args.quick:
+        args.items = args.users = 50_000
+        args.batch_size, args.steps, args.repeats, args.warmup, args.rounds = 512, 3, 1, 1, 1
+        args.beauty, args.profile = False, 0
     tmp = Path(tempfile.mkdtemp(prefix="bench_student_"))
-    args.run_dir = str(tmp / "run")
-    _tables(Path(args.run_dir))
-    results: dict = {"plain_pytorch_1proc": plain_pytorch(args)}
-    for kd in (False, True):
-        for n in (1, 2):
-            name = f"torchrec_dmp_{n}proc" + ("_kd" if kd else "")
-            out = tmp / f"{name}.json"
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", __file__,
-                   "--worker", "--run-dir", args.run_dir, "--out", str(out), "--steps", str(args.steps), "--repeats",
-                   str(args.repeats), "--batch-size", str(args.batch_size), *(["--kd"] if kd else [])]
-            env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
-            subprocess.run(cmd, check=True, env=env, capture_output=True)
-            results[name] = json.loads(out.read_text())
-    for r in results.values():
-        r["median_examples_per_s"] = float(np.median(r["examples_per_s"]))
-    sys.path.insert(0, str(HERE))
-    from common import ratio_row, write_result
-
-    med = {k: v["median_examples_per_s"] for k, v in results.items()}
-    plain = med["plain_pytorch_1proc"]
-    rows = [
-        ratio_row(name="examples/s: TorchRec DMP, 1 process vs plain PyTorch two-tower", ours=med["torchrec_dmp_1proc"],
-                  baseline=plain, unit="examples/s", higher_is_better=True, target=1.5, baseline_name="plain PyTorch"),
-        ratio_row(name="examples/s: TorchRec DMP, 2 processes vs plain PyTorch two-tower",
-                  ours=med["torchrec_dmp_2proc"], baseline=plain, unit="examples/s", higher_is_better=True,
-                  target=1.5, baseline_name="plain PyTorch"),
-        ratio_row(name="scaling: 2 processes vs 1 (TorchRec DMP, gloo, same cores)", ours=med["torchrec_dmp_2proc"],
-                  baseline=med["torchrec_dmp_1proc"], unit="examples/s", higher_is_better=True,
-                  baseline_name="1 process"),
-        ratio_row(name="examples/s: with distillation (in-batch ranking + embedding KD) vs without, 2 processes",
-                  ours=med["torchrec_dmp_2proc_kd"], baseline=med["torchrec_dmp_2proc"], unit="examples/s",
-                  higher_is_better=True, baseline_name="no KD"),
-        ratio_row(name="peak memory per process: TorchRec DMP (rank 0, 2 processes) vs plain PyTorch",
-                  ours=results["torchrec_dmp_2proc"]["peak_rss_mb_rank0"], baseline=results["plain_pytorch_1proc"]
-                  ["peak_rss_mb"], unit="MiB", higher_is_better=False, baseline_name="plain PyTorch"),
+    args.run_dir = tmp / "beauty"
+    if args.beauty:
+        _beauty_tables(args.run_dir)
+    runs: dict[str, list[dict]] = {}
+    for rnd in range(args.rounds):
+        print(f"round {rnd + 1}/{args.rounds}", flush=True)
+        for name, (nproc, threads, wargs, need) in _variants(args).items():
+            prof = ["--profile", str(args.profile)] if rnd == 0 and args.profile and name in (
+                "plain_adagrad_1t", "torchrec_1proc_1t") else []
+            runs.setdefault(name, []).append(_run(name, nproc=nproc, threads=threads, worker_args=[*wargs, *prof],
+                                                  tmp=tmp, need_gib=need, timeout_s=args.timeout))
+    res = {k: _merge(v) for k, v in runs.items()}
+    med = {k: v["median_examples_per_s"] for k, v in res.items() if "median_examples_per_s" in v}
+    notes = [
+        f"large: synthetic Zipf(0.95) item and user ids (ranks scattered over the table), {args.items:,} item rows "
+        f"and {args.users:,} user rows at {args.dim} dims (+ 10k-row brand and 1k-leaf category tables at 16), "
+        f"lognormal histories (mean 20, sigma 1, capped at 200; category bags 2x), batch {args.batch_size}; "
+        f"{args.warmup} warm-up steps, then {args.steps} steps x {args.repeats} repeats per process, "
+        f"{args.rounds} round-robin rounds, median of all repeats",
+        "same towers (the product's mlp, sampled_softmax with logQ over the global batch), same batches, built "
+        "before the clock on both sides; plain = nn.EmbeddingBag(sparse=True, mode=mean), one lookup per table "
+        "(its features' bags concatenated, as TorchRec groups them) + torch.optim.Adagrad (per-element state) "
+        "and AdamW on the MLPs, one process with all cores; TorchRec = the product's TwoTower + StudentObjective "
+        "under shard_model (DMP, gloo, fused rowwise-Adagrad TBE), cores / nproc threads per process",
+        "memory: peak summed RSS of the process tree every 0.5 s (2 processes: torchrun's launcher included); "
+        "each run's own peak per rank is in runs.*.peak_rss_mib_per_rank",
     ]
-    notes = ["embedded Beauty tables (22k users, 12k items), batch %d, %d steps x %d repeats after a warm-up, median"
-             % (args.batch_size, args.steps, args.repeats),
-             "same towers and in-batch softmax loss on both sides; no text input; plain PyTorch = nn.EmbeddingBag "
-             "tables + Adagrad / AdamW in one process with all cores; TorchRec = EmbeddingBagCollection sharded "
-             "table-wise under DistributedModelParallel (gloo), fused rowwise Adagrad, cores / nproc threads each",
-             "_kd rows: the default distillation terms on a random stand-in 384-d teacher table (throughput does "
-             "not depend on its values)",
-             "why the ratio is ~1: at Beauty's size the tables hold 3 MiB, so both sides spend the step in the "
-             "same MLPs and the 1024 x 1024 in-batch softmax; TorchRec's fused sparse row updates pay off when "
-             "tables are large (the growth benchmark's student step grows as items^0.07 from 10k to 1M). "
-             "2 processes on 2 cores add gloo all-to-all and all-gather traffic with no idle core to win back"]
-    write_result("student", results=rows, notes=notes, extra={"runs": results, "batch_size": args.batch_size,
-                                                               "steps": args.steps, "repeats": args.repeats})
+    if args.beauty:
+        notes.append("Beauty: embedded Beauty tables (22k users, 12k items), batch 1024, product defaults without "
+                     "text input; _kd = the default distillation on a random stand-in 384-d teacher")
+    skipped = {k: v.get("skipped") or v.get("error") for k, v in res.items() if "median_examples_per_s" not in v}
+    if skipped:
+        notes.append("not measured: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    out_dir = args.out_dir or (tmp if args.quick else None)
+    path = write_result("student", results=_rows(res, args), notes=notes, out_dir=out_dir,
+                        probes=not args.quick,
+                        extra={"runs": res, "quick": args.quick,
+                               "sizes": {"items": args.items, "users": args.users, "dim": args.dim,
+                                         "batch_size": args.batch_size, "steps": args.steps,
+                                         "repeats": args.repeats, "warmup": args.warmup, "rounds": args.rounds}})
     print(json.dumps({k: round(v) for k, v in med.items()}, indent=2))
-    return 0
+    print(f"wrote {path}")
+    return 1 if any("error" in v for v in res.values()) else 0
 
 
 if __name__ == "__main__":
