@@ -28,7 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import load_average, ratio_row, run_command, write_result  # noqa: E402
+from common import load_average, ratio_row, run_command, write_result
 
 WORKER = HERE / "student_workers.py"
 GIB = 2**30
@@ -138,7 +138,7 @@ def _rows(res: dict[str, dict], args: argparse.Namespace) -> list[dict]:
     plain = "plain PyTorch (sparse Adagrad)"
     rows = []
 
-    def ratio(name: str, ours: str, base: str, baseline_name: str = plain, **kw) -> None:  # noqa: ANN003
+    def ratio(name: str, ours: str, base: str, baseline_name: str = plain, **kw) -> None:
         a, b = res.get(ours, {}), res.get(base, {})
         if "median_examples_per_s" in a and "median_examples_per_s" in b:
             cpu = a["median_examples_per_cpu_s"] / b["median_examples_per_cpu_s"]

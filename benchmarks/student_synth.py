@@ -45,7 +45,7 @@ class Zipf:
         return np.log(((ranks + 2.0) ** e - (ranks + 1.0) ** e) / self._z).astype(np.float32)
 
 
-def features(sizes: SynthSizes, *, seed: int = 0):  # noqa: ANN201 - ItemFeatures (torch-side import)
+def features(sizes: SynthSizes, *, seed: int = 0):
     """The product's ``ItemFeatures`` for a synthetic catalogue: a brand per item (10% unknown) and a
     two-level category path (top-level parent, leaf)."""
     from recsys.student.batches import ItemFeatures
@@ -63,7 +63,7 @@ def features(sizes: SynthSizes, *, seed: int = 0):  # noqa: ANN201 - ItemFeature
                         train_count=np.zeros(0, np.int64))  # train_count: read only by the product's sampler
 
 
-def steps(*, feats, sizes: SynthSizes, cfg, n: int, rank: int = 0, world: int = 1, seed: int = 0) -> list:  # noqa: ANN001
+def steps(*, feats, sizes: SynthSizes, cfg, n: int, rank: int = 0, world: int = 1, seed: int = 0) -> list:
     """``n`` steps of a global batch ``cfg.batch_size``; rank ``rank`` keeps its slice (every rank draws the
     same numbers, as ``recsys.student.dataset.step_batch`` does). -> list of the product's ``StepBatch``."""
     from recsys.student.batches import make_batch
@@ -93,7 +93,7 @@ def steps(*, feats, sizes: SynthSizes, cfg, n: int, rank: int = 0, world: int = 
     return out
 
 
-def plain_inputs(step, *, tables: dict[str, tuple[str, ...]]) -> dict:  # noqa: ANN001
+def plain_inputs(step, *, tables: dict[str, tuple[str, ...]]) -> dict:
     """One step's KJT as what a plain ``nn.EmbeddingBag`` model reads: per table, the bags of all its features
     concatenated (user features over the user rows, item features over the item rows) -> {table: (values,
     offsets, [(feature, n_bags)])}: one lookup per table, as TorchRec groups them."""

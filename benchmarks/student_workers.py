@@ -38,7 +38,7 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _config(args: argparse.Namespace):  # noqa: ANN202
+def _config(args: argparse.Namespace):
     from recsys.student.config import ABLATION, StudentConfig
 
     if args.data == "synth":  # the large-catalogue shape: a user-id table as big as the item table, long histories
@@ -48,14 +48,14 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
     return StudentConfig(use_text=False, batch_size=args.batch_size, sharding=args.sharding, **kd)
 
 
-def _beauty(args: argparse.Namespace, cfg, *, need_teacher: bool):  # noqa: ANN001, ANN202
+def _beauty(args: argparse.Namespace, cfg, *, need_teacher: bool):
     from recsys.artifacts import RunDir
     from recsys.student.dataset import load_data
 
     return load_data(cfg=cfg, layout=RunDir(Path(args.run_dir)).layout, need_teacher=need_teacher)
 
 
-def _data(args: argparse.Namespace, cfg, *, rank: int, world: int, need_teacher: bool = False):  # noqa: ANN001, ANN202
+def _data(args: argparse.Namespace, cfg, *, rank: int, world: int, need_teacher: bool = False):
     """-> (ItemFeatures, n_users, teacher scale, steps, teacher dim); the steps are the same global batches for any world."""
     n = args.warmup + args.steps
     if args.data == "synth":
@@ -73,7 +73,7 @@ def _data(args: argparse.Namespace, cfg, *, rank: int, world: int, need_teacher:
     return data.feats, data.n_users, data.teacher_scale, st, (0 if data.teacher is None else data.teacher.shape[1])
 
 
-def _clock(fn, steps: list, *, warmup: int, repeats: int, batch: int, barrier=None) -> tuple[list, list]:  # noqa: ANN001
+def _clock(fn, steps: list, *, warmup: int, repeats: int, batch: int, barrier=None) -> tuple[list, list]:
     """(examples/s of wall time, examples per CPU-second of this process) of each repeat over
     ``steps[warmup:]``, after ``warmup`` untimed steps. CPU time counts every thread of the process: with one
     thread it is the work itself, almost free of other jobs' load (a descheduled process spends no CPU)."""
@@ -92,7 +92,7 @@ def _clock(fn, steps: list, *, warmup: int, repeats: int, batch: int, barrier=No
     return wall, cpu
 
 
-def _profile(fn, steps: list, *, n: int) -> dict:  # noqa: ANN001
+def _profile(fn, steps: list, *, n: int) -> dict:
     """Over ``n`` steps: the phases (``bench::*`` scopes, CPU ms per step, children included) and the top ops
     by self CPU time [{op, ms_per_step, share}]."""
     from torch.profiler import ProfilerActivity, profile
@@ -110,12 +110,12 @@ def _profile(fn, steps: list, *, n: int) -> dict:  # noqa: ANN001
 
 
 def plain(args: argparse.Namespace) -> dict:
+    import student_synth as S
     import torch
     import torch.nn.functional as F
     from torch import nn
     from torch.profiler import record_function
 
-    import student_synth as S
     from recsys.student.losses import sampled_softmax
     from recsys.student.towers import mlp
 
@@ -136,7 +136,7 @@ def plain(args: argparse.Namespace) -> dict:
     rss_model = _rss_mib()
     inputs = [(S.plain_inputs(s, tables=tables), s) for s in steps]
 
-    def step(x) -> None:  # noqa: ANN001
+    def step(x) -> None:
         inp, s = x
         pooled = {}
         with record_function("bench::lookup"):
@@ -187,7 +187,7 @@ def torchrec(args: argparse.Namespace) -> dict | None:
     opt = torch.optim.AdamW(list(dense_parameters(dmp).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rss_model = _rss_mib()
 
-    def step(s) -> None:  # noqa: ANN001
+    def step(s) -> None:
         with record_function("bench::forward"):  # input dist, TBE lookup, output dist, towers, loss
             loss = dmp(s)["total"]
         with record_function("bench::backward"):  # the TBE backward updates its rows here (fused optimizer)
