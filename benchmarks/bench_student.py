@@ -70,7 +70,9 @@ def _run(name: str, *, nproc: int, threads: int, worker_args: list[str], tmp: Pa
     out = tmp / f"{name}.{len(list(tmp.glob(name + '.*')))}.json"
     launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                                     f"--nproc_per_node={nproc}"]
-    env = {"OMP_NUM_THREADS": str(threads)}
+    # passive OpenMP waits: on a machine busier than its cores a spinning thread burns the core its
+    # descheduled partner needs (2-thread steps measured 10x slower than 1-thread ones at load 17 without it)
+    env = {"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     load = load_average()
     r = run_command([*launcher, str(WORKER), *worker_args, "--out", str(out)], env=env, timeout_s=timeout_s)
     if r["rc"] != 0 or not out.exists():
@@ -176,6 +178,60 @@ def _rows(res: dict[str, dict], args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _notes(res: dict[str, dict], args: argparse.Namespace) -> list[str]:
+    notes = [
+        f"large: synthetic Zipf(0.95) item and user ids (ranks scattered over the table), {args.items:,} item rows "
+        f"and {args.users:,} user rows at {args.dim} dims (+ 10k-row brand and 1k-leaf category tables at 16), "
+        f"lognormal histories (mean 20, sigma 1, capped at 200; category bags 2x), batch {args.batch_size}; "
+        f"{args.warmup} warm-up steps, then {args.steps} steps x {args.repeats} repeats per process, "
+        f"{args.rounds} round-robin rounds, median of all repeats",
+        "same towers (the product's mlp, sampled_softmax with logQ over the global batch), same batches, built "
+        "before the clock on both sides; plain = nn.EmbeddingBag(sparse=True, mode=mean), one lookup per table "
+        "(its features' bags concatenated, as TorchRec groups them) + torch.optim.Adagrad (per-element state) "
+        "and AdamW on the MLPs, one process with all cores; TorchRec = the product's TwoTower + StudentObjective "
+        "under shard_model (DMP, gloo, fused rowwise-Adagrad TBE), cores / nproc threads per process",
+        "every worker runs with OMP_WAIT_POLICY=PASSIVE (unless set): with the default spinning waits, 2-thread "
+        "steps on this shared machine (load ~17 on 2 cores) ran ~10x slower than 1-thread ones",
+        "memory: peak summed RSS of the process tree every 0.5 s (2 processes: torchrun's launcher included); "
+        "each run's own peak per rank is in runs.*.peak_rss_mib_per_rank",
+    ]
+    if args.beauty:
+        notes.append("Beauty: embedded Beauty tables (22k users, 12k items), batch 1024, product defaults without "
+                     "text input; _kd = the default distillation on a random stand-in 384-d teacher")
+    skipped = {k: v.get("skipped") or v.get("error") for k, v in res.items() if "median_examples_per_s" not in v}
+    if skipped:
+        notes.append("not measured: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    notes.extend(_profile_notes(res))
+    return notes
+
+
+def _profile_notes(res: dict[str, dict]) -> list[str]:
+    """Where a step's CPU time goes, from the profiled 1-thread pair (``--profile``), ms per step."""
+    out = []
+    for name in ("plain_adagrad_1t", "torchrec_1proc_1t"):
+        prof = res.get(name, {}).get("profile")
+        if not prof:
+            continue
+        ph = ", ".join(f"{k} {v:,.0f}" for k, v in prof["phases_ms_per_step"].items())
+        top = ", ".join(f"{o['op']} {o['ms_per_step']:,.0f}" for o in prof["top_ops"][:8])
+        out.append(f"profile {name} (1 thread, CPU ms per step, {prof['self_cpu_ms_per_step']:,.0f} in all): "
+                   f"phases {ph}; top ops by self time {top}")
+    return out
+
+
+def _render(path: Path, args: argparse.Namespace) -> int:
+    """Rows and notes again from the stored runs (same figures; machine, date and command kept)."""
+    doc = json.loads(path.read_text())
+    vars(args).update({k: v for k, v in doc["sizes"].items() if k != "batch_size"}, batch_size=doc["sizes"]
+                      ["batch_size"], beauty=any(k.startswith("beauty_") for k in doc["runs"]))
+    doc.update(results=_rows(doc["runs"], args), notes=_notes(doc["runs"], args))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"rewrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="50k-row tables, batch 512, 3 steps, no Beauty")
@@ -195,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
                                                            "the large size, after their clock); 0 = off")
     ap.add_argument("--timeout", type=float, default=1200.0, help="seconds per worker")
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--render-only", type=Path, default=None, metavar="JSON",
+                    help="measure nothing: rebuild the rows and notes of a written student.json from its runs")
     args = ap.parse_args(argv)
+    if args.render_only:
+        return _render(args.render_only, args)
     if args.quick:
         args.items = args.users = 50_000
         args.batch_size, args.steps, args.repeats, args.warmup, args.rounds = 512, 3, 1, 1, 1
@@ -214,28 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   tmp=tmp, need_gib=need, timeout_s=args.timeout))
     res = {k: _merge(v) for k, v in runs.items()}
     med = {k: v["median_examples_per_s"] for k, v in res.items() if "median_examples_per_s" in v}
-    notes = [
-        f"large: synthetic Zipf(0.95) item and user ids (ranks scattered over the table), {args.items:,} item rows "
-        f"and {args.users:,} user rows at {args.dim} dims (+ 10k-row brand and 1k-leaf category tables at 16), "
-        f"lognormal histories (mean 20, sigma 1, capped at 200; category bags 2x), batch {args.batch_size}; "
-        f"{args.warmup} warm-up steps, then {args.steps} steps x {args.repeats} repeats per process, "
-        f"{args.rounds} round-robin rounds, median of all repeats",
-        "same towers (the product's mlp, sampled_softmax with logQ over the global batch), same batches, built "
-        "before the clock on both sides; plain = nn.EmbeddingBag(sparse=True, mode=mean), one lookup per table "
-        "(its features' bags concatenated, as TorchRec groups them) + torch.optim.Adagrad (per-element state) "
-        "and AdamW on the MLPs, one process with all cores; TorchRec = the product's TwoTower + StudentObjective "
-        "under shard_model (DMP, gloo, fused rowwise-Adagrad TBE), cores / nproc threads per process",
-        "memory: peak summed RSS of the process tree every 0.5 s (2 processes: torchrun's launcher included); "
-        "each run's own peak per rank is in runs.*.peak_rss_mib_per_rank",
-    ]
-    if args.beauty:
-        notes.append("Beauty: embedded Beauty tables (22k users, 12k items), batch 1024, product defaults without "
-                     "text input; _kd = the default distillation on a random stand-in 384-d teacher")
-    skipped = {k: v.get("skipped") or v.get("error") for k, v in res.items() if "median_examples_per_s" not in v}
-    if skipped:
-        notes.append("not measured: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     out_dir = args.out_dir or (tmp if args.quick else None)
-    path = write_result("student", results=_rows(res, args), notes=notes, out_dir=out_dir,
+    path = write_result("student", results=_rows(res, args), notes=_notes(res, args), out_dir=out_dir,
                         probes=not args.quick,
                         extra={"runs": res, "quick": args.quick,
                                "sizes": {"items": args.items, "users": args.users, "dim": args.dim,
