@@ -125,7 +125,11 @@ def _variants(args: argparse.Namespace) -> dict[str, tuple[int, int, list[str], 
               "torchrec_1proc": (1, cores, tr, base + table_gib),
               "torchrec_2proc": (2, max(1, cores // 2), tr, 2 * base + table_gib),
               "torchrec_2proc_cw": (2, max(1, cores // 2), [*tr, "--sharding", "column_wise"],
-                                    2 * base + table_gib)})
+                                    2 * base + table_gib),
+              # the table work alone: same lookups, backward and row updates, no towers or softmax
+              "tables_plain_adagrad_1t": (1, 1, [*plain, "--tables-only"], 1.0 + 2 * table_gib),
+              "tables_torchrec_1proc_1t": (1, 1, [*tr, "--tables-only"], 1.0 + table_gib),
+              "tables_torchrec_2proc": (2, max(1, cores // 2), [*tr, "--tables-only"], 2.0 + table_gib)})
     if args.sparse_adam:
         v["plain_sparse_adam_1t"] = (1, 1, ["--side", "plain", "--optimizer", "sparse_adam", *syn],
                                      base + 3 * table_gib)
@@ -160,6 +164,10 @@ def _rows(res: dict[str, dict], args: argparse.Namespace) -> list[dict]:
           "torchrec_1proc_1t", "plain_sparse_adam_1t", baseline_name="plain PyTorch (SparseAdam)")
     ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch dense Adam (strawman), both 1 thread, {size}",
           "torchrec_1proc_1t", "plain_dense_adam_1t", baseline_name="plain PyTorch (dense Adam, strawman)")
+    ratio(f"table work only (lookups + backward + row updates, no towers): TorchRec 1 process vs {plain}, both 1 "
+          f"thread, {size}", "tables_torchrec_1proc_1t", "tables_plain_adagrad_1t")
+    ratio(f"table work only: TorchRec DMP 2 processes vs {plain} (1 thread), {size}", "tables_torchrec_2proc",
+          "tables_plain_adagrad_1t")
     ratio("scaling: 2 processes vs 1 (TorchRec DMP, gloo, same cores), large tables", "torchrec_2proc",
           "torchrec_1proc", baseline_name="1 process")
     for ours, base in (("torchrec_1proc_1t", "plain_adagrad_1t"), ("torchrec_2proc", "plain_adagrad")):
@@ -180,20 +188,24 @@ def _rows(res: dict[str, dict], args: argparse.Namespace) -> list[dict]:
 
 def _notes(res: dict[str, dict], args: argparse.Namespace) -> list[str]:
     notes = [
-        f"large: synthetic Zipf(0.95) item and user ids (ranks scattered over the table), {args.items:,} item rows "
-        f"and {args.users:,} user rows at {args.dim} dims (+ 10k-row brand and 1k-leaf category tables at 16), "
-        f"lognormal histories (mean 20, sigma 1, capped at 200; category bags 2x), batch {args.batch_size}; "
-        f"{args.warmup} warm-up steps, then {args.steps} steps x {args.repeats} repeats per process, "
-        f"{args.rounds} round-robin rounds, median of all repeats",
-        "same towers (the product's mlp, sampled_softmax with logQ over the global batch), same batches, built "
-        "before the clock on both sides; plain = nn.EmbeddingBag(sparse=True, mode=mean), one lookup per table "
-        "(its features' bags concatenated, as TorchRec groups them) + torch.optim.Adagrad (per-element state) "
-        "and AdamW on the MLPs, one process with all cores; TorchRec = the product's TwoTower + StudentObjective "
-        "under shard_model (DMP, gloo, fused rowwise-Adagrad TBE), cores / nproc threads per process",
-        "every worker runs with OMP_WAIT_POLICY=PASSIVE (unless set): with the default spinning waits, 2-thread "
-        "steps on this shared machine (load ~17 on 2 cores) ran ~10x slower than 1-thread ones",
-        "memory: peak summed RSS of the process tree every 0.5 s (2 processes: torchrun's launcher included); "
-        "each run's own peak per rank is in runs.*.peak_rss_mib_per_rank",
+        (f"large: synthetic Zipf(0.95) item and user ids (ranks scattered over the table), {args.items:,} item "
+         f"rows and {args.users:,} user rows at {args.dim} dims (+ 10k-row brand and 1k-leaf category tables at "
+         f"16), lognormal histories (mean 20, sigma 1, capped at 200; category bags 2x), batch {args.batch_size}; "
+         f"{args.warmup} warm-up steps, then {args.steps} steps x {args.repeats} repeats per process, "
+         f"{args.rounds} round-robin rounds over the variants, median of all repeats"),
+        ("same towers (the product's mlp; sampled_softmax with logQ over the global batch), same batches, built "
+         "before the clock on both sides; plain = nn.EmbeddingBag(sparse=True, mode=mean), one lookup per table "
+         "(its features' bags concatenated, as TorchRec groups them) + torch.optim.Adagrad (per-element state; "
+         "torch has no row-wise Adagrad) and AdamW on the MLPs, in one process; TorchRec = the product's TwoTower "
+         "+ StudentObjective under recsys.student.sharding.shard_model (DMP, gloo, fused rowwise-Adagrad TBE); "
+         "_1t rows: 1 thread; the others: cores / processes threads per process"),
+        ("cpu_time_ratio: the same ratio in examples per CPU-second (all threads and ranks): on a machine "
+         "busier than its cores a process gets CPU in proportion to its threads, so wall-clock ratios between a "
+         "1- and a 2-thread run say little; the 1-thread pair's CPU-time ratio is the figure other jobs disturb "
+         "least. Every worker runs with OMP_WAIT_POLICY=PASSIVE (unless set): with spinning waits a 2-thread step "
+         "ran ~10x slower than a 1-thread one at load 17 on 2 cores"),
+        ("memory: peak summed RSS of the process tree every 0.5 s (2 processes: torchrun's launcher included); "
+         "each run's own peak per rank is in runs.*.peak_rss_mib_per_rank"),
     ]
     if args.beauty:
         notes.append("Beauty: embedded Beauty tables (22k users, 12k items), batch 1024, product defaults without "
@@ -201,8 +213,30 @@ def _notes(res: dict[str, dict], args: argparse.Namespace) -> list[str]:
     skipped = {k: v.get("skipped") or v.get("error") for k, v in res.items() if "median_examples_per_s" not in v}
     if skipped:
         notes.append("not measured: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    notes.extend(_why(res, batch=args.batch_size))
     notes.extend(_profile_notes(res))
     return notes
+
+
+def _why(res: dict[str, dict], *, batch: int) -> list[str]:
+    """Where the 1-thread step's CPU time goes, from the full-step and table-only runs (ms per step)."""
+    cps = {k: v.get("median_examples_per_cpu_s") for k, v in res.items()}
+    keys = ("plain_adagrad_1t", "torchrec_1proc_1t", "tables_plain_adagrad_1t", "tables_torchrec_1proc_1t")
+    if not all(cps.get(k) for k in keys):
+        return []
+    full_p, full_t, tab_p, tab_t = (batch / cps[k] * 1e3 for k in keys)
+    rest_p, rest_t = full_p - tab_p, full_t - tab_t
+    return [(f"why the full step gains {full_p / full_t:.2f}x, not 1.5x (1 thread, CPU ms per step of {batch}): "
+             f"the table work alone (lookups, backward, row updates) costs plain {tab_p:,.0f} vs TorchRec "
+             f"{tab_t:,.0f} ({tab_p / tab_t:.1f}x), but it is {tab_p / full_p:.0%} of plain's step; the rest "
+             f"(towers, the in-batch softmax over a {batch}x{batch} logit matrix, AdamW) costs {rest_p:,.0f} vs "
+             f"{rest_t:,.0f} and is the same code on both sides, so even free table work would give at most "
+             f"{full_p / max(rest_t, 1e-9):.2f}x. What TBE does differently: one fused kernel per table group pools "
+             "the bags, and its backward sorts the step's ids once, sums each unique row's gradient and applies "
+             "the row-wise Adagrad update in place (one accumulator per row); plain nn.EmbeddingBag(sparse=True) "
+             "emits a COO gradient with one row per lookup, and torch.optim.Adagrad coalesces it (a sort) and then "
+             "makes separate passes (square, add into the rows x dim state, sparse_mask, sqrt, add eps, divide, "
+             "add into the weights)")]
 
 
 def _profile_notes(res: dict[str, dict]) -> list[str]:
@@ -232,6 +266,19 @@ def _render(path: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge_into(path: Path, res: dict[str, dict], args: argparse.Namespace) -> int:
+    """Add freshly measured variants to a stored run (each run keeps its own load record) and re-render."""
+    from common import command_line, machine_info
+
+    doc = json.loads(path.read_text())
+    doc["runs"].update(res)
+    m = machine_info()
+    doc.setdefault("merged", []).append({"variants": sorted(res), "command": command_line(), "date": m["date"],
+                                         "git_commit": m["git_commit"], "load_avg": m["load_avg"]})
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return _render(path, args)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="50k-row tables, batch 512, 3 steps, no Beauty")
@@ -251,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
                                                            "the large size, after their clock); 0 = off")
     ap.add_argument("--timeout", type=float, default=1200.0, help="seconds per worker")
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--only", default=None, help="comma-separated variant names: measure only these")
+    ap.add_argument("--merge-into", type=Path, default=None, metavar="JSON",
+                    help="with --only: put these runs into a written student.json (replacing theirs) and rebuild "
+                         "its rows; the merge is recorded in its 'merged' list")
     ap.add_argument("--render-only", type=Path, default=None, metavar="JSON",
                     help="measure nothing: rebuild the rows and notes of a written student.json from its runs")
     args = ap.parse_args(argv)
@@ -268,12 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     for rnd in range(args.rounds):
         print(f"round {rnd + 1}/{args.rounds}", flush=True)
         for name, (nproc, threads, wargs, need) in _variants(args).items():
+            if args.only and name not in args.only.split(","):
+                continue
             prof = ["--profile", str(args.profile)] if rnd == 0 and args.profile and name in (
                 "plain_adagrad_1t", "torchrec_1proc_1t") else []
             runs.setdefault(name, []).append(_run(name, nproc=nproc, threads=threads, worker_args=[*wargs, *prof],
                                                   tmp=tmp, need_gib=need, timeout_s=args.timeout))
     res = {k: _merge(v) for k, v in runs.items()}
     med = {k: v["median_examples_per_s"] for k, v in res.items() if "median_examples_per_s" in v}
+    if args.merge_into:
+        return _merge_into(args.merge_into, res, args)
     out_dir = args.out_dir or (tmp if args.quick else None)
     path = write_result("student", results=_rows(res, args), notes=_notes(res, args), out_dir=out_dir,
                         probes=not args.quick,

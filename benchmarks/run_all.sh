@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-run every benchmark and regenerate benchmarks/README.md. Takes ~30-45 min on a 2-core CPU.
+# Re-run every benchmark and regenerate benchmarks/README.md. Takes ~45-60 min on an idle 2-core CPU
+# (bench_student.py alone ~15 min: 5M-row tables, every variant twice).
 #
 #   bash benchmarks/run_all.sh              # everything
 #   bash benchmarks/run_all.sh data e2e     # only these (names = benchmarks/bench_<name>.py)

@@ -13,6 +13,8 @@ concatenated, as TorchRec groups them), the product's ``mlp`` and ``sampled_soft
 but per element, as torch has no row-wise one), ``sparse_adam`` = sparse gradients + ``torch.optim.SparseAdam``,
 ``dense_adam`` = dense gradients + ``torch.optim.Adam`` on every row every step (a strawman, labelled so).
 Batches are built before the clock starts, on both sides.
+``--tables-only``: the same lookups, backward and row updates with the towers and the softmax replaced by a
+fixed linear read-out of the pooled bags (``scale * sum_f <pooled_f, w_f>``): the table work alone.
 """
 
 from __future__ import annotations
@@ -109,6 +111,31 @@ def _profile(fn, steps: list, *, n: int) -> dict:
                          "share": round(e.self_cpu_time_total / total, 3)} for e in ev[:16]]}
 
 
+def _readout(pooled: dict, scale):
+    """``--tables-only`` loss: ``scale * sum_f <pooled_f, w_f>``, fixed random ``w_f`` (the same on both sides)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    return scale * sum((v * torch.randn(v.shape[1], generator=g)).sum() for _, v in sorted(pooled.items()))
+
+
+def _tables_only(ebc):
+    """The collection and one dense scalar (so DMP has a dense part to wrap), read out by ``_readout``."""
+    import torch
+    from torch import nn
+
+    class TablesOnly(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ebc = ebc
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, step) -> dict:
+            return {"total": _readout(self.ebc(step.batch.kjt).to_dict(), self.scale)}
+
+    return TablesOnly()
+
+
 def plain(args: argparse.Namespace) -> dict:
     import student_synth as S
     import torch
@@ -132,9 +159,19 @@ def plain(args: argparse.Namespace) -> dict:
     opt_s = {"adagrad": lambda p: torch.optim.Adagrad(p, lr=cfg.table_lr, eps=1e-8),
              "sparse_adam": lambda p: torch.optim.SparseAdam(p, lr=1e-3),
              "dense_adam": lambda p: torch.optim.Adam(p, lr=1e-3)}[args.optimizer](list(emb.parameters()))
-    opt_d = torch.optim.AdamW([*u_mlp.parameters(), *i_mlp.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scale = nn.Parameter(torch.ones(()))
+    dense = [scale] if args.tables_only else [*u_mlp.parameters(), *i_mlp.parameters()]
+    opt_d = torch.optim.AdamW(dense, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rss_model = _rss_mib()
     inputs = [(S.plain_inputs(s, tables=tables), s) for s in steps]
+
+    def towers_loss(pooled: dict, s):
+        u_in = [pooled["hist_item"], pooled["recent_item"], pooled["hist_brand"], pooled["hist_cat"]]
+        u = F.normalize(u_mlp(torch.cat(u_in + ([pooled["user"]] if "user" in pooled else []), 1)), dim=1)
+        v = F.normalize(i_mlp(torch.cat([pooled["item"] * s.batch.keep_id[:, None], pooled["brand"],
+                                         pooled["cat"]], 1)), dim=1)
+        return sampled_softmax(users=u, items=v, temperature=cfg.temperature, item_ids=s.batch.item_ids,
+                               log_q=torch.from_numpy(s.log_q))
 
     def step(x) -> None:
         inp, s = x
@@ -145,12 +182,7 @@ def plain(args: argparse.Namespace) -> dict:
                 for f, k in parts:
                     pooled[f], i = out[i:i + k], i + k
         with record_function("bench::towers_loss"):
-            u_in = [pooled["hist_item"], pooled["recent_item"], pooled["hist_brand"], pooled["hist_cat"]]
-            u = F.normalize(u_mlp(torch.cat(u_in + ([pooled["user"]] if "user" in pooled else []), 1)), dim=1)
-            v = F.normalize(i_mlp(torch.cat([pooled["item"] * s.batch.keep_id[:, None], pooled["brand"],
-                                             pooled["cat"]], 1)), dim=1)
-            loss = sampled_softmax(users=u, items=v, temperature=cfg.temperature, item_ids=s.batch.item_ids,
-                                   log_q=torch.from_numpy(s.log_q))
+            loss = _readout(pooled, scale) if args.tables_only else towers_loss(pooled, s)
         with record_function("bench::backward"):
             loss.backward()
         with record_function("bench::table_optimizer"):
@@ -161,8 +193,8 @@ def plain(args: argparse.Namespace) -> dict:
             opt_d.zero_grad()
 
     eps, cps = _clock(step, inputs, warmup=args.warmup, repeats=args.repeats, batch=cfg.batch_size)
-    out = {"examples_per_s": eps, "examples_per_cpu_s": cps, "threads": torch.get_num_threads(), "optimizer": args.optimizer,
-           "rss_after_model_mib": rss_model, "peak_rss_mib_per_rank": [_rss_mib()]}
+    out = {"examples_per_s": eps, "examples_per_cpu_s": cps, "threads": torch.get_num_threads(),
+           "optimizer": args.optimizer, "rss_after_model_mib": rss_model, "peak_rss_mib_per_rank": [_rss_mib()]}
     if args.profile:
         out["profile"] = _profile(step, inputs, n=args.profile)
     return out
@@ -182,7 +214,8 @@ def torchrec(args: argparse.Namespace) -> dict | None:
     cfg = _config(args)
     feats, n_users, t_scale, steps, t_dim = _data(args, cfg, rank=rank, world=world, need_teacher=args.kd)
     towers = TwoTower(cfg=cfg, feats=feats, n_users=n_users, text_dim=0, device=torch.device("meta"))
-    obj = StudentObjective(cfg=cfg, towers=towers, teacher_dim=t_dim, teacher_scale=t_scale, n_items=feats.n_items)
+    obj = _tables_only(towers.ebc) if args.tables_only else \
+        StudentObjective(cfg=cfg, towers=towers, teacher_dim=t_dim, teacher_scale=t_scale, n_items=feats.n_items)
     dmp, plan = shard_model(model=obj, cfg=cfg, device=device, batch_size=cfg.batch_size // world)
     opt = torch.optim.AdamW(list(dense_parameters(dmp).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rss_model = _rss_mib()
@@ -205,7 +238,8 @@ def torchrec(args: argparse.Namespace) -> dict | None:
         return None
     # CPU-seconds of every rank per repeat -> examples of the global batch per CPU-second of the whole job
     cps_all = [1.0 / sum(1.0 / r[2][i] for r in rss) for i in range(len(cps))]
-    out = {"examples_per_s": eps, "examples_per_cpu_s": cps_all, "threads": torch.get_num_threads(), "world": world,
+    out = {"examples_per_s": eps, "examples_per_cpu_s": cps_all, "threads": torch.get_num_threads(),
+           "world": world,
            "plan": {k.rsplit(".", 1)[-1]: [v["sharding_type"], v["compute_kernel"], len(v["shards"])]
                     for k, v in plan["tables"].items()},
            "peak_rss_mib_per_rank": [r[0] for r in rss], "rss_after_model_mib": [r[1] for r in rss]}
@@ -229,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sharding", choices=["table_wise", "column_wise"], default="table_wise")
     ap.add_argument("--optimizer", choices=["adagrad", "sparse_adam", "dense_adam"], default="adagrad")
     ap.add_argument("--kd", action="store_true")
+    ap.add_argument("--tables-only", action="store_true", help="no towers or softmax: a fixed read-out of the bags")
     ap.add_argument("--profile", type=int, default=0, help="also profile this many steps (top ops by self CPU)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
