@@ -2,17 +2,23 @@
 column-wise sharding, fused rowwise-Adagrad TBE tables) vs a plain single-process PyTorch two-tower with
 ``nn.EmbeddingBag`` tables, same towers, MLPs and in-batch softmax, same batches, in the same run.
 
-    python benchmarks/bench_student.py            # large synthetic tables + the Beauty-size figure
-    python benchmarks/bench_student.py --quick    # small tables, a few steps: a smoke run (seconds per worker)
+    python benchmarks/bench_student.py            # 5M-row tables + the Beauty-size figure (~30 min)
+    python benchmarks/bench_student.py --quick    # 50k-row tables, a few steps: a smoke run, nothing kept
+    python benchmarks/bench_student.py --only A,B --merge-into benchmarks/results/student.json  # re-measure A, B
+    python benchmarks/bench_student.py --render-only benchmarks/results/student.json  # rows/notes from its runs
 
 Large: synthetic Zipf ids (``student_synth.py``) over ``--items`` item rows and ``--users`` user rows
-(64-d each), lognormal histories (mean 20, long tail), batch ``--batch-size``. Beauty: the embedded Beauty
+(64-d each), lognormal histories (mean 20, long tail), batch ``--batch-size``; ``tables_*`` variants run the
+same table work without towers or softmax (what the fused kernels change). Beauty: the embedded Beauty
 tables (22k users, 12k items), batch 1024, with and without the default distillation (random stand-in
 384-d teacher: throughput does not depend on its values). Every measurement is its own process
 (``student_workers.py``; 2 processes under torchrun); variants run round-robin ``--rounds`` times so a load
-swing hits them all; each process runs ``cores // nproc`` threads, as ``recsys.student.launch`` sets.
+swing hits them all; ``_1t`` variants run 1 thread, the others ``cores // nproc`` threads per process, as
+``recsys.student.launch`` sets. Throughput is reported per wall second and per CPU-second.
 Memory: peak summed RSS of the process tree (sampled every 0.5 s; torchrun's launcher included) and each
-rank's own peak. Writes benchmarks/results/student.json (``--quick``: a temporary folder unless ``--out-dir``).
+rank's own peak. A variant whose estimated memory exceeds what the machine has free (less 2 GiB) is skipped
+and named in the notes. Writes benchmarks/results/student.json (``--quick``: a temporary folder unless
+``--out-dir``).
 """
 
 from __future__ import annotations

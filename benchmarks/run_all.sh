@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-run every benchmark and regenerate benchmarks/README.md. Takes ~45-60 min on an idle 2-core CPU
-# (bench_student.py alone ~15 min: 5M-row tables, every variant twice).
+# (bench_student.py alone ~30 min: 5M-row tables, 15 variants twice; 29 min at load 18).
 #
 #   bash benchmarks/run_all.sh              # everything
 #   bash benchmarks/run_all.sh data e2e     # only these (names = benchmarks/bench_<name>.py)
