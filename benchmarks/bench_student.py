@@ -136,6 +136,15 @@ def _variants(args: argparse.Namespace) -> dict[str, tuple[int, int, list[str], 
               "tables_plain_adagrad_1t": (1, 1, [*plain, "--tables-only"], 1.0 + 2 * table_gib),
               "tables_torchrec_1proc_1t": (1, 1, [*tr, "--tables-only"], 1.0 + table_gib),
               "tables_torchrec_2proc": (2, max(1, cores // 2), [*tr, "--tables-only"], 2.0 + table_gib)})
+    if args.small_batch:  # the 1-thread pairs again at the student's own batch size: a 16x smaller softmax
+        b, p = args.small_batch, f"b{args.small_batch}_"
+        sb = [*syn[:syn.index("--batch-size")], "--batch-size", str(b), "--steps", str(2 * args.steps),
+              "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+        sp, st = ["--side", "plain", "--optimizer", "adagrad", *sb], ["--side", "torchrec", *sb]
+        v.update({p + "plain_adagrad_1t": (1, 1, sp, 1.0 + 2 * table_gib),
+                  p + "torchrec_1proc_1t": (1, 1, st, 1.0 + table_gib),
+                  p + "tables_plain_adagrad_1t": (1, 1, [*sp, "--tables-only"], 1.0 + 2 * table_gib),
+                  p + "tables_torchrec_1proc_1t": (1, 1, [*st, "--tables-only"], 1.0 + table_gib)})
     if args.sparse_adam:
         v["plain_sparse_adam_1t"] = (1, 1, ["--side", "plain", "--optimizer", "sparse_adam", *syn],
                                      base + 3 * table_gib)
@@ -174,6 +183,12 @@ def _rows(res: dict[str, dict], args: argparse.Namespace) -> list[dict]:
           f"each, {size}", "tables_torchrec_1proc_1t", "tables_plain_adagrad_1t")
     ratio(f"table work only: TorchRec DMP 2 processes vs plain PyTorch on 1 thread, {size}", "tables_torchrec_2proc",
           "tables_plain_adagrad_1t")
+    if args.small_batch:
+        p, sb = f"b{args.small_batch}_", size.replace(f"batch {args.batch_size}", f"batch {args.small_batch}")
+        ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch, 1 thread each, {sb} (the student's default)",
+              p + "torchrec_1proc_1t", p + "plain_adagrad_1t")
+        ratio(f"table work only: TorchRec 1 process vs plain PyTorch, 1 thread each, {sb}",
+              p + "tables_torchrec_1proc_1t", p + "tables_plain_adagrad_1t")
     ratio("scaling: 2 processes vs 1 (TorchRec DMP, gloo, same cores), large tables", "torchrec_2proc",
           "torchrec_1proc", baseline_name="1 process")
     for ours, base in (("torchrec_1proc_1t", "plain_adagrad_1t"), ("torchrec_2proc", "plain_adagrad")):
@@ -219,12 +234,12 @@ def _notes(res: dict[str, dict], args: argparse.Namespace) -> list[str]:
     skipped = {k: v.get("skipped") or v.get("error") for k, v in res.items() if "median_examples_per_s" not in v}
     if skipped:
         notes.append("not measured: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-    notes.extend(_why(res, batch=args.batch_size))
+    notes.extend(_why(res, batch=args.batch_size, small_batch=args.small_batch))
     notes.extend(_profile_notes(res))
     return notes
 
 
-def _why(res: dict[str, dict], *, batch: int) -> list[str]:
+def _why(res: dict[str, dict], *, batch: int, small_batch: int) -> list[str]:
     """Where the 1-thread step's CPU time goes, from the full-step and table-only runs (ms per step); what the
     2-process wall-clock gain is made of."""
     eps = {k: v.get("median_examples_per_s") for k, v in res.items()}
@@ -236,22 +251,27 @@ def _why(res: dict[str, dict], *, batch: int) -> list[str]:
                    "1-thread ranks each run a whole half-batch, where plain's second thread only helps inside "
                    f"ops (plain all cores vs 1 thread: {eps['plain_adagrad'] / eps['plain_adagrad_1t']:.2f}x); "
                    "the gain is parallel efficiency, not less work per example")
-    keys = ("plain_adagrad_1t", "torchrec_1proc_1t", "tables_plain_adagrad_1t", "tables_torchrec_1proc_1t")
-    if not all(cps.get(k) for k in keys):
-        return out
-    full_p, full_t, tab_p, tab_t = (batch / cps[k] * 1e3 for k in keys)
-    rest_p, rest_t = full_p - tab_p, full_t - tab_t
-    return [*out, (f"why the full step gains {full_p / full_t:.2f}x, not 1.5x (1 thread, CPU ms per step of {batch}): "
-             f"the table work alone (lookups, backward, row updates) costs plain {tab_p:,.0f} vs TorchRec "
-             f"{tab_t:,.0f} ({tab_p / tab_t:.1f}x), but it is {tab_p / full_p:.0%} of plain's step; the rest "
-             f"(towers, the in-batch softmax over a {batch}x{batch} logit matrix, AdamW) costs {rest_p:,.0f} vs "
-             f"{rest_t:,.0f} and is the same code on both sides, so even free table work would give at most "
-             f"{full_p / max(rest_t, 1e-9):.2f}x. What TBE does differently: one fused kernel per table group pools "
-             "the bags, and its backward sorts the step's ids once, sums each unique row's gradient and applies "
-             "the row-wise Adagrad update in place (one accumulator per row); plain nn.EmbeddingBag(sparse=True) "
-             "emits a COO gradient with one row per lookup, and torch.optim.Adagrad coalesces it (a sort) and then "
-             "makes separate passes (square, add into the rows x dim state, sparse_mask, sqrt, add eps, divide, "
-             "add into the weights)")]
+    for prefix, b in (("", batch), (f"b{small_batch}_", small_batch)):
+        keys = tuple(prefix + k for k in ("plain_adagrad_1t", "torchrec_1proc_1t", "tables_plain_adagrad_1t",
+                                          "tables_torchrec_1proc_1t"))
+        if not b or not all(cps.get(k) for k in keys):
+            continue
+        full_p, full_t, tab_p, tab_t = (b / cps[k] * 1e3 for k in keys)
+        rest_p, rest_t = full_p - tab_p, full_t - tab_t
+        out.append(f"where the time goes at batch {b} (1 thread, CPU ms per step): the full step costs plain "
+                   f"{full_p:,.0f} vs TorchRec {full_t:,.0f} ({full_p / full_t:.2f}x); the table work alone "
+                   f"(lookups, backward, row updates) {tab_p:,.0f} vs {tab_t:,.0f} ({tab_p / tab_t:.1f}x) is "
+                   f"{tab_p / full_p:.0%} of plain's step; the rest (towers, the in-batch softmax over a {b}x{b} "
+                   f"logit matrix, AdamW) costs {rest_p:,.0f} vs {rest_t:,.0f}, the same code on both sides, so "
+                   f"even free table work would give at most {full_p / max(rest_t, 1e-9):.2f}x")
+    if any(n.startswith("where the time") for n in out):
+        out.append("what TBE does differently: one fused kernel per table group pools the bags, and its backward "
+                   "sorts the step's ids once, sums each unique row's gradient and applies the row-wise Adagrad "
+                   "update in place (one accumulator per row); plain nn.EmbeddingBag(sparse=True) emits a COO "
+                   "gradient with one row per lookup, and torch.optim.Adagrad coalesces it (a sort) and then makes "
+                   "separate passes (square, add into the rows x dim state, sparse_mask, sqrt, add eps, divide, add "
+                   "into the weights)")
+    return out
 
 
 def _profile_notes(res: dict[str, dict]) -> list[str]:
@@ -310,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--small-batch", type=int, default=1024, help="also the 1-thread pairs at this batch (the "
+                    "student's default), 2x the steps; 0 = off")
     ap.add_argument("--rounds", type=int, default=2, help="round-robin passes over the variants")
     ap.add_argument("--beauty-steps", type=int, default=30)
     ap.add_argument("--no-beauty", dest="beauty", action="store_false")
@@ -331,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.items = args.users = 50_000
         args.batch_size, args.steps, args.repeats, args.warmup, args.rounds = 512, 3, 1, 1, 1
-        args.beauty, args.profile = False, 0
+        args.beauty, args.profile, args.small_batch = False, 0, 0
     tmp = Path(tempfile.mkdtemp(prefix="bench_student_"))
     args.run_dir = tmp / "beauty"
     if args.beauty:
@@ -356,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                         extra={"runs": res, "quick": args.quick,
                                "sizes": {"items": args.items, "users": args.users, "dim": args.dim,
                                          "batch_size": args.batch_size, "steps": args.steps,
-                                         "repeats": args.repeats, "warmup": args.warmup, "rounds": args.rounds}})
+                                         "repeats": args.repeats, "warmup": args.warmup, "rounds": args.rounds,
+                                         "small_batch": args.small_batch}})
     print(json.dumps({k: round(v) for k, v in med.items()}, indent=2))
     print(f"wrote {path}")
     return 1 if any("error" in v for v in res.values()) else 0
