@@ -4,7 +4,7 @@
     recsys plan --items 1000000 --dim 64 --users 5000000 --gpus 8 --sharding row_wise --json
 
 Builds the student's own tables (``recsys.student.towers.tables_for``: item ids, brands, categories, user
-ids) on the meta device, gives EmbeddingShardingPlanner a Topology of N CUDA devices and prints, per
+ids; with ``--user-tower sequential`` the sequence table of its EmbeddingCollection) on the meta device, gives EmbeddingShardingPlanner a Topology of N CUDA devices and prints, per
 table, the sharding type, kernel, ranks and the memory each rank holds. Runs on a CPU-only machine; nothing is allocated.
 See docs/SCALING.md for running the plan for real under torchrun.
 """
@@ -38,6 +38,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         default="auto",
         choices=["auto", "table_wise", "row_wise", "column_wise", "table_row_wise", "data_parallel"],
     )
+    ap.add_argument("--user-tower", default="pooled", choices=["pooled", "sequential"],
+                    help="student.user_tower: 'sequential' adds its EmbeddingCollection's sequence table t_seq_item")
     ap.add_argument("--json", action="store_true", help="print the plans as JSON")
 
 
@@ -47,10 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
 
+    from recsys.student.config import StudentConfig
     from recsys.student.planner import format_plan, plan_tables, plan_to_json, rank_totals, student_tables
 
     tables = student_tables(
-        items=args.items, dim=args.dim, users=args.users, brands=args.brands, categories=args.categories
+        items=args.items, dim=args.dim, users=args.users, brands=args.brands, categories=args.categories,
+        cfg=StudentConfig(user_tower=args.user_tower),
     )
     out = []
     for gpus in args.gpus:

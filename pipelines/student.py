@@ -23,7 +23,7 @@ from pathlib import Path
 from pipelines.common import (UsageError, add_stage_args, command_main, open_node_run, rendezvous,
                               setup_logging)
 from recsys.config import build, parse_overrides
-from recsys.student.config import ABLATION, StudentConfig
+from recsys.student.config import ABLATION, MULTILEVEL, StudentConfig, variant_overrides
 
 VARIANT = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -31,14 +31,15 @@ VARIANT = re.compile(r"[A-Za-z0-9_.-]+")
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     add_stage_args(ap, config="StudentConfig", example="epochs=5", holds="tables/ (and teacher/)")
     ap.add_argument("--variant", default="student_kd",
-                    help=f"output name under student/; {sorted(ABLATION)} also zero their distillation weights")
+                    help=f"output name under student/; {sorted(ABLATION)} also zero their distillation weights, "
+                    f"{sorted(MULTILEVEL)} set the multi-level distillation's fields")
 
 
 def config(args: argparse.Namespace) -> StudentConfig:
     if not VARIANT.fullmatch(args.variant) or args.variant.startswith("."):
         raise UsageError(f"--variant {args.variant!r}: a variant is a plain name (letters, digits, _ . -), the "
                          "folder it is written to under student/")
-    base = {**dataclasses.asdict(StudentConfig()), **ABLATION.get(args.variant, {})}
+    base = {**dataclasses.asdict(StudentConfig()), **variant_overrides(args.variant)}
     given = parse_overrides([o.removeprefix("student.") for o in args.overrides])
     nproc = {} if args.nproc is None else {"nproc": args.nproc}
     return build(StudentConfig, {**base, **given, **nproc}, prefix="student.")

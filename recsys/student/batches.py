@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
+from recsys.student.config import StudentConfig
+
 USER_KEYS = ("hist_item", "recent_item", "hist_brand", "hist_cat", "user")
 ITEM_KEYS = ("item", "brand", "cat")
 
@@ -56,6 +58,8 @@ class Batch:
     text: torch.Tensor | None  # (n_item_rows, D) f32
     carry_user: torch.Tensor | None = None  # (n_user_rows, Dt) teacher vector of each user row's history
     carry_item: torch.Tensor | None = None  # (n_item_rows, Dt) teacher vector of each item row
+    seq: KeyedJaggedTensor | None = None  # sequential user tower: ``seq_item`` = the last seq_len history items of
+    # each user row, oldest first (the EmbeddingCollection's input; None when the tower is pooled)
 
 
 def item_features(items: pl.DataFrame, train: pl.DataFrame, *, text: np.ndarray | None,
@@ -177,7 +181,7 @@ def _user_side(feats: ItemFeatures, users: np.ndarray, starts: np.ndarray, ends:
 def make_batch(
     *, feats: ItemFeatures, users: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,
     items: np.ndarray, keep_id: np.ndarray | None = None, history_len: int = 50, recent_len: int = 3,
-    user_ids: bool = False,
+    user_ids: bool = False, seq_len: int = 0,
 ) -> Batch:
     """Build a batch of ``len(users)`` user rows then ``len(items)`` item rows.
 
@@ -186,6 +190,8 @@ def make_batch(
         items: (Bi,) candidate item indices.
         keep_id: (Bi,) 1 = use the item-id vector, 0 = drop it (ID dropout, cold items). Default: all 1.
         user_ids: emit real user ids in the ``user`` feature (only when the student has a user-id table).
+        seq_len: > 0 (sequential user tower): also the ``seq_item`` sequence KJT of the last ``seq_len`` history
+            items of each user row (``Batch.seq``; none when there is no user row).
     """
     bu, bi = len(users), len(items)
     side_u = _user_side(feats, users, starts, ends, flat, history_len=history_len, recent_len=recent_len,
@@ -213,8 +219,18 @@ def make_batch(
         carry_u = teacher_prefix_vectors(teacher=feats.carry, starts=starts, ends=ends, flat=flat,
                                          last_n=feats.carry_last_n, decay=feats.carry_decay) if bu else \
             torch.zeros((0, feats.carry.shape[1]))
+    seq = None
+    if seq_len > 0 and bu:
+        s_len, s_items = _ragged(np.maximum(starts, ends - seq_len), ends, flat)
+        seq = KeyedJaggedTensor(keys=["seq_item"], values=torch.from_numpy(s_items),
+                                lengths=torch.from_numpy(s_len))
     return Batch(kjt=kjt, n_user_rows=bu, item_ids=torch.from_numpy(items.astype(np.int64)),
-                 keep_id=torch.from_numpy(keep), text=text, carry_user=carry_u, carry_item=carry_i)
+                 keep_id=torch.from_numpy(keep), text=text, carry_user=carry_u, carry_item=carry_i, seq=seq)
+
+
+def seq_len_of(cfg: StudentConfig) -> int:
+    """The ``make_batch(seq_len=...)`` of a config: its ``seq_len`` for the sequential user tower, else 0."""
+    return cfg.seq_len if cfg.user_tower == "sequential" else 0
 
 
 def teacher_prefix_vectors(*, teacher: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,

@@ -19,6 +19,8 @@ TeacherEmb = Literal["raw", "adapted"]
 RankCandidates = Literal["in_batch", "topk"]
 Negatives = Literal["in_batch", "mixed", "full"]
 EmbLoss = Literal["cosine", "mse"]
+UserTowerKind = Literal["pooled", "sequential"]
+RankTeacher = Literal["teacher", "intermediate"]
 TableOptimizer = Literal["rowwise_adagrad", "adam", "sgd"]
 
 
@@ -38,6 +40,14 @@ class StudentConfig:
     recent_len: int = ranged(1, ge=0)  # a second bag over the last few items. Beauty is strongly sequential:
     # the last item alone (1) beat the last three (3) by +10-12 % test NDCG@10 for both the distilled and the
     # plain student
+    user_tower: UserTowerKind = "pooled"  # "pooled": means of the history bags (above) -> MLP. "sequential":
+    # causal self-attention over the last seq_len history items (a TorchRec EmbeddingCollection, its own
+    # sequence table: an EC cannot share the EBC's item table), the last position's output + the brand and
+    # category bags -> MLP (recsys.student.sequence). See the README for the valid figures of both.
+    seq_len: int = ranged(50, ge=1)  # "sequential": history items the attention reads (Beauty median ~6)
+    seq_layers: int = ranged(2, ge=1, le=4)  # "sequential": pre-LN transformer blocks (SASRec uses 2)
+    seq_heads: int = ranged(2, ge=1)  # "sequential": attention heads; must divide item_id_dim
+    seq_dropout: float = ranged(0.2, ge=0, lt=1)  # "sequential": on the inputs and each residual branch
     mlp: tuple[int, ...] = ranged((256,), ge=1)  # hidden sizes of both tower MLPs (one layer is enough at
     # this scale)
     id_dropout: float = ranged(0.2, ge=0, lt=1)  # chance a training candidate loses its id vector, so the
@@ -89,6 +99,10 @@ class StudentConfig:
     # The teacher-side quantities of the ranking distillation (its cosine -> logit scale = 1 / its adapter
     # temperature; the recency decay and history length of its user pooling) are not set here: they are read
     # from the teacher's artifact metadata (``recsys.contracts.teacher.TeacherMeta``), so they cannot drift.
+    rank_teacher: RankTeacher = "teacher"  # whose vectors the in-batch ranking KL reads. "intermediate":
+    # multi-level distillation, the exported user tower (one vector per training prefix) and item vectors of
+    # the variant ``intermediate`` (itself distilled from the teacher), its temperature as the logit scale
+    intermediate: str = "student_intermediate"  # the variant read when rank_teacher = "intermediate"
     rank_k: int = ranged(20, ge=1)  # "topk": teacher top-K candidates per user
     rank_position_weight: float = ranged(0.0, ge=0)  # "topk", >0: Tang & Wang 2018 weights exp(-rank / this)
     # on the list
@@ -144,3 +158,17 @@ class PruneConfig:
     scope: PruneScope = "layer"  # "layer": every matrix loses that share; "global": one |w| threshold over all
     min_item_count: int = ranged(10, ge=0)  # items with fewer training events lose their id row (their vector:
     # the id path off, as for a cold item); 0 keeps every row
+
+
+# Multi-level distillation (``pipelines`` ``multilevel = true``): teacher -> the intermediate (the sequential
+# student) -> the served-size pooled student, whose ranking KL reads the intermediate's vectors. Trained in this
+# order; each is a metrics.json row.
+MULTILEVEL: dict[str, dict[str, object]] = {
+    "student_intermediate": {"user_tower": "sequential"},
+    "student_kd_ml": {"rank_teacher": "intermediate", "intermediate": "student_intermediate"},
+}
+
+
+def variant_overrides(name: str) -> dict[str, object]:
+    """The fields a named variant sets over the base config ({} for any other name)."""
+    return {**ABLATION.get(name, {}), **MULTILEVEL.get(name, {})}

@@ -26,7 +26,7 @@ from recsys.contracts import teacher as T
 from recsys.contracts.layout import Layout
 from recsys.data.tables import Tables, load_tables
 from recsys.student.batches import Batch, Histories, ItemFeatures, histories, item_features, make_batch, \
-    next_item_examples, replay_size, teacher_prefix_vectors, window_examples
+    next_item_examples, replay_size, seq_len_of, teacher_prefix_vectors, window_examples
 from recsys.student.config import StudentConfig
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: n
     keep_all[len(pos_items):] = (data.feats.train_count[items[len(pos_items):]] > 0)
     batch = make_batch(feats=data.feats, users=all_users, starts=starts, ends=ends, flat=data.train.items,
                        items=items, keep_id=keep_all, history_len=cfg.history_len, recent_len=cfg.recent_len,
-                       user_ids=cfg.user_id_dim > 0)
+                       user_ids=cfg.user_id_dim > 0, seq_len=seq_len_of(cfg))
     return StepBatch(batch=batch, n_pos=len(idx), n_uniform=len(uni), n_kd=len(kd), n_full=len(full),
                      log_q=data.log_q[pos_items] + math.log(b),
                      uniform_log_q=math.log(max(n_uni, 1) / data.feats.n_items),

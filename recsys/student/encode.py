@@ -11,9 +11,10 @@ import torch
 import torch.distributed as dist
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-from recsys.student.batches import ITEM_KEYS, USER_KEYS, Histories, ItemFeatures, make_batch
+from recsys.student.batches import ITEM_KEYS, USER_KEYS, Histories, ItemFeatures, make_batch, seq_len_of
 from recsys.student.config import StudentConfig
-from recsys.student.towers import TwoTower
+from recsys.student.seq_user_tower import SeqUserTower
+from recsys.student.towers import SEQ_KEY, TwoTower
 from recsys.student.user_tower import UserTower
 
 
@@ -58,13 +59,13 @@ def encode_users(*, towers: TwoTower, feats: ItemFeatures, hist: Histories, cfg:
         us = rows[s:s + cfg.eval_batch_size]
         batch = make_batch(feats=feats, users=us, starts=hist.ptr[us], ends=hist.ptr[us + 1], flat=hist.items,
                            items=empty, history_len=cfg.history_len, recent_len=cfg.recent_len,
-                           user_ids=cfg.user_id_dim > 0)
+                           user_ids=cfg.user_id_dim > 0, seq_len=seq_len_of(cfg))
         out.append(towers(batch)[0])
     return _gather_rows(torch.cat(out), n)
 
 
 @torch.no_grad()
-def user_tower(*, towers: TwoTower, feats: ItemFeatures, cfg: StudentConfig) -> UserTower:
+def user_tower(*, towers: TwoTower, feats: ItemFeatures, cfg: StudentConfig) -> UserTower | SeqUserTower:
     """The user tower's weights for the numpy forward (``recsys.student.user_tower``).
 
     The history tables may be sharded (any plan), so their rows are read through the EBC itself: row r of
@@ -92,6 +93,8 @@ def user_tower(*, towers: TwoTower, feats: ItemFeatures, cfg: StudentConfig) -> 
     linears = [m for m in towers.user_mlp if isinstance(m, torch.nn.Linear)]
     layers = tuple((m.weight.detach().float().cpu().numpy().copy(), m.bias.detach().float().cpu().numpy().copy())
                    for m in linears)
+    if towers.seq is not None:
+        return _seq_tower(towers=towers, feats=feats, cfg=cfg, tabs=tabs, layers=layers)
     return UserTower(t_item=tabs["hist_item"], t_brand=tabs["hist_brand"], t_cat=tabs["hist_cat"],
                      item_brand=feats.brand.astype(np.int64), cat_ptr=feats.cat_ptr.astype(np.int64),
                      cat_vals=feats.cat_vals.astype(np.int64), layers=layers, history_len=cfg.history_len,
@@ -99,3 +102,32 @@ def user_tower(*, towers: TwoTower, feats: ItemFeatures, cfg: StudentConfig) -> 
                      carry=feats.carry.astype(np.float32) if towers.carry_dim and feats.carry is not None else None,
                      teacher_carry=cfg.teacher_carry if towers.carry_dim else 0.0, carry_last_n=feats.carry_last_n,
                      carry_decay=feats.carry_decay)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy().copy()
+
+
+def _seq_tower(*, towers: TwoTower, feats: ItemFeatures, cfg: StudentConfig, tabs: dict[str, np.ndarray],
+               layers: tuple[tuple[np.ndarray, np.ndarray], ...]) -> SeqUserTower:
+    """The sequential tower's weights: the EC's item table read through the EC itself (one-item sequences, every
+    rank takes part, as for the EBC above), the encoder's dense weights (replicated on every rank)."""
+    assert towers.ec is not None and towers.seq is not None
+    rows, per = _rows_of_rank(feats.n_items)
+    parts = []
+    for s in range(0, per, cfg.eval_batch_size):
+        r = rows[s:s + cfg.eval_batch_size]
+        kjt = KeyedJaggedTensor(keys=[SEQ_KEY], values=torch.from_numpy(r.astype(np.int64)),
+                                lengths=torch.ones(len(r), dtype=torch.int64))
+        parts.append(towers.ec(kjt)[SEQ_KEY].values())
+    t_seq = _gather_rows(torch.cat(parts).float().cpu(), feats.n_items)
+    enc = towers.seq
+    blocks = tuple({k: _np(v) for k, v in blk.state_dict().items()} for blk in enc.blocks)
+    return SeqUserTower(t_seq=t_seq, pos=_np(enc.pos.weight), blocks=blocks, ln=(_np(enc.ln.weight), _np(enc.ln.bias)),
+                        heads=cfg.seq_heads, t_brand=tabs["hist_brand"], t_cat=tabs["hist_cat"],
+                        item_brand=feats.brand.astype(np.int64), cat_ptr=feats.cat_ptr.astype(np.int64),
+                        cat_vals=feats.cat_vals.astype(np.int64), layers=layers, history_len=cfg.history_len,
+                        user_id_dim=cfg.user_id_dim,
+                        carry=feats.carry.astype(np.float32) if towers.carry_dim and feats.carry is not None else None,
+                        teacher_carry=cfg.teacher_carry if towers.carry_dim else 0.0, carry_last_n=feats.carry_last_n,
+                        carry_decay=feats.carry_decay)

@@ -7,7 +7,8 @@ machine: use it to check, before renting GPUs, that a 100M-item catalogue fits a
 
 The tables are the towers' own (``recsys.student.towers.tables_for``, what training builds: one item-id
 table read by the candidate and both history bags, brand, category and the user-id table), for a
-``StudentConfig`` and vocabulary sizes, so the plan cannot drift from the model.
+``StudentConfig`` and vocabulary sizes, so the plan cannot drift from the model; with ``user_tower =
+"sequential"`` also the sequence table of its EmbeddingCollection (``t_seq_item``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class TableSpec:
     rows: int
     dim: int
     features: tuple[str, ...]
+    pooled: bool = True  # False: a sequence table (the sequential user tower's EmbeddingCollection)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +55,7 @@ def student_tables(
         dim: overrides the item-id width, and the user-id width when ``users`` > 0 (``recsys plan --dim``).
         users: user-id table rows; 0 = no user-id table (the towers then keep a 1-row placeholder).
     """
-    from recsys.student.towers import tables_for
+    from recsys.student.towers import sequence_tables, tables_for
 
     cfg = cfg or StudentConfig()
     if dim is not None:
@@ -62,16 +64,18 @@ def student_tables(
         cfg = dataclasses.replace(cfg, user_id_dim=0)
     configs = tables_for(cfg=cfg, n_items=items, n_brands=max(1, brands or items // 100),
                          n_cats=max(1, categories or items // 1000), n_users=max(1, users))
-    return [TableSpec(c.name, c.num_embeddings, c.embedding_dim, tuple(c.feature_names)) for c in configs]
+    seq = sequence_tables(cfg=cfg, n_items=items)
+    return [TableSpec(c.name, c.num_embeddings, c.embedding_dim, tuple(c.feature_names)) for c in configs] + \
+        [TableSpec(c.name, c.num_embeddings, c.embedding_dim, tuple(c.feature_names), pooled=False) for c in seq]
 
 
 def _module(tables: list[TableSpec]) -> Any:
     import torch
     from torch import nn
-    from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
-    from torchrec.modules.embedding_modules import EmbeddingBagCollection
+    from torchrec.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig, PoolingType
+    from torchrec.modules.embedding_modules import EmbeddingBagCollection, EmbeddingCollection
 
-    class Towers(nn.Module):  # only the EBC matters to the planner
+    class Towers(nn.Module):  # only the EBC (and the sequential tower's EC) matter to the planner
         def __init__(self) -> None:
             super().__init__()
             self.ebc = EmbeddingBagCollection(
@@ -83,10 +87,14 @@ def _module(tables: list[TableSpec]) -> Any:
                         feature_names=list(t.features),
                         pooling=PoolingType.MEAN,
                     )
-                    for t in tables
+                    for t in tables if t.pooled
                 ],
                 device=torch.device("meta"),
             )
+            seq = [EmbeddingConfig(name=t.name, embedding_dim=t.dim, num_embeddings=t.rows,
+                                   feature_names=list(t.features)) for t in tables if not t.pooled]
+            if seq:
+                self.ec = EmbeddingCollection(tables=seq, device=torch.device("meta"))
 
     return Towers()
 
@@ -115,6 +123,7 @@ def plan_tables(
     import logging
     import warnings
 
+    from torchrec.distributed.embedding import EmbeddingCollectionSharder
     from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
     from torchrec.distributed.planner import EmbeddingShardingPlanner, ParameterConstraints, Topology
     from torchrec.distributed.planner.storage_reservations import FixedPercentageStorageReservation
@@ -141,7 +150,8 @@ def plan_tables(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        plan = planner.plan(_module(tables), [EmbeddingBagCollectionSharder()])  # type: ignore[list-item]
+        plan = planner.plan(_module(tables), [EmbeddingBagCollectionSharder(),  # type: ignore[list-item]
+                                              EmbeddingCollectionSharder()])
     by_name = {t.name: t for t in tables}
     out: list[TablePlan] = []
     for module_plan in plan.plan.values():

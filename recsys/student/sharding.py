@@ -98,7 +98,8 @@ def shard_model(*, model: nn.Module, cfg: StudentConfig, device: torch.device, b
     Returns the DMP module and the plan as JSON (also printed on rank 0).
     """
     world, rank = dist.get_world_size(), dist.get_rank()
-    ebcs = [m for m in model.modules() if m.__class__.__name__ == "EmbeddingBagCollection"]
+    # the pooled tables (EmbeddingBagCollection) and the sequential user tower's (EmbeddingCollection)
+    ebcs = [m for m in model.modules() if m.__class__.__name__ in ("EmbeddingBagCollection", "EmbeddingCollection")]
     opt_cls, opt_kw = _table_optimizer(cfg)
     for ebc in ebcs:
         apply_optimizer_in_backward(opt_cls, ebc.parameters(), opt_kw)
@@ -106,7 +107,8 @@ def shard_model(*, model: nn.Module, cfg: StudentConfig, device: torch.device, b
     kernels = [EmbeddingComputeKernel.FUSED.value] if types != [ShardingType.DATA_PARALLEL.value] \
         else [EmbeddingComputeKernel.DENSE.value]
     constraints = {t.name: ParameterConstraints(sharding_types=types, compute_kernels=kernels)
-                   for ebc in ebcs for t in ebc.embedding_bag_configs()}
+                   for ebc in ebcs for t in (ebc.embedding_bag_configs() if hasattr(ebc, "embedding_bag_configs")
+                                             else ebc.embedding_configs())}
     topology = Topology(world_size=world, compute_device=device.type)
     planner = EmbeddingShardingPlanner(topology=topology, batch_size=batch_size, constraints=constraints,
                                        debug=False)

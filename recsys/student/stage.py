@@ -155,8 +155,8 @@ def _median(xs: list[float]) -> float:
 def _param_counts(trained: Any) -> dict[str, int]:
     """Global parameter counts: table rows x dims from the configs, dense parameters of the towers."""
     towers = trained.towers
-    tables = sum(c.num_embeddings * c.embedding_dim for c in towers.tables)
-    dense = sum(p.numel() for n, p in towers.named_parameters() if "ebc" not in n)
+    tables = sum(c.num_embeddings * c.embedding_dim for c in [*towers.tables, *towers.seq_tables])
+    dense = sum(p.numel() for n, p in towers.named_parameters() if n.split(".")[0] not in ("ebc", "ec"))
     kd = sum(p.numel() for n, p in trained.dmp.module.named_parameters() if n.startswith(("emb.", "rank.")))
     return {"tables": int(tables), "dense": int(dense), "distillation_heads": int(kd), "total": int(tables + dense)}
 

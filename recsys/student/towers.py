@@ -4,6 +4,10 @@ The towers turn a batch into L2-normalised vectors and know nothing of losses, i
 
 User tower:  mean(history item ids) ‖ mean(last few item ids) ‖ mean(history brands) ‖
              mean(history categories) [‖ user id]  -> MLP -> (d,)
+             ``user_tower = "sequential"``: the first two parts are replaced by causal self-attention over the
+             last ``seq_len`` items of a TorchRec EmbeddingCollection (``t_seq_item``, feature ``seq_item``;
+             ``recsys.student.sequence``), its last position's output. The EC has its own item table: TorchRec
+             modules own their tables, so an EC cannot read the EBC's ``t_item``.
 Item tower:  item id (dropped with prob ``id_dropout``) ‖ brand ‖ mean(category paths) ‖
              Linear(teacher text embedding)  -> MLP -> (d,)
 
@@ -23,11 +27,14 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
-from torchrec.modules.embedding_modules import EmbeddingBagCollection
+from torchrec.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig, PoolingType
+from torchrec.modules.embedding_modules import EmbeddingBagCollection, EmbeddingCollection
 
 from recsys.student.batches import Batch, ItemFeatures
 from recsys.student.config import StudentConfig
+from recsys.student.sequence import SequenceEncoder, jagged_to_padded
+
+SEQ_KEY = "seq_item"  # the EmbeddingCollection's one feature: the history item ids, one vector per position
 
 
 def table_configs(*, cfg: StudentConfig, feats: ItemFeatures, n_users: int) -> list[EmbeddingBagConfig]:
@@ -52,6 +59,15 @@ def tables_for(*, cfg: StudentConfig, n_items: int, n_brands: int, n_cats: int,
                                      num_embeddings=n_users if cfg.user_id_dim > 0 else 1,
                                      feature_names=["user"], pooling=PoolingType.MEAN))
     return tables
+
+
+def sequence_tables(*, cfg: StudentConfig, n_items: int) -> list[EmbeddingConfig]:
+    """The sequential user tower's EmbeddingCollection tables ([] for the pooled tower); ``recsys plan`` plans
+    these too."""
+    if cfg.user_tower != "sequential":
+        return []
+    return [EmbeddingConfig(name="t_seq_item", embedding_dim=cfg.item_id_dim, num_embeddings=n_items,
+                            feature_names=[SEQ_KEY])]
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -84,8 +100,13 @@ class TwoTower(nn.Module):
         self.out_dim = cfg.dim + self.carry_dim
         self.tables = table_configs(cfg=cfg, feats=feats, n_users=n_users)  # kept: sharding hides the EBC's
         self.ebc = EmbeddingBagCollection(tables=self.tables, device=device or torch.device("cpu"))
+        self.seq_tables = sequence_tables(cfg=cfg, n_items=feats.n_items)
+        self.ec = EmbeddingCollection(tables=self.seq_tables, device=device or torch.device("cpu")) \
+            if self.seq_tables else None
+        self.seq = SequenceEncoder(dim=cfg.item_id_dim, max_len=cfg.seq_len, layers=cfg.seq_layers,
+                                   heads=cfg.seq_heads, dropout=cfg.seq_dropout) if self.seq_tables else None
         self.text_dim = text_dim if cfg.use_text else 0
-        u_in = 2 * cfg.item_id_dim + cfg.brand_dim + cfg.category_dim + cfg.user_id_dim
+        u_in = (1 if self.seq_tables else 2) * cfg.item_id_dim + cfg.brand_dim + cfg.category_dim + cfg.user_id_dim
         i_in = cfg.item_id_dim + cfg.brand_dim + cfg.category_dim + (cfg.dim if self.text_dim else 0)
         self.text_proj = nn.Linear(self.text_dim, cfg.dim) if self.text_dim else None
         self.user_mlp = mlp([u_in, *cfg.mlp, cfg.dim])
@@ -100,9 +121,16 @@ class TwoTower(nn.Module):
         a = self.cfg.teacher_carry
         return torch.cat([math.sqrt(a) * t, math.sqrt(1.0 - a) * r], dim=1)
 
-    def user_tower(self, pooled: dict[str, torch.Tensor], *, carry: torch.Tensor | None = None) -> torch.Tensor:
-        """Pooled user-row features (Bu, *) [, teacher history vectors (Bu, Dt)] -> (Bu, out_dim)."""
-        parts = [pooled["hist_item"], pooled["recent_item"], pooled["hist_brand"], pooled["hist_cat"]]
+    def user_tower(self, pooled: dict[str, torch.Tensor], *, carry: torch.Tensor | None = None,
+                   seq: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled user-row features (Bu, *) [, teacher history vectors (Bu, Dt)] [, the sequence encoder's
+        output (Bu, item_id_dim)] -> (Bu, out_dim)."""
+        if self.seq is not None:
+            if seq is None:
+                raise ValueError("this student has a sequential user tower but the batch has no sequence features")
+            parts = [seq, pooled["hist_brand"], pooled["hist_cat"]]
+        else:
+            parts = [pooled["hist_item"], pooled["recent_item"], pooled["hist_brand"], pooled["hist_cat"]]
         if self.cfg.user_id_dim > 0:
             parts.append(pooled["user"])
         return self._carry(F.normalize(self.user_mlp(torch.cat(parts, dim=1)), dim=1), carry)
@@ -120,7 +148,14 @@ class TwoTower(nn.Module):
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.ebc(batch.kjt).to_dict()
         n = batch.n_user_rows
-        users = self.user_tower({k: v[:n] for k, v in pooled.items()}, carry=batch.carry_user) if n else None
+        seq = None
+        if self.ec is not None and n:  # every rank takes part (training and encode_users always have user rows)
+            if batch.seq is None:
+                raise ValueError("this student has a sequential user tower but the batch has no sequence features")
+            jt = self.ec(batch.seq)[SEQ_KEY]
+            lengths = jt.lengths()
+            seq = self.seq(jagged_to_padded(jt.values(), lengths), lengths)
+        users = self.user_tower({k: v[:n] for k, v in pooled.items()}, carry=batch.carry_user, seq=seq) if n else None
         items = self.item_tower({k: v[n:] for k, v in pooled.items()}, keep_id=batch.keep_id, text=batch.text,
                                 carry=batch.carry_item) if batch.item_ids.numel() else None
         return users, items  # type: ignore[return-value]

@@ -15,6 +15,8 @@ vector above, ``t`` the L2-normed sum of ``decay**age * carry[item]`` over the l
 pooling does. With ``user_id_dim > 0`` an anonymous
 user has no id row: that part is zeros (what the torch tower gives a user with an empty id bag).
 Tested to equal the torch tower's exported user vectors (tests/student/test_distributed.py).
+The sequential tower (``student.user_tower = "sequential"``) has its own numpy forward, ``recsys.student.seq_user_tower``;
+``read`` returns whichever the file holds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import numpy as np
 from recsys.contracts import student as S
 from recsys.contracts.errors import problem
 from recsys.contracts.layout import Layout
+from recsys.student import seq_user_tower
+from recsys.student.seq_user_tower import SeqUserTower
 
 FORMAT = "recsys-user-tower/1"
 
@@ -72,7 +76,8 @@ class UserTower:
         x = _normalize(x)
         if self.carry is None:
             return x
-        t = _normalize(np.stack([self._teacher(np.asarray(h, dtype=np.int64)) for h in histories]))
+        t = _normalize(np.stack([_teacher_vector(self.carry, np.asarray(h, dtype=np.int64), last_n=self.carry_last_n,
+                                                 decay=self.carry_decay) for h in histories]))
         a = self.teacher_carry
         return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
 
@@ -119,15 +124,6 @@ class UserTower:
         a = self.teacher_carry
         return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
 
-    def _teacher(self, hist: np.ndarray) -> np.ndarray:
-        """sum of decay**age * carry[item] over the last carry_last_n items (age 0 = most recent)."""
-        assert self.carry is not None
-        h = hist[max(0, len(hist) - self.carry_last_n):]
-        if not len(h):
-            return np.zeros(self.carry.shape[1], np.float32)
-        w = (self.carry_decay ** np.arange(len(h) - 1, -1, -1)).astype(np.float32)
-        return (w[:, None] * self.carry[h]).sum(axis=0)
-
     def _features(self, hist: np.ndarray) -> np.ndarray:
         if hist.size and (hist.min() < 0 or hist.max() >= self.n_items):
             raise ValueError(f"history item rows must be in [0, {self.n_items}); got {hist.min()}..{hist.max()}")
@@ -142,6 +138,15 @@ class UserTower:
         if self.user_id_dim > 0:
             parts.append(np.zeros(self.user_id_dim, np.float32))
         return np.concatenate(parts)
+
+
+def _teacher_vector(carry: np.ndarray, hist: np.ndarray, *, last_n: int, decay: float) -> np.ndarray:
+    """sum of decay**age * carry[item] over the last ``last_n`` items (age 0 = most recent); zeros if empty."""
+    h = hist[max(0, len(hist) - last_n):]
+    if not len(h):
+        return np.zeros(carry.shape[1], np.float32)
+    w = (decay ** np.arange(len(h) - 1, -1, -1)).astype(np.float32)
+    return (w[:, None] * carry[h]).sum(axis=0)
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -166,9 +171,12 @@ def to_tensors(tower: UserTower) -> tuple[dict[str, np.ndarray], dict[str, str]]
     return tensors, meta
 
 
-def from_tensors(t: dict[str, np.ndarray], meta: dict[str, str], *, path: Path) -> UserTower:
-    """Rebuild and check a tower (the MLP's shapes must chain from the pooled width; ids in range)."""
+def from_tensors(t: dict[str, np.ndarray], meta: dict[str, str], *, path: Path) -> UserTower | SeqUserTower:
+    """Rebuild and check a tower (the MLP's shapes must chain from the pooled width; ids in range); a
+    sequential tower's file (``recsys.student.seq_user_tower.FORMAT``) gives a ``SeqUserTower``."""
     fix = "re-run the student stage with --force to re-export it"
+    if meta.get("format") == seq_user_tower.FORMAT:
+        return seq_user_tower.from_tensors(t, meta, path=path)
     if meta.get("format") != FORMAT:
         raise problem(path, f"not a {FORMAT} file (format {meta.get('format')!r})", fix)
     try:
@@ -198,8 +206,8 @@ def from_tensors(t: dict[str, np.ndarray], meta: dict[str, str], *, path: Path) 
     return tower
 
 
-def write(*, layout: Layout, variant: str, tower: UserTower) -> Path:
-    tensors, meta = to_tensors(tower)
+def write(*, layout: Layout, variant: str, tower: UserTower | SeqUserTower) -> Path:
+    tensors, meta = seq_user_tower.to_tensors(tower) if isinstance(tower, SeqUserTower) else to_tensors(tower)
     return S.write_user_tower(layout=layout, variant=variant, tensors=tensors, metadata=meta)
 
 
@@ -207,7 +215,7 @@ def exists(*, layout: Layout, variant: str) -> bool:
     return S.has_user_tower(layout, variant=variant)
 
 
-def read(*, layout: Layout, variant: str) -> UserTower:
+def read(*, layout: Layout, variant: str) -> UserTower | SeqUserTower:
     """The verified tower of ``variant`` (digest by ``recsys.contracts.student``, shapes here)."""
     tensors, meta = S.read_user_tower(layout=layout, variant=variant)
     return from_tensors(tensors, meta, path=layout.user_tower(variant))

@@ -57,3 +57,16 @@ def test_the_planned_tables_are_the_towers_own() -> None:
     assert [(t.name, t.rows, t.dim, t.features) for t in planned] == [
         (c.name, c.num_embeddings, c.embedding_dim, tuple(c.feature_names)) for c in towers]
     assert {t.name: t.dim for t in planned} == {"t_item": 48, "t_brand": 12, "t_cat": 20, "t_user": 32}
+
+
+def test_the_sequential_towers_sequence_table_is_planned() -> None:
+    """``user_tower = "sequential"`` adds the EmbeddingCollection's table; the planner places it with the EBC's."""
+    from recsys.student.config import StudentConfig
+
+    tables = student_tables(items=100_000, cfg=StudentConfig(user_tower="sequential"))
+    seq = [t for t in tables if not t.pooled]
+    assert [(t.name, t.rows, t.features) for t in seq] == [("t_seq_item", 100_000, ("seq_item",))]
+    plans, _ = plan_tables(tables=tables, gpus=2, hbm_gib=16)
+    assert {p.name for p in plans} == {t.name for t in tables}
+    assert sum(next(p for p in plans if p.name == "t_seq_item").per_rank_bytes.values()) >= 100_000 * 64 * 4
+    assert all(t.pooled for t in student_tables(items=100_000))  # the pooled tower has none
