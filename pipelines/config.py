@@ -11,7 +11,7 @@ from recsys.eval.config import EvalConfig
 from recsys.index.config import IndexConfig
 from recsys.publish.config import GateConfig, PublishConfig
 from recsys.rank.config import RankConfig
-from recsys.student.config import ABLATION, PruneConfig, StudentConfig
+from recsys.student.config import PruneConfig, StudentConfig, variant_overrides
 from recsys.teacher.config import TeacherConfig
 
 
@@ -27,10 +27,13 @@ class PipelineConfig:
     prune: PruneConfig = PruneConfig()  # the pruned student_kd: a report row beside int8, never served
     ablation: bool = True  # also train student_no_kd / _kd_emb / _kd_rank for the report
     rerank: bool = True  # train the LightGBM re-ranker on the index's candidates
+    multilevel: bool = False  # also train student_intermediate (the sequential student, distilled from the
+    # teacher) and student_kd_ml (student_kd whose ranking KL reads the intermediate's vectors): two more rows.
+    # Off by default: two more student trainings, and it did not beat student_kd on valid (README)
 
 
 def student_variant(base: StudentConfig, name: str) -> StudentConfig:
-    return dataclasses.replace(base, **ABLATION.get(name, {}))  # type: ignore[arg-type]
+    return dataclasses.replace(base, **variant_overrides(name))  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,8 @@
     recsys evaluate ...            (recsys demo = this, on the embedded Beauty data, into runs/demo)
 
 Rows in metrics.json: most_popular, als, teacher_raw, teacher_adapted, student_no_kd, student_kd_emb,
-student_kd_rank, student_kd, student_kd_int8, student_kd_pruned, student_kd_ann, union_rerank — all on the same
+student_kd_rank, student_kd, student_kd_int8, student_kd_pruned, student_kd_ann [, student_intermediate,
+student_kd_ml with ``multilevel = true``], union_rerank — all on the same
 split (leave-one-out by default), full ranking, each user's history excluded. ``served`` names the row the
 rank gate chose (the re-ranked union only when it beat every single retriever on valid).
 """
@@ -21,7 +22,7 @@ from pipelines.common import (add_common_args, command_main, load_config, open_r
                               step)
 from pipelines.config import PipelineConfig, student_variant
 from recsys.artifacts import RunDir
-from recsys.student.config import ABLATION
+from recsys.student.config import ABLATION, MULTILEVEL
 
 log = logging.getLogger("recsys")
 
@@ -44,6 +45,10 @@ def evaluate(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False) -> di
     if cfg.prune.enabled:
         with step("prune", timings):
             prune_stage.run(cfg.prune, run_dir, variant="student_kd", force=force)
+    if cfg.multilevel:  # in order: the intermediate first, then the student that reads its vectors
+        for name in MULTILEVEL:
+            with step(name, timings):
+                student.run(student_variant(cfg.student, name), run_dir, variant=name, force=force)
     with step("evaluate", timings):
         metrics = evaluation.run(cfg.eval, run_dir)
     run_dir.update_manifest(timings=timings, wall_seconds=round(time.perf_counter() - t0, 1))

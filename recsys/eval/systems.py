@@ -23,7 +23,8 @@ from recsys.metrics import EvalResult, ScoreFn, dot_scorer, evaluate_lists, eval
 
 # Report order; anything else found (e.g. extra student variants) follows.
 ORDER = ["most_popular", "als", "teacher_raw", "teacher_adapted", "student_no_kd", "student_kd_emb",
-         "student_kd_rank", "student_kd", "student_kd_int8", "student_kd_pruned", "student_kd_ann", "union_rerank"]
+         "student_kd_rank", "student_kd", "student_kd_int8", "student_kd_pruned", "student_kd_ann",
+         "student_intermediate", "student_kd_ml", "union_rerank"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,6 +49,9 @@ class StudentData:
     kd_users: np.ndarray  # users with a teacher list
     teacher_ex: np.ndarray | None = None  # (E, D) f16 teacher vector of each example's history prefix
     teacher_scale: float = 0.0  # teacher cosine -> logit: 1 / the teacher adapter's temperature (its metadata)
+    rank_items: np.ndarray | None = None  # (N, D') item vectors the in-batch ranking KL reads when they are not
+    # ``teacher`` (rank_teacher = "intermediate": the intermediate student's; then teacher_ex and teacher_scale
+    # are the intermediate's too)
 
     @property
     def n_users(self) -> int:
@@ -108,14 +111,49 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
                                    flat=train.items, last_n=tmeta.history_n,
                                    decay=tmeta.recency_decay).numpy().astype(np.float16)
             for s in range(0, len(ex_users), 65536)]) if len(ex_users) else np.zeros((0, emb.shape[1]), np.float16)
+    scale = 0.0 if tmeta is None else 1.0 / tmeta.adapter_temperature
+    rank_items = None
+    if cfg.rank_teacher == "intermediate" and cfg.lambda_rank > 0:
+        if cfg.rank_candidates != "in_batch":
+            raise ValueError("student.rank_teacher = 'intermediate' distils the in-batch lists only; set "
+                             "student.rank_candidates = 'in_batch'")
+        rank_items, teacher_ex, scale = intermediate_targets(layout=layout, variant=cfg.intermediate, train=train,
+                                                             ex_users=ex_users, ex_pos=ex_pos, n_items=tables.n_items)
     return StudentData(tables=tables, feats=feats, train=train,
                        train_valid=histories(pl.concat([tables.train.select("user", "item", "pos"),
                                                         tables.valid.select("user", "item", "pos")]),
                                              n_users=tables.n_users),
                        ex_users=ex_users, ex_pos=ex_pos, ex_window=ex_window, ex_older=ex_older, log_q=log_q,
                        teacher=emb, topk_items=top_i, topk_scores=top_s, kd_users=kd_users,
-                       teacher_ex=teacher_ex,
-                       teacher_scale=0.0 if tmeta is None else 1.0 / tmeta.adapter_temperature)
+                       teacher_ex=teacher_ex, teacher_scale=scale, rank_items=rank_items)
+
+
+def intermediate_targets(*, layout: Layout, variant: str, train: Histories, ex_users: np.ndarray,
+                         ex_pos: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Multi-level distillation: the intermediate student ``variant``'s exported artifacts, read through
+    ``recsys.contracts`` -> (its item vectors (N, D) f32, its user vector of every example's history prefix
+    (E, D) f16 from its exported numpy user tower, its cosine -> logit scale 1 / its softmax temperature)."""
+    from recsys.contracts import student as S
+    from recsys.student import user_tower
+
+    meta = S.read_meta(layout=layout, variant=variant)
+    items = S.read_item_vectors(layout=layout, variant=variant, n_items=n_items, dim=meta["dim"])
+    tower = user_tower.read(layout=layout, variant=variant)
+    if tower.dim != meta["dim"] or tower.n_items != n_items:
+        raise problem(layout.user_tower(variant), f"user tower of width {tower.dim} over {tower.n_items} items, the "
+                      f"intermediate's item vectors are {meta['dim']} wide over {n_items}",
+                      f"re-run the student stage for '{variant}' with --force")
+    temperature = float(meta.get("config", {}).get("temperature", 0.0))
+    if temperature <= 0:
+        raise problem(layout.student_meta(variant), "no positive config.temperature",
+                      f"re-run the student stage for '{variant}' with --force")
+    vecs = np.zeros((len(ex_users), items.shape[1]), np.float16)
+    for s in range(0, len(ex_users), 65536):  # chunks keep the histories' lists small
+        us, ps = ex_users[s:s + 65536], ex_pos[s:s + 65536]
+        vecs[s:s + len(us)] = tower.encode([train.items[train.ptr[u]:p] for u, p in zip(us, ps)])
+    log.info("student: ranking distillation reads the intermediate '%s' (%d prefix vectors, dim %d, scale %.2f)",
+             variant, len(vecs), items.shape[1], 1.0 / temperature)
+    return np.ascontiguousarray(items, dtype=np.float32), vecs, 1.0 / temperature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,8 +199,9 @@ def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: n
     kd = kd[rank * n_kd // world:(rank + 1) * n_kd // world]
     t_items = None
     t_users = None
-    if data.teacher_ex is not None and data.teacher is not None:
-        t_items = torch.from_numpy(data.teacher[data.train.items[data.ex_pos[idx]]])  # global batch, global order
+    rank_items = data.teacher if data.rank_items is None else data.rank_items
+    if data.teacher_ex is not None and rank_items is not None:
+        t_items = torch.from_numpy(rank_items[data.train.items[data.ex_pos[idx]]])  # global batch, global order
         t_users = torch.from_numpy(data.teacher_ex[idx[mine]].astype(np.float32))
     idx, keep = idx[mine], keep[mine]
     users, pos = data.ex_users[idx], data.ex_pos[idx]
@@ -186,4 +225,4 @@ def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: n
                      topk_scores=data.topk_scores[kd], topk_mask=mask,
                      teacher_users=t_users, teacher_items=t_items,
                      teacher_uniform=None if t_items is None or not len(uni)
-                     else torch.from_numpy(data.teacher[uni]))
+                     else torch.from_numpy(rank_items[uni]))

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from recsys.student import bags
-from recsys.student.user_tower import _normalize
+from recsys.student.tower_ops import normalize as _normalize
 
 Layer = tuple[np.ndarray, np.ndarray]  # W (out, in), b (out,)
 

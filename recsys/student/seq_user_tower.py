@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys.contracts.errors import problem
+from recsys.student.tower_ops import bag_mean, normalize, teacher_vector
 
 FORMAT = "recsys-user-tower-seq/1"
 BLOCK = ("ln1.weight", "ln1.bias", "qkv.weight", "qkv.bias", "proj.weight", "proj.bias", "ln2.weight", "ln2.bias",
@@ -65,8 +66,6 @@ class SeqUserTower:
     def encode(self, histories: Sequence[Sequence[int] | np.ndarray], *, chunk: int = 4096) -> np.ndarray:
         """Item rows per user, oldest first -> (B, d) float32 L2-normalised user vectors. Histories are encoded
         in chunks of similar length (sorted), so a million short prefixes cost little padding."""
-        from recsys.student.user_tower import _normalize, _teacher_vector
-
         hs = [np.asarray(h, dtype=np.int64) for h in histories]
         for h in hs:
             if h.size and (h.min() < 0 or h.max() >= self.n_items):
@@ -83,10 +82,10 @@ class SeqUserTower:
             x = x @ w.T + b
             if j < len(self.layers) - 1:
                 x = np.maximum(x, 0.0)
-        x = _normalize(x)
+        x = normalize(x)
         if self.carry is None:
             return x
-        t = _normalize(np.stack([_teacher_vector(self.carry, h, last_n=self.carry_last_n, decay=self.carry_decay)
+        t = normalize(np.stack([teacher_vector(self.carry, h, last_n=self.carry_last_n, decay=self.carry_decay)
                                  for h in hs]))
         a = self.teacher_carry
         return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
@@ -95,14 +94,12 @@ class SeqUserTower:
         return self.t_brand.shape[1] + self.t_cat.shape[1] + self.user_id_dim
 
     def _context(self, hist: np.ndarray) -> np.ndarray:
-        from recsys.student.user_tower import _mean
-
         h = hist[max(0, len(hist) - self.history_len):]
         brands = self.item_brand[h]
         brands = brands[brands >= 0]
         cats = np.concatenate([self.cat_vals[self.cat_ptr[i]:self.cat_ptr[i + 1]] for i in h]) if len(h) \
             else np.zeros(0, np.int64)
-        parts = [_mean(self.t_brand, brands), _mean(self.t_cat, cats)]
+        parts = [bag_mean(self.t_brand, brands), bag_mean(self.t_cat, cats)]
         if self.user_id_dim > 0:
             parts.append(np.zeros(self.user_id_dim, np.float32))
         return np.concatenate(parts).astype(np.float32)

@@ -40,6 +40,12 @@ def input_key(cfg: StudentConfig, run_dir: RunDir, *, variant: str) -> str:
         for name, p in teacher_paths(run_dir.layout).items():
             if p.exists():
                 teacher[name] = file_sha256(p)
+    if cfg.lambda_rank > 0 and cfg.rank_teacher == "intermediate":  # multi-level: its targets are another variant's
+        lay = run_dir.layout
+        for name, p in (("intermediate_items", lay.item_vectors(cfg.intermediate)),
+                        ("intermediate_tower", lay.user_tower(cfg.intermediate))):
+            if p.exists():
+                teacher[name] = file_sha256(p)
     try:
         data = run_dir.output_hash("data")
     except Exception:  # tables made outside the data stage (tests): hash the split files themselves
@@ -55,6 +61,11 @@ def run(cfg: StudentConfig, run_dir: RunDir, *, variant: str, force: bool = Fals
     ``rdzv``: this host as one node of a multi-node job (``cfg.nproc`` processes here); every node runs
     this on the same (shared) run directory, computes the same key, and rank 0 records the stage.
     """
+    if cfg.lambda_rank > 0 and cfg.rank_teacher == "intermediate" and cfg.intermediate == variant:
+        from recsys.config import ConfigError
+
+        raise ConfigError(f"config key 'student.intermediate': '{variant}' cannot distil from itself; name the "
+                          "variant trained before it (student_intermediate)")
     key = input_key(cfg, run_dir, variant=variant)
     stage = stage_name(variant)
     if not force and run_dir.is_fresh(stage, key):

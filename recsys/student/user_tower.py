@@ -32,6 +32,7 @@ from recsys.contracts.errors import problem
 from recsys.contracts.layout import Layout
 from recsys.student import seq_user_tower
 from recsys.student.seq_user_tower import SeqUserTower
+from recsys.student.tower_ops import bag_mean, normalize, teacher_vector
 
 FORMAT = "recsys-user-tower/1"
 
@@ -73,10 +74,10 @@ class UserTower:
             x = x @ w.T + b
             if j < len(self.layers) - 1:
                 x = np.maximum(x, 0.0)
-        x = _normalize(x)
+        x = normalize(x)
         if self.carry is None:
             return x
-        t = _normalize(np.stack([_teacher_vector(self.carry, np.asarray(h, dtype=np.int64), last_n=self.carry_last_n,
+        t = normalize(np.stack([teacher_vector(self.carry, np.asarray(h, dtype=np.int64), last_n=self.carry_last_n,
                                                  decay=self.carry_decay) for h in histories]))
         a = self.teacher_carry
         return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
@@ -113,14 +114,14 @@ class UserTower:
             x = x @ w.T + bias
             if j < len(self.layers) - 1:
                 x = np.maximum(x, 0.0)
-        x = _normalize(x)
+        x = normalize(x)
         if self.carry is None:
             return x
         row, pos, age = bags.tail(ptr, self.carry_last_n)
         import scipy.sparse as sp
 
         m = sp.csr_matrix(((self.carry_decay ** age).astype(np.float64), (row, items[pos])), shape=(u, n))
-        t = _normalize(bags.pool(m, self.carry))
+        t = normalize(bags.pool(m, self.carry))
         a = self.teacher_carry
         return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
 
@@ -134,27 +135,11 @@ class UserTower:
         cats = np.concatenate([self.cat_vals[self.cat_ptr[i]:self.cat_ptr[i + 1]] for i in h]) if len(h) \
             else np.zeros(0, np.int64)
         hi, ri = (h, r) if self.id_kept is None else (h[self.id_kept[h]], r[self.id_kept[r]])
-        parts = [_mean(self.t_item, hi), _mean(self.t_item, ri), _mean(self.t_brand, brands), _mean(self.t_cat, cats)]
+        parts = [bag_mean(self.t_item, hi), bag_mean(self.t_item, ri), bag_mean(self.t_brand, brands),
+                 bag_mean(self.t_cat, cats)]
         if self.user_id_dim > 0:
             parts.append(np.zeros(self.user_id_dim, np.float32))
         return np.concatenate(parts)
-
-
-def _teacher_vector(carry: np.ndarray, hist: np.ndarray, *, last_n: int, decay: float) -> np.ndarray:
-    """sum of decay**age * carry[item] over the last ``last_n`` items (age 0 = most recent); zeros if empty."""
-    h = hist[max(0, len(hist) - last_n):]
-    if not len(h):
-        return np.zeros(carry.shape[1], np.float32)
-    w = (decay ** np.arange(len(h) - 1, -1, -1)).astype(np.float32)
-    return (w[:, None] * carry[h]).sum(axis=0)
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)  # F.normalize
-
-
-def _mean(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return table[rows].mean(axis=0) if len(rows) else np.zeros(table.shape[1], np.float32)
 
 
 def to_tensors(tower: UserTower) -> tuple[dict[str, np.ndarray], dict[str, str]]:
