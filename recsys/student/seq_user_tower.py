@@ -63,7 +63,7 @@ class SeqUserTower:
     def dim(self) -> int:
         return int(self.layers[-1][0].shape[0]) + (0 if self.carry is None else int(self.carry.shape[1]))
 
-    def encode(self, histories: Sequence[Sequence[int] | np.ndarray], *, chunk: int = 4096) -> np.ndarray:
+    def encode(self, histories: Sequence[Sequence[int] | np.ndarray], *, chunk: int = 1024) -> np.ndarray:
         """Item rows per user, oldest first -> (B, d) float32 L2-normalised user vectors. Histories are encoded
         in chunks of similar length (sorted), so a million short prefixes cost little padding."""
         hs = [np.asarray(h, dtype=np.int64) for h in histories]
@@ -115,8 +115,8 @@ class SeqUserTower:
         h = x + self.pos[age]
         for blk in self.blocks:
             h = h + self._attend(_layer_norm(h, blk["ln1.weight"], blk["ln1.bias"]), blk)
-            f = np.maximum(_layer_norm(h, blk["ln2.weight"], blk["ln2.bias"]) @ blk["ff1.weight"].T + blk["ff1.bias"], 0)
-            h = h + f @ blk["ff2.weight"].T + blk["ff2.bias"]
+            f = np.maximum(_linear(_layer_norm(h, blk["ln2.weight"], blk["ln2.bias"]), blk["ff1.weight"], blk["ff1.bias"]), 0)
+            h = h + _linear(f, blk["ff2.weight"], blk["ff2.bias"])
         h = _layer_norm(h, *self.ln)
         last = h[np.arange(len(seqs)), np.clip(lens - 1, 0, None)]
         return (last * (lens > 0)[:, None]).astype(np.float32)
@@ -124,14 +124,19 @@ class SeqUserTower:
     def _attend(self, x: np.ndarray, blk: dict[str, np.ndarray]) -> np.ndarray:
         b, n, d = x.shape
         dh = d // self.heads
-        qkv = (x @ blk["qkv.weight"].T + blk["qkv.bias"]).reshape(b, n, 3, self.heads, dh).transpose(2, 0, 3, 1, 4)
+        qkv = _linear(x, blk["qkv.weight"], blk["qkv.bias"]).reshape(b, n, 3, self.heads, dh).transpose(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, L, dh)
         scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(dh)
         scores = np.where(np.triu(np.ones((n, n), bool), k=1), -np.inf, scores)
         scores = np.exp(scores - scores.max(-1, keepdims=True))
         att = scores / scores.sum(-1, keepdims=True)
         out = (att @ v).transpose(0, 2, 1, 3).reshape(b, n, d)
-        return out @ blk["proj.weight"].T + blk["proj.bias"]
+        return _linear(out, blk["proj.weight"], blk["proj.bias"])
+
+
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., in) @ W.T + b as one 2-D matmul (a stacked one is a loop of small ones in numpy)."""
+    return (x.reshape(-1, x.shape[-1]) @ w.T + b).reshape(*x.shape[:-1], w.shape[0])
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
