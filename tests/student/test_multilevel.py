@@ -46,3 +46,15 @@ def test_the_served_students_loss_reads_the_intermediates_vectors(tiny_run: RunD
     with pytest.raises(Exception, match="cannot distil from itself"):
         run(StudentConfig(rank_teacher="intermediate", intermediate="student_kd_ml", **TINY), rd,
             variant="student_kd_ml")
+
+
+def test_the_pipeline_trains_the_intermediate_before_the_student_that_reads_it() -> None:
+    from pipelines.config import PipelineConfig, student_variant
+    from recsys.student.config import MULTILEVEL
+
+    assert list(MULTILEVEL) == ["student_intermediate", "student_kd_ml"]  # evaluate() trains them in this order
+    base = PipelineConfig().student
+    inter, ml = (student_variant(base, n) for n in MULTILEVEL)
+    assert inter.user_tower == "sequential" and inter.rank_teacher == "teacher"
+    assert ml.user_tower == "pooled" and ml.rank_teacher == "intermediate" and ml.intermediate == "student_intermediate"
+    assert not PipelineConfig().multilevel  # off by default: it did not win on valid (README)
