@@ -42,7 +42,10 @@ def evaluate(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False) -> di
         for name in ABLATION:
             with step(name, timings):
                 student.run(student_variant(cfg.student, name), run_dir, variant=name, force=force)
-    if cfg.prune.enabled:
+    if cfg.prune.enabled and cfg.student.user_tower != "pooled":
+        log.warning("prune: skipped, student_kd has the sequential user tower (no pruned twin); "
+                    "prune.enabled=false silences this")
+    elif cfg.prune.enabled:
         with step("prune", timings):
             prune_stage.run(cfg.prune, run_dir, variant="student_kd", force=force)
     if cfg.multilevel:  # in order: the intermediate first, then the student that reads its vectors

@@ -102,6 +102,11 @@ def run(cfg: PruneConfig, run_dir: RunDir, *, variant: str = "student_kd", force
     meta = S.read_meta(layout=lay, variant=variant)
     scfg = meta.get("config") or {}
     full = user_tower.read(layout=lay, variant=variant)
+    if not isinstance(full, user_tower.UserTower):
+        from recsys.config import ConfigError
+
+        raise ConfigError(f"prune: '{variant}' has the sequential user tower (student.user_tower = 'sequential'), "
+                          "which has no pruned twin; set prune.enabled=false or student.user_tower=pooled")
     item_layers, text_proj = dense_from_checkpoint(lay, variant=variant)
     text = None
     if text_proj is not None:
