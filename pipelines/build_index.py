@@ -14,18 +14,20 @@ import logging
 
 from pipelines.common import (add_common_args, command_main, load_config, open_run, quiet_third_party, setup_logging,
                               step)
-from pipelines.config import PipelineConfig, student_variant
+from pipelines.config import PipelineConfig
 from recsys.artifacts import RunDir, versions
 from recsys.contracts import student as S
+from recsys.student.config import StudentConfig
 
 log = logging.getLogger("recsys")
 
 
 def build(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False, timings: dict[str, float],
-          cpu: dict[str, float] | None = None, variants: tuple[str, ...] = ()) -> None:
+          cpu: dict[str, float] | None = None, variants: dict[str, StudentConfig] | None = None) -> None:
     """The serving path. Heavy stages import lazily so ``--help`` stays instant. ``timings`` / ``cpu``: each
     stage's wall / CPU seconds (``pipelines.common.step``). ``variants``: more student variants (the
-    ablation) trained at the student step with student_kd, in one launch of the workers (``run_variants``)."""
+    ablation: name -> config) trained at the student step after student_kd, those with the same process
+    count in one launch of the workers (``recsys.student.stage.run_variants``)."""
     from recsys.data import stage as data
     from recsys.index import stage as index
     from recsys.student import stage as student
@@ -36,10 +38,10 @@ def build(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False, timings:
         data.run(cfg.data, run_dir, force=force, require_text=True)  # the teacher encodes item text
     with step("teacher", timings, cpu):
         teacher.run(cfg.teacher, run_dir, force=force)
-    names = ("student_kd", *(v for v in variants if v != "student_kd"))
-    with step("student_kd" if len(names) == 1 else "students", timings, cpu):
-        recs = student.run_variants({v: student_variant(cfg.student, v) for v in names}, run_dir, force=force)
-    if len(names) > 1:
+    cfgs = {"student_kd": cfg.student, **(variants or {})}
+    with step("student_kd" if len(cfgs) == 1 else "students", timings, cpu):
+        recs = student.run_variants(cfgs, run_dir, force=force)
+    if len(cfgs) > 1:
         log.info("── students: %s", ", ".join(f"{v} {float(r.get('seconds', 0)):.0f}s" for v, r in recs.items()))
     with step("index", timings, cpu):
         index.run(cfg.index, run_dir, vectors=S.stage_of("student_kd"), force=force)

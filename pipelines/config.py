@@ -26,11 +26,23 @@ class PipelineConfig:
     eval: EvalConfig = EvalConfig()
     prune: PruneConfig = PruneConfig()  # the pruned student_kd: a report row beside int8, never served
     ablation: bool = True  # also train student_no_kd / _kd_emb / _kd_rank for the report
+    # processes of each ablation variant; the served student_kd keeps student.nproc (2: the demo's sharded
+    # DMP run over two gloo processes). On 2 cores one process is the faster choice: a plain step runs at
+    # 1 / 0.78 the examples/s of two processes (benchmarks/README.md, student), no torchrun launch (~7 s
+    # each) and one copy of the data and of torch + torchrec in memory instead of three. Variants with the
+    # same count share one launch (recsys.student.stage.run_variants)
+    ablation_nproc: int = ranged(1, ge=1)
     rerank: bool = True  # train the LightGBM re-ranker on the index's candidates
 
 
 def student_variant(base: StudentConfig, name: str) -> StudentConfig:
     return dataclasses.replace(base, **ABLATION.get(name, {}))  # type: ignore[arg-type]
+
+
+def ablation_variants(cfg: PipelineConfig) -> dict[str, StudentConfig]:
+    """The ablation's variants (name -> config) on ``cfg.ablation_nproc`` processes each."""
+    return {name: dataclasses.replace(student_variant(cfg.student, name), nproc=cfg.ablation_nproc)
+            for name in ABLATION}
 
 
 @dataclasses.dataclass(frozen=True)

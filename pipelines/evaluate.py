@@ -19,9 +19,8 @@ import time
 from pipelines.build_index import build
 from pipelines.common import (add_common_args, command_main, cpu_seconds, load_config, open_run, quiet_third_party,
                               setup_logging, step)
-from pipelines.config import PipelineConfig
+from pipelines.config import PipelineConfig, ablation_variants
 from recsys.artifacts import RunDir
-from recsys.student.config import ABLATION
 
 log = logging.getLogger("recsys")
 
@@ -35,7 +34,7 @@ def evaluate(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False) -> di
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
     c0 = cpu_seconds()
-    build(cfg, run_dir, force=force, timings=timings, cpu=cpu, variants=tuple(ABLATION) if cfg.ablation else ())
+    build(cfg, run_dir, force=force, timings=timings, cpu=cpu, variants=ablation_variants(cfg) if cfg.ablation else None)
     with step("baselines", timings, cpu):
         baselines.run(cfg.baselines, run_dir)
     if cfg.prune.enabled:

@@ -148,12 +148,13 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     import torch.distributed as dist
 
     from recsys.student.batches import replay_size
+    from recsys.student.cores import all_cores
     from recsys.student.dataset import load_data
     from recsys.student.encode import encode_items, encode_users, user_tower
     from recsys.student.export import write_exports
     from recsys.student.train import train
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     out_dir = run_dir.layout.student(variant)
     data = load_data(cfg=cfg, layout=run_dir.layout, need_teacher=needs_teacher(cfg))
     try:
@@ -170,9 +171,10 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     tower = user_tower(towers=towers, feats=data.feats, cfg=cfg)  # every rank: the tables may be sharded
     record: dict[str, Any] = {}
     if trained.rank == 0:
-        paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid, users_test=users_test,
-                                    tables=data.tables, quantize=cfg.quantize_int8, tower=tower,
-                                    eval_users=cfg.eval_users)
+        with all_cores(world=trained.world):  # its metrics: the other ranks wait in the barrier below
+            paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid,
+                                        users_test=users_test, tables=data.tables, quantize=cfg.quantize_int8,
+                                        tower=tower, eval_users=cfg.eval_users)
         params = _param_counts(trained)
         examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
                     "replay_per_epoch": replay_size(len(data.ex_older), fraction=cfg.replay_fraction),
@@ -193,7 +195,8 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
         run_dir.record(stage_name(variant), key=key, config=cfg, outputs=paths, seconds=seconds,
                        plan=trained.plan, valid=info["valid"], test=info["test"], best_epoch=trained.best_epoch,
                        train_seconds=meta["train_seconds"], examples_per_s=meta["examples_per_s"],
-                       int8=info.get("int8"), params=params, world_size=trained.world, examples=examples)
+                       int8=info.get("int8"), params=params, world_size=trained.world, examples=examples,
+                       rank0_cpu_seconds=round(_cpu() - c0, 2))
         record = run_dir.stage_record(stage_name(variant)) or {}
         log.info("student %s: test ndcg@10 %.4f recall@10 %.4f (valid ndcg@10 %.4f), %.0fs, plan %s", variant,
                  info["test"]["ndcg@10"], info["test"]["recall@10"], info["valid"]["ndcg@10"], seconds,
@@ -203,6 +206,14 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
         if not keep_group:
             dist.destroy_process_group()
     return record
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system, every thread) of this process so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _median(xs: list[float]) -> float:
