@@ -28,3 +28,15 @@ def test_sweep_reuses_the_built_index_of_the_configured_kind(monkeypatch: pytest
     assert all(p["build_seconds"] != 123.0 for p in points if p["kind"] != "hnsw")  # the others were built
     flat = next(p for p in points if p["kind"] == "flat")
     assert flat["recall"] == 1.0
+
+
+def test_recall_vs_exact_equals_the_per_row_set_intersection() -> None:
+    from recsys.index.tune import recall_vs_exact
+
+    rng = np.random.default_rng(0)
+    ann, exact = rng.integers(-1, 30, size=(200, 8)), rng.integers(-1, 30, size=(200, 8))  # repeats, padding
+    want = np.mean([len(np.intersect1d(a[a >= 0], e[e >= 0])) / max(1, int((e >= 0).sum()))
+                    for a, e in zip(ann, exact)])
+    assert recall_vs_exact(ann, exact) == pytest.approx(want, abs=1e-12)
+    assert recall_vs_exact(np.array([[3, 1, -1]]), np.array([[1, 2, 3]])) == pytest.approx(2 / 3)
+    assert recall_vs_exact(np.zeros((0, 5), np.int64), np.zeros((0, 5), np.int64)) == 1.0
