@@ -26,12 +26,14 @@ class PipelineConfig:
     eval: EvalConfig = EvalConfig()
     prune: PruneConfig = PruneConfig()  # the pruned student_kd: a report row beside int8, never served
     ablation: bool = True  # also train student_no_kd / _kd_emb / _kd_rank for the report
-    # processes of each ablation variant; the served student_kd keeps student.nproc (2: the demo's sharded
-    # DMP run over two gloo processes). On 2 cores one process is the faster choice: a plain step runs at
-    # 1 / 0.78 the examples/s of two processes (benchmarks/README.md, student), no torchrun launch (~7 s
-    # each) and one copy of the data and of torch + torchrec in memory instead of three. Variants with the
-    # same count share one launch (recsys.student.stage.run_variants)
-    ablation_nproc: int = ranged(1, ge=1)
+    # processes of each ablation variant; 0 = student.nproc (2), so the four variants train in ONE 2-process
+    # launch (recsys.student.stage.run_variants: one torchrun start and torchrec import instead of four) and
+    # every row matches the previous release's. 1 trains the ablation in this process, no launch at all: on an
+    # idle 2-core machine a plain step ran at 1 / 0.78 the examples/s of two processes (benchmarks/README.md,
+    # student, load 2.8), but on today's shared machine (load 15-25) a 1-process student_no_kd cost several
+    # times the CPU seconds of the 2-process one (its second intra-op thread waits for cores), and the shards'
+    # own initialisation moves the metrics like another seed
+    ablation_nproc: int = ranged(0, ge=0)
     rerank: bool = True  # train the LightGBM re-ranker on the index's candidates
 
 
@@ -40,9 +42,9 @@ def student_variant(base: StudentConfig, name: str) -> StudentConfig:
 
 
 def ablation_variants(cfg: PipelineConfig) -> dict[str, StudentConfig]:
-    """The ablation's variants (name -> config) on ``cfg.ablation_nproc`` processes each."""
-    return {name: dataclasses.replace(student_variant(cfg.student, name), nproc=cfg.ablation_nproc)
-            for name in ABLATION}
+    """The ablation's variants (name -> config) on ``cfg.ablation_nproc`` processes each (0: student.nproc)."""
+    nproc = cfg.ablation_nproc or cfg.student.nproc
+    return {name: dataclasses.replace(student_variant(cfg.student, name), nproc=nproc) for name in ABLATION}
 
 
 @dataclasses.dataclass(frozen=True)
