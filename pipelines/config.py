@@ -30,9 +30,10 @@ class PipelineConfig:
     # launch (recsys.student.stage.run_variants: one torchrun start and torchrec import instead of four) and
     # every row matches the previous release's. 1 trains the ablation in this process, no launch at all: on an
     # idle 2-core machine a plain step ran at 1 / 0.78 the examples/s of two processes (benchmarks/README.md,
-    # student, load 2.8), but on today's shared machine (load 15-25) a 1-process student_no_kd cost several
-    # times the CPU seconds of the 2-process one (its second intra-op thread waits for cores), and the shards'
-    # own initialisation moves the metrics like another seed
+    # student, load 2.8), but on a shared one (load ~19, 2026-12-01) Beauty's student_no_kd for 2 epochs took
+    # 44 CPU s / 306 s in two 1-thread processes and over 123 CPU s / 1239 s in one 2-thread process, killed
+    # in its 2nd epoch (the threads wait for each other at every op); and the shards' own initialisation
+    # moves the metrics like another seed
     ablation_nproc: int = ranged(0, ge=0)
     rerank: bool = True  # train the LightGBM re-ranker on the index's candidates
 
