@@ -28,12 +28,12 @@ class PipelineConfig:
     ablation: bool = True  # also train student_no_kd / _kd_emb / _kd_rank for the report
     # processes of each ablation variant; 0 = student.nproc (2), so the four variants train in ONE 2-process
     # launch (recsys.student.stage.run_variants: one torchrun start and torchrec import instead of four) and
-    # every row matches the previous release's. 1 trains the ablation in this process, no launch at all: on an
-    # idle 2-core machine a plain step ran at 1 / 0.78 the examples/s of two processes (benchmarks/README.md,
-    # student, load 2.8), but on a shared one (load ~19, 2026-12-01) Beauty's student_no_kd for 2 epochs took
-    # 44 CPU s / 306 s in two 1-thread processes and over 123 CPU s / 1239 s in one 2-thread process, killed
-    # in its 2nd epoch (the threads wait for each other at every op); and the shards' own initialisation
-    # moves the metrics like another seed
+    # every row matches the previous release's. 1 trains the ablation in this process, no launch at all. Two
+    # 1-thread ranks are the better use of 2 cores: 1.52x the examples/s of one 2-thread process at 0.94 of its
+    # per-CPU-second rate (benchmarks/README.md, student, load 17.9), and on a shared machine (load ~19,
+    # 2026-12-01) Beauty's student_no_kd for 2 epochs took 44 CPU s / 306 s in two processes against over 123
+    # CPU s / 1239 s in one, killed in its 2nd epoch (its threads wait for each other at every op); the
+    # shards' own initialisation also moves the metrics like another seed
     ablation_nproc: int = ranged(0, ge=0)
     rerank: bool = True  # train the LightGBM re-ranker on the index's candidates
 
