@@ -117,10 +117,13 @@ def run_command(
     env: dict[str, str] | None = None,
     poll_s: float = 0.5,
 ) -> dict[str, Any]:
-    """Run a command; -> rc, wall_s, peak_tree_rss_mib (sampled sum over the process tree every ``poll_s``),
-    stdout/stderr tails. For commands that spawn workers (torchrun) the tree sum is the honest peak."""
+    """Run a command; -> rc, wall_s, cpu_s (user + system seconds of the whole finished process tree),
+    peak_tree_rss_mib (sampled sum over the process tree every ``poll_s``), stdout/stderr tails. For commands
+    that spawn workers (torchrun) the tree sum is the honest peak; on a shared machine cpu_s is the honest cost."""
+    import resource
     import threading
 
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.Popen(
         list(cmd),
@@ -149,9 +152,11 @@ def run_command(
         rc = f"timed out after {timeout_s:.0f}s"
     done.set()
     th.join()
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "rc": rc,
         "wall_s": round(time.perf_counter() - t0, 2),
+        "cpu_s": round(c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime, 2),
         "peak_tree_rss_mib": round(peak[0], 1),
         "stdout_tail": out[-3000:],
         "stderr_tail": err[-3000:],

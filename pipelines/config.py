@@ -26,6 +26,15 @@ class PipelineConfig:
     eval: EvalConfig = EvalConfig()
     prune: PruneConfig = PruneConfig()  # the pruned student_kd: a report row beside int8, never served
     ablation: bool = True  # also train student_no_kd / _kd_emb / _kd_rank for the report
+    # processes of each ablation variant; 0 = student.nproc (2), so the four variants train in ONE 2-process
+    # launch (recsys.student.stage.run_variants: one torchrun start and torchrec import instead of four) and
+    # every row matches the previous release's. 1 trains the ablation in this process, no launch at all. Two
+    # 1-thread ranks are the better use of 2 cores: 1.52x the examples/s of one 2-thread process at 0.94 of its
+    # per-CPU-second rate (benchmarks/README.md, student, load 17.9), and on a shared machine (load ~19,
+    # 2026-12-01) Beauty's student_no_kd for 2 epochs took 44 CPU s / 306 s in two processes against over 123
+    # CPU s / 1239 s in one, killed in its 2nd epoch (its threads wait for each other at every op); the
+    # shards' own initialisation also moves the metrics like another seed
+    ablation_nproc: int = ranged(0, ge=0)
     rerank: bool = True  # train the LightGBM re-ranker on the index's candidates
     multilevel: bool = False  # also train student_intermediate (the sequential student, distilled from the
     # teacher) and student_kd_ml (student_kd whose ranking KL reads the intermediate's vectors): two more rows.
@@ -35,6 +44,12 @@ class PipelineConfig:
 
 def student_variant(base: StudentConfig, name: str) -> StudentConfig:
     return dataclasses.replace(base, **variant_overrides(name))  # type: ignore[arg-type]
+
+
+def ablation_variants(cfg: PipelineConfig) -> dict[str, StudentConfig]:
+    """The ablation's variants (name -> config) on ``cfg.ablation_nproc`` processes each (0: student.nproc)."""
+    nproc = cfg.ablation_nproc or cfg.student.nproc
+    return {name: dataclasses.replace(student_variant(cfg.student, name), nproc=nproc) for name in ABLATION}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,11 +18,11 @@ import logging
 import time
 
 from pipelines.build_index import build
-from pipelines.common import (add_common_args, command_main, load_config, open_run, quiet_third_party, setup_logging,
-                              step)
-from pipelines.config import PipelineConfig, student_variant
+from pipelines.common import (add_common_args, command_main, cpu_seconds, load_config, open_run, quiet_third_party,
+                              setup_logging, step)
+from pipelines.config import PipelineConfig, ablation_variants, student_variant
 from recsys.artifacts import RunDir
-from recsys.student.config import ABLATION, MULTILEVEL
+from recsys.student.config import MULTILEVEL
 
 log = logging.getLogger("recsys")
 
@@ -35,26 +35,25 @@ def evaluate(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False) -> di
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    build(cfg, run_dir, force=force, timings=timings)
-    with step("baselines", timings):
+    cpu: dict[str, float] = {}
+    c0 = cpu_seconds()
+    build(cfg, run_dir, force=force, timings=timings, cpu=cpu, variants=ablation_variants(cfg) if cfg.ablation else None)
+    with step("baselines", timings, cpu):
         baselines.run(cfg.baselines, run_dir)
-    if cfg.ablation:
-        for name in ABLATION:
-            with step(name, timings):
-                student.run(student_variant(cfg.student, name), run_dir, variant=name, force=force)
     if cfg.prune.enabled and cfg.student.user_tower != "pooled":
         log.warning("prune: skipped, student_kd has the sequential user tower (no pruned twin); "
                     "prune.enabled=false silences this")
     elif cfg.prune.enabled:
-        with step("prune", timings):
+        with step("prune", timings, cpu):
             prune_stage.run(cfg.prune, run_dir, variant="student_kd", force=force)
     if cfg.multilevel:  # in order: the intermediate first, then the student that reads its vectors
         for name in MULTILEVEL:
-            with step(name, timings):
+            with step(name, timings, cpu):
                 student.run(student_variant(cfg.student, name), run_dir, variant=name, force=force)
-    with step("evaluate", timings):
+    with step("evaluate", timings, cpu):
         metrics = evaluation.run(cfg.eval, run_dir)
-    run_dir.update_manifest(timings=timings, wall_seconds=round(time.perf_counter() - t0, 1))
+    run_dir.update_manifest(timings=timings, wall_seconds=round(time.perf_counter() - t0, 1), cpu_seconds=cpu,
+                            cpu_seconds_total=round(cpu_seconds() - c0, 1))
     return metrics
 
 

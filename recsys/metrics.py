@@ -142,10 +142,12 @@ def evaluate_scores(
         nonfinite += int(bad.sum())
         safe_t = np.where(bad, 0.0, t_score).astype(np.float32)
         scores[t_row, t_it] = safe_t  # targets stay candidates even when also in history
-        rows = scores[t_row]
-        r = (rows > safe_t[:, None]).sum(1) + (rows == safe_t[:, None]).sum(1) - 1
+        # one target per user (leave-one-out) compares the scores in place; several gather their user's row
+        rows = scores if len(t_row) == b and (t_row == np.arange(b)).all() else scores[t_row]
+        r = (rows >= safe_t[:, None]).sum(1) - 1  # #(score > t) + #(score == t) - 1: ties count against it
         ranks[t_lo:t_hi] = np.where(bad, MISS, r)
-        top = np.argpartition(-scores, kmax - 1, axis=1)[:, :kmax] if kmax < n_items else \
+        # the kmax largest per row without negating the block (a full (B, N) copy)
+        top = np.argpartition(scores, n_items - kmax, axis=1)[:, n_items - kmax:] if kmax < n_items else \
             np.tile(np.arange(n_items), (b, 1))
         top_scores = np.take_along_axis(scores, top, 1)
         order = np.argsort(-top_scores, axis=1, kind="stable")

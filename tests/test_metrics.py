@@ -150,3 +150,28 @@ def test_paired_change_is_exact_for_proportional_systems_and_brackets_noise() ->
     assert paired_change(np.zeros(3), np.zeros(3)).relative == 0.0
     with pytest.raises(ValueError, match="paired"):
         paired_change(np.zeros(3), np.zeros(4))
+
+
+def test_one_and_several_targets_per_user_rank_and_cover_as_the_sorted_reference() -> None:
+    """The in-place comparison (one target per user) and the gathered one (several) give the ranks and
+    coverage of a full sort; a target tied with another item counts the tie against itself in both."""
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(6, 9)).astype(np.float32)
+    scores[0, 4] = scores[0, 7]  # a tie with user 0's target
+    hist = pl.DataFrame({"user": [0, 2, 2, 5], "item": [1, 3, 4, 0]})
+    one = pl.DataFrame({"user": [0, 1, 2, 3, 4, 5], "item": [7, 2, 5, 0, 8, 6]})
+    several = pl.concat([one, pl.DataFrame({"user": [1, 3, 3], "item": [4, 1, 8]})])
+    for targets in (one, several):
+        res = evaluate_scores(score_fn=_fixed(scores), targets=targets, history=hist, n_items=9, ks=(1, 3),
+                              batch_size=4)
+        got = {(u, i): r for u, i, r in res.per_target.iter_rows()}
+        covered = {1: set(), 3: set()}
+        for u in range(6):
+            s = scores[u].copy()
+            s[hist.filter(pl.col("user") == u)["item"].to_numpy()] = -np.inf
+            for k in covered:
+                covered[k] |= set(np.argsort(-s, kind="stable")[:k].tolist())
+            for t in targets.filter(pl.col("user") == u)["item"].to_list():
+                assert got[(u, t)] == int((s >= s[t]).sum()) - 1, (u, t)
+        assert got[(0, 7)] == int((scores[0] > scores[0, 7]).sum()) + 1 - int(scores[0, 1] > scores[0, 7])  # tie
+        assert res.coverage == {k: len(v) / 9 for k, v in covered.items()}

@@ -90,7 +90,9 @@ def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd
     if cfg.tradeoff:
         from recsys.index.tradeoff import sweep
 
-        points = sweep(items, queries=tq, cfg=cfg, model_metric=meta["metric"])
+        points = sweep(items, queries=tq, cfg=cfg, model_metric=meta["metric"], built=(index, build_s))
+        if tuned.param is not None:  # the sweep moved the stage's own index through its settings
+            index.set_params(**{tuned.param: int(tuned.value)})  # type: ignore[arg-type]
         outs.append(IC.write_tradeoff(layout=lay, tradeoff={"k": 10, "queries": len(tq), "points": points}))
     report: dict[str, Any] = {"kind": cfg.kind, "metric": cfg.metric, "items": index.count, "dim": index.dim,
                               "build_seconds": round(build_s, 3), "search_params": dict(index.params),

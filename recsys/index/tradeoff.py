@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from recsys.index._faiss import want_gpu
 from recsys.index.build import build_index
 from recsys.index.config import IndexConfig
+from recsys.index.search import ItemIndex
 from recsys.index.tune import recall_vs_exact
 
 log = logging.getLogger(__name__)
@@ -28,17 +30,25 @@ SWEEPS: dict[str, tuple[str | None, tuple[int, ...]]] = {
 }
 
 
-def sweep(items: np.ndarray, *, queries: np.ndarray, cfg: IndexConfig, model_metric: str, k: int = 10) -> list[dict[str, Any]]:
-    """Build each kind and measure (recall@k vs exact, QPS) per search setting. Numpy in, dicts out."""
+def sweep(items: np.ndarray, *, queries: np.ndarray, cfg: IndexConfig, model_metric: str, k: int = 10,
+          built: tuple[ItemIndex, float] | None = None) -> list[dict[str, Any]]:
+    """Build each kind and measure (recall@k vs exact, QPS) per search setting. Numpy in, dicts out.
+
+    ``built``: the stage's own index of ``cfg.kind`` over these vectors and its build seconds, swept instead
+    of building that kind again (its search parameter is left at the last swept value: set it back)."""
     points: list[dict[str, Any]] = []
     exact_ids: np.ndarray | None = None
     for kind, (param, values) in SWEEPS.items():
         t0 = time.perf_counter()
         # PQ with d/8 sub-quantizers: training the default d/2 of them costs a minute on 2 cores for a plot
         pq_m = max(1, items.shape[1] // 8) if kind == "ivf_pq" and cfg.pq_m == 0 else cfg.pq_m
-        index = build_index(items, cfg=dataclasses.replace(cfg, kind=kind, nprobe=0, ef_search=0, use_gpu="never",
-                                                           pq_m=pq_m), model_metric=model_metric)
-        build_s = time.perf_counter() - t0
+        if built is not None and kind == cfg.kind and (kind != "ivf_pq" or pq_m == cfg.pq_m) \
+                and not want_gpu(cfg.use_gpu):  # the sweep measures CPU search
+            index, build_s = built
+        else:
+            index = build_index(items, cfg=dataclasses.replace(cfg, kind=kind, nprobe=0, ef_search=0,
+                                                               use_gpu="never", pq_m=pq_m), model_metric=model_metric)
+            build_s = time.perf_counter() - t0
         if exact_ids is None:
             exact_ids = index.search(queries, k=k, exact=True)[1]
         nlist = None

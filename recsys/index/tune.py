@@ -28,9 +28,23 @@ class TuneResult:
 
 
 def recall_vs_exact(ann_ids: np.ndarray, exact_ids: np.ndarray) -> float:
-    """Mean over queries of |ANN top-k ∩ exact top-k| / |exact top-k| (padding -1 ignored)."""
-    hits = [len(np.intersect1d(a[a >= 0], e[e >= 0])) / max(1, int((e >= 0).sum())) for a, e in zip(ann_ids, exact_ids)]
-    return float(np.mean(hits)) if hits else 1.0
+    """Mean over queries of |ANN top-k ∩ exact top-k| / |exact top-k| (padding -1 ignored).
+
+    Vectorised over rows (a loop of ``np.intersect1d`` cost seconds per 20k queries): each row's ids are
+    made unique, the two lists concatenated and sorted, and an id held by both is an adjacent equal pair."""
+    if len(exact_ids) == 0:
+        return 1.0
+    a, e = _unique_rows(np.asarray(ann_ids)), _unique_rows(np.asarray(exact_ids))
+    both = np.sort(np.concatenate([a, e], axis=1), axis=1)
+    hits = ((both[:, 1:] == both[:, :-1]) & (both[:, 1:] >= 0)).sum(1)
+    return float(np.mean(hits / np.maximum(1, (np.asarray(exact_ids) >= 0).sum(1))))
+
+
+def _unique_rows(ids: np.ndarray) -> np.ndarray:
+    """(B, k) ids sorted per row with repeats (and padding) set to -1."""
+    s = np.sort(ids.astype(np.int64, copy=False), axis=1)
+    s[:, 1:][s[:, 1:] == s[:, :-1]] = -1
+    return np.where(s >= 0, s, -1)
 
 
 def tune(index: ItemIndex, *, queries: np.ndarray, k: int, target_recall: float) -> TuneResult:

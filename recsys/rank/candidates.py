@@ -51,7 +51,8 @@ def exact_topk(*, users: np.ndarray, items: np.ndarray, query: np.ndarray, histo
         rows = np.repeat(np.arange(len(ub)), hi_ - lo)
         cols = hi[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi_)])] if len(rows) else rows
         sc[rows, cols] = -np.inf
-        top = np.argpartition(-sc, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(ub), 1))
+        # the k largest per row without negating the (B, N) block first (a copy as large as the scores)
+        top = np.argpartition(sc, n - k, axis=1)[:, n - k:] if k < n else np.tile(np.arange(n), (len(ub), 1))
         ts = np.take_along_axis(sc, top, 1)
         order = np.lexsort((top, -ts), axis=1)
         top, ts = np.take_along_axis(top, order, 1), np.take_along_axis(ts, order, 1)

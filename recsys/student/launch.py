@@ -1,12 +1,15 @@
 """Launch the student stage's workers under torchrun and wait for them (``recsys.student.stage`` calls it
 when ``cfg.nproc > 1`` or the job spans several hosts; ``recsys student`` is its command line).
 
+One launch trains one or several variants (``jobs``, same ``nproc``), one after another in the same workers and
+process group: torchrun's start, the torchrec import and the rendezvous are paid once.
 Process handling (lifeline, signal forwarding, multi-node rendezvous) is ``recsys.torchrun``'s.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from recsys.artifacts import to_jsonable
@@ -17,18 +20,22 @@ from recsys.torchrun import launch as _launch
 
 __all__ = ["WorkersFailed", "launch", "torchrun_command"]
 WORKER = "recsys.student.worker"
+Jobs = Sequence[tuple[str, StudentConfig, str]]  # (variant, config, stage key), trained in this order
 
 
-def torchrun_command(*, cfg: StudentConfig, run_dir: Path, variant: str, key: str,
-                     rdzv: Rendezvous = SINGLE) -> list[str]:
-    return command(module=WORKER, nproc=cfg.nproc, rdzv=rdzv,
-                   args=["--run-dir", str(run_dir), "--variant", variant,
-                         "--config-json", json.dumps(to_jsonable(cfg)), "--key", key])
+def torchrun_command(*, jobs: Jobs, run_dir: Path, rdzv: Rendezvous = SINGLE) -> list[str]:
+    nproc = {cfg.nproc for _, cfg, _ in jobs}
+    if len(nproc) != 1:
+        raise ValueError(f"one launch runs one process count; these jobs ask for {sorted(nproc)}")
+    blob = [{"variant": v, "config": to_jsonable(cfg), "key": key} for v, cfg, key in jobs]
+    return command(module=WORKER, nproc=nproc.pop(), rdzv=rdzv,
+                   args=["--run-dir", str(run_dir), "--jobs-json", json.dumps(blob)])
 
 
-def launch(*, cfg: StudentConfig, run_dir: Path, variant: str, key: str, rdzv: Rendezvous = SINGLE,
-           timeout_s: float | None = None) -> None:
-    """Run ``cfg.nproc`` workers on this host (one node of ``rdzv``) and wait; raise ``WorkersFailed`` with
-    their exit code if any failed."""
-    cmd = torchrun_command(cfg=cfg, run_dir=run_dir, variant=variant, key=key, rdzv=rdzv)
-    _launch(cmd=cmd, nproc=cfg.nproc, what="student", detail=f"variant {variant}", timeout_s=timeout_s)
+def launch(*, jobs: Jobs, run_dir: Path, rdzv: Rendezvous = SINGLE, timeout_s: float | None = None) -> None:
+    """Run ``nproc`` workers on this host (one node of ``rdzv``) that train every job, and wait; raise
+    ``WorkersFailed`` with their exit code if any failed."""
+    cmd = torchrun_command(jobs=jobs, run_dir=run_dir, rdzv=rdzv)
+    nproc = jobs[0][1].nproc
+    _launch(cmd=cmd, nproc=nproc, what="student", detail="variant " + ", ".join(v for v, _, _ in jobs),
+            timeout_s=timeout_s)

@@ -2,7 +2,9 @@
 
 ``run(cfg, run_dir, variant=...)`` writes ``<run>/student/<variant>/``; with ``cfg.nproc > 1`` it
 launches torchrun workers (``recsys.student.launch``, each running ``recsys.student.worker``, which calls
-``execute``) and rank 0 writes the exports and the manifest.
+``execute``) and rank 0 writes the exports and the manifest. ``run_variants`` trains several variants (the
+ablation) with ONE launch per process count: the workers start, import torchrec and join their process group
+once, then train the variants one after another (each launch costs ~7 s of start and imports on 2 cores).
 A variant whose config and inputs are unchanged (and whose outputs still match) is skipped.
 """
 
@@ -71,44 +73,99 @@ def run(cfg: StudentConfig, run_dir: RunDir, *, variant: str, force: bool = Fals
     if not force and run_dir.is_fresh(stage, key):
         log.info("student %s: up to date, skipped", variant)
         return run_dir.stage_record(stage)  # type: ignore[return-value]
+    _check_batch(cfg)
+    if cfg.nproc > 1 or rdzv.multi_node:
+        return _launched([Job(variant, cfg, key)], run_dir, rdzv=rdzv)[variant]
+    return execute(cfg=cfg, run_dir=run_dir, variant=variant, key=key)
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One variant to train: its name (folder under student/), config and stage input key."""
+
+    variant: str
+    cfg: StudentConfig
+    key: str
+
+
+def run_variants(cfgs: dict[str, StudentConfig], run_dir: RunDir, *, force: bool = False,
+                 rdzv: Rendezvous = SINGLE) -> dict[str, dict[str, Any]]:
+    """Train + export every stale variant of ``cfgs`` (variant -> config); -> variant -> manifest record.
+
+    The ones that run on several processes share ONE torchrun launch per process count (in ``cfgs`` order);
+    1-process ones train in this process. The exports are those of ``run`` called once per variant.
+    """
+    keys = {v: input_key(c, run_dir, variant=v) for v, c in cfgs.items()}
+    out: dict[str, dict[str, Any]] = {}
+    todo: list[Job] = []
+    for v, c in cfgs.items():
+        if not force and run_dir.is_fresh(stage_name(v), keys[v]):
+            log.info("student %s: up to date, skipped", v)
+            out[v] = run_dir.stage_record(stage_name(v))  # type: ignore[assignment]
+        else:
+            _check_batch(c)
+            todo.append(Job(v, c, keys[v]))
+    for nproc in dict.fromkeys(j.cfg.nproc for j in todo):  # one launch per process count, first-seen order
+        group = [j for j in todo if j.cfg.nproc == nproc]
+        if nproc > 1 or rdzv.multi_node:
+            out.update(_launched(group, run_dir, rdzv=rdzv))
+        else:
+            for j in group:
+                out[j.variant] = execute(cfg=j.cfg, run_dir=run_dir, variant=j.variant, key=j.key)
+    return {v: out[v] for v in cfgs}
+
+
+def _check_batch(cfg: StudentConfig) -> None:
     if cfg.batch_size % cfg.nproc:
         from recsys.config import ConfigError
 
         raise ConfigError(f"config key 'student.batch_size': {cfg.batch_size} is not divisible by student.nproc="
                           f"{cfg.nproc} (each process takes an equal share of every batch); set a multiple of it")
-    if cfg.nproc > 1 or rdzv.multi_node:
-        from recsys.student.launch import launch
-        from recsys.torchrun import WorkersFailed
 
-        before = run_dir.stage_record(stage)
-        try:
-            launch(cfg=cfg, run_dir=run_dir.root, variant=variant, key=key, rdzv=rdzv)
-        except WorkersFailed as e:
-            # A worker that dies in interpreter teardown (a C++ thread of gloo/fbgemm: "terminate called without
-            # an active exception", SIGABRT) after rank 0 recorded the stage has lost nothing: accept the run
-            # only if this launch wrote a new record with this key and every recorded output verifies.
+
+def _launched(jobs: list[Job], run_dir: RunDir, *, rdzv: Rendezvous) -> dict[str, dict[str, Any]]:
+    """Train ``jobs`` (same ``nproc``) in one torchrun launch; -> variant -> the record rank 0 wrote."""
+    from recsys.student.launch import launch
+    from recsys.torchrun import WorkersFailed
+
+    before = {j.variant: run_dir.stage_record(stage_name(j.variant)) for j in jobs}
+    try:
+        launch(jobs=[(j.variant, j.cfg, j.key) for j in jobs], run_dir=run_dir.root, rdzv=rdzv)
+    except WorkersFailed as e:
+        # A worker that dies in interpreter teardown (a C++ thread of gloo/fbgemm: "terminate called without
+        # an active exception", SIGABRT) after rank 0 recorded the stage has lost nothing: accept the run
+        # only if this launch wrote a new record with this key and every recorded output verifies.
+        for j in jobs:
+            stage = stage_name(j.variant)
             rec = run_dir.stage_record(stage)
-            if rec is None or rec == before or rec.get("key") != key or not run_dir.is_fresh(stage, key):
+            if rec is None or rec == before[j.variant] or rec.get("key") != j.key or not run_dir.is_fresh(stage, j.key):
                 raise
-            log.warning("student %s: %s, but only after the stage was recorded; its outputs verify, kept", variant, e)
-        rec = run_dir.stage_record(stage)
-        if rec is None or rec.get("key") != key:
-            raise RuntimeError(f"student workers finished but {run_dir.layout.manifest} has no record of {stage}")
-        return rec
-    return execute(cfg=cfg, run_dir=run_dir, variant=variant, key=key)
+        log.warning("student %s: %s, but only after the stage was recorded; its outputs verify, kept",
+                    ", ".join(j.variant for j in jobs), e)
+    out = {}
+    for j in jobs:
+        rec = run_dir.stage_record(stage_name(j.variant))
+        if rec is None or rec.get("key") != j.key:
+            raise RuntimeError(f"student workers finished but {run_dir.layout.manifest} has no record of "
+                               f"{stage_name(j.variant)}")
+        out[j.variant] = rec
+    return out
 
 
-def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> dict[str, Any]:
-    """Body of the stage in one process of a (possibly 1-process) group. Rank 0 writes everything."""
+def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep_group: bool = False) -> dict[str, Any]:
+    """Body of the stage in one process of a (possibly 1-process) group. Rank 0 writes everything.
+
+    ``keep_group``: leave the process group up afterwards (the worker trains another variant next)."""
     import torch.distributed as dist
 
     from recsys.student.batches import replay_size
+    from recsys.student.cores import all_cores
     from recsys.student.dataset import load_data
     from recsys.student.encode import encode_items, encode_users, user_tower
     from recsys.student.export import write_exports
     from recsys.student.train import train
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     out_dir = run_dir.layout.student(variant)
     data = load_data(cfg=cfg, layout=run_dir.layout, need_teacher=needs_teacher(cfg))
     try:
@@ -125,9 +182,10 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
     tower = user_tower(towers=towers, feats=data.feats, cfg=cfg)  # every rank: the tables may be sharded
     record: dict[str, Any] = {}
     if trained.rank == 0:
-        paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid, users_test=users_test,
-                                    tables=data.tables, quantize=cfg.quantize_int8, tower=tower,
-                                    eval_users=cfg.eval_users)
+        with all_cores(world=trained.world):  # its metrics: the other ranks wait in the barrier below
+            paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid,
+                                        users_test=users_test, tables=data.tables, quantize=cfg.quantize_int8,
+                                        tower=tower, eval_users=cfg.eval_users)
         params = _param_counts(trained)
         examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
                     "replay_per_epoch": replay_size(len(data.ex_older), fraction=cfg.replay_fraction),
@@ -148,15 +206,25 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str) -> d
         run_dir.record(stage_name(variant), key=key, config=cfg, outputs=paths, seconds=seconds,
                        plan=trained.plan, valid=info["valid"], test=info["test"], best_epoch=trained.best_epoch,
                        train_seconds=meta["train_seconds"], examples_per_s=meta["examples_per_s"],
-                       int8=info.get("int8"), params=params, world_size=trained.world, examples=examples)
+                       int8=info.get("int8"), params=params, world_size=trained.world, examples=examples,
+                       rank0_cpu_seconds=round(_cpu() - c0, 2))
         record = run_dir.stage_record(stage_name(variant)) or {}
         log.info("student %s: test ndcg@10 %.4f recall@10 %.4f (valid ndcg@10 %.4f), %.0fs, plan %s", variant,
                  info["test"]["ndcg@10"], info["test"]["recall@10"], info["valid"]["ndcg@10"], seconds,
                  {t: p["sharding_type"] for t, p in trained.plan["tables"].items()})
     if dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        if not keep_group:
+            dist.destroy_process_group()
     return record
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system, every thread) of this process so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _median(xs: list[float]) -> float:

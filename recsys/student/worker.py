@@ -1,5 +1,6 @@
-"""One torchrun worker of the student stage: ``python -m recsys.student.worker --run-dir R --variant V
---config-json C --key K``. Every rank trains its shards; rank 0 writes exports and the manifest.
+"""One torchrun worker of the student stage: ``python -m recsys.student.worker --run-dir R --jobs-json J``
+(J: a list of {variant, config (StudentConfig as JSON), key}, trained in order in one process group). Every
+rank trains its shards; rank 0 writes exports and the manifest.
 
 Before anything heavy is imported, the worker ties its life to its parent (``lifeline.guard_worker``) and
 sets third-party loggers to WARNING: fbgemm logs every shared object it loads ("Successfully loaded ...")
@@ -38,9 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     guard_worker()
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--variant", required=True)
-    ap.add_argument("--config-json", required=True, help="StudentConfig as JSON")
-    ap.add_argument("--key", required=True, help="stage input key computed by the launcher")
+    ap.add_argument("--jobs-json", required=True,
+                    help="[{variant, config: StudentConfig as JSON, key: stage input key computed by the launcher}]")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     quiet_libraries()
@@ -50,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.student.config import StudentConfig
     from recsys.student.stage import execute
 
-    cfg = build(StudentConfig, json.loads(args.config_json))
+    jobs = json.loads(args.jobs_json)
     try:
-        execute(cfg=cfg, run_dir=RunDir(args.run_dir), variant=args.variant, key=args.key)
+        for i, job in enumerate(jobs):
+            execute(cfg=build(StudentConfig, job["config"]), run_dir=RunDir(args.run_dir), variant=job["variant"],
+                    key=job["key"], keep_group=i + 1 < len(jobs))
     except StageError as e:  # a refused checkpoint or file, a diverged loss: one paragraph, not a traceback
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1

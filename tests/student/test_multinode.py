@@ -80,7 +80,7 @@ def test_rendezvous_flags_are_checked_before_launch() -> None:
     assert r.multi_node and r.max_nodes == 4
     assert r.torchrun_args(nproc=8) == ["--nnodes=2:4", "--nproc_per_node=8", "--rdzv-backend=c10d",
                                         "--rdzv-endpoint=host0:29500", "--rdzv-id=job1"]
-    cmd = torchrun_command(cfg=StudentConfig(nproc=8), run_dir=Path("/shared/run"), variant="student_kd", key="k",
+    cmd = torchrun_command(jobs=[("student_kd", StudentConfig(nproc=8), "k")], run_dir=Path("/shared/run"),
                            rdzv=Rendezvous(nnodes="4", node_rank=3, endpoint="h:1", rdzv_id="j"))
     assert "--node-rank=3" in cmd and "--standalone" not in cmd and cmd[cmd.index("-m", 3) + 1] == "recsys.student.worker"
     with pytest.raises(ConfigError, match="--rdzv-endpoint"):
