@@ -12,6 +12,11 @@ Why not faiss ``IndexFlatIP``: on a 2-core CPU it reaches ~12% of the matmul bou
   scores. The selection work drops by ~g while staying exact;
 * seen items are set to -inf inside the score block, so no over-fetch is needed;
 * all buffers are allocated once per call.
+
+A few queries at a time (``B <= SMALL_BATCH``, the service's one-user requests) are bandwidth-bound, and there
+the blocked path's per-block top-k and concatenation dominate: one matrix-vector product over all items plus
+``argpartition`` (numpy) is the fastest engine measured (benchmarks/bench_index.py ``exact_single``: ahead
+of faiss ``knn``/``IndexFlatIP``, torch ``mv`` + ``topk`` and the blocked path at 1M items, 64-d and 448-d).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 from recsys.index.seen import Seen
 
 GROUP = 16  # items per group for the max-pruning; 16 balanced the max pass and the gather on this CPU
+SMALL_BATCH = 4  # queries up to which one matrix-vector pass (numpy) beats the blocked GEMM path
 
 
 def exact_topk(
@@ -46,6 +52,8 @@ def exact_topk(
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if items.ndim != 2 or queries.ndim != 2 or items.shape[1] != queries.shape[1]:
         raise ValueError(f"exact_topk: items {items.shape} and queries {queries.shape} must be (N, d) and (B, d)")
+    if len(queries) <= SMALL_BATCH:
+        return _numpy_topk(items, queries, k=k, exclude=exclude, item_block=item_block)
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is optional for the index
