@@ -49,10 +49,10 @@ REFINED = ("ivf_pq", "ivf_fastscan")  # kinds whose PQ shortlist is re-scored ex
 
 
 def auto_pq(d: int, n: int, *, m: int, nbits: int, fastscan: bool = False) -> tuple[int, int]:
-    """Sub-quantizers dividing d (default d/2; fast-scan: d/2 up to d = 128, d/4 above) and bits small enough
+    """Sub-quantizers dividing d (default d/2; fast-scan: d up to d = 128, d/2 above) and bits small enough
     for k-means on n points (fast-scan: always 4)."""
     if fastscan:
-        m = m or max(1, d // 2 if d <= 128 else d // 4)
+        m = m or max(1, d if d <= 128 else d // 2)
         while d % m:
             m -= 1
         return m, 4

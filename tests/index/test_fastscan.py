@@ -78,13 +78,13 @@ def test_refine_ladder():
 
 
 def test_tune_picks_a_shortlist_factor_reaching_the_target():
-    items = clustered_vectors(6000, 16, n_clusters=32, seed=1)
-    q = queries_like(items, 150, seed=2)
-    ix = build_index(items, cfg=IndexConfig(kind="ivf_fastscan", k=10, refine_max=16, use_gpu="never"))
+    items = clustered_vectors(3000, 16, n_clusters=32, seed=1)
+    q = queries_like(items, 100, seed=2)
+    ix = build_index(items, cfg=IndexConfig(kind="ivf_fastscan", k=10, refine_max=8, use_gpu="never"))
     res = tune(ix, queries=q, k=10, target_recall=0.95)
     assert res.reached and res.k_factor in res.by_k_factor and res.by_k_factor[res.k_factor]["recall"] >= 0.95
     assert ix.params["k_factor"] == res.k_factor and ix.params["nprobe"] == res.value
-    assert max(res.by_k_factor) == 16  # the largest shortlist is always tried first
+    assert max(res.by_k_factor) == 8  # the largest shortlist is always tried first
     assert recall_vs_exact(ix.search(q, k=10)[1], ix.search(q, k=10, exact=True)[1]) == pytest.approx(res.recall)
 
 
