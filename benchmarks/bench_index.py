@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out-dir", default=None)
     ap.add_argument("--merge", nargs="*", default=None, metavar="JSON",
                     help="measure nothing: combine the widths of earlier runs' index.json files (one width each)")
+    ap.add_argument("--note", action="append", default=[], help="extra note for the JSON (how the runs were made)")
     a = ap.parse_args(argv)
     widths: list[dict[str, Any]] = []
     for f in a.merge or []:
@@ -242,7 +243,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("faiss/torch OpenMP threads run with OMP_WAIT_POLICY=PASSIVE when the command sets it (each width's "
          "omp_wait_policy): spinning threads on an oversubscribed machine otherwise stall every parallel region"),
     ]
-    out = write_result("index", results=result_rows(widths), notes=notes, extra={"k": K, "widths": widths},
+    notes += [f"{w['dim']}-d measured by `{w['run']['command']}` at {w['run']['date']}, commit {w['run']['git_commit']}"
+              for w in widths if "run" in w]
+    out = write_result("index", results=result_rows(widths), notes=[*notes, *a.note], extra={"k": K, "widths": widths},
                        out_dir=Path(a.out_dir) if a.out_dir else None, probes=False)
     print(f"wrote {out}")
     return {"widths": widths}
