@@ -18,7 +18,7 @@ matrix-vector pass over all items plus ``argpartition`` (numpy, no OpenMP region
 benchmarks/bench_index.py ``exact_single`` measures it beside faiss ``knn`` (IndexFlatIP's kernel), torch
 ``mv`` + ``topk`` and the blocked path, one query per call at 1M items: on the shared 2-core machine the
 blocked path swung from 0.4 to 20 queries/s at 64-d with the OpenMP wait policy and the load (each block is a
-parallel region; spinning threads that lose their core stall it), the numpy pass stayed at 4-7, within noise
+parallel region; spinning threads that lose their core stall it), the numpy pass stayed at 4-10, within noise
 of the best engine of each run.
 """
 
