@@ -31,9 +31,9 @@ class IndexConfig:
     # vectors IVF: nlist 0 -> about 4*sqrt(N) lists (the usual rule; >= 39 training points per list)
     nlist: int = ranged(0, ge=0)
     nprobe: int = ranged(0, ge=0)  # 0 -> tuned
-    # IVF coarse quantizer: flat = exact (one GEMM per query batch, fine to nlist ~4k); hnsw = an HNSW graph over
-    # the centroids (IndexHNSWFlat, efSearch = max(64, 2*nprobe)): what makes nlist 4k..16k cheap to add and to
-    # probe one query at a time
+    # IVF coarse quantizer: flat = exact (one GEMM per query batch); hnsw = an HNSW graph over the centroids
+    # (IndexHNSWFlat, efSearch = max(64, 2*nprobe)), for nlist far above 8k. At 1M items with nlist 2k..8k flat
+    # was the faster one, batched and one query at a time (benchmarks/README.md, index)
     quantizer: Quantizer = "flat"
     kmeans_iters: int = ranged(25, ge=1)  # IVF k-means iterations (faiss's default; fewer = faster, coarser lists)
     train_per_list: int = ranged(64, ge=39)  # k-means sample: train_per_list * nlist + 50k vectors (faiss warns < 39)
