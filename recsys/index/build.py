@@ -1,4 +1,5 @@
-"""Build a FAISS index over item vectors: exact flat IP, IVF-Flat, IVF-PQ (+ exact refinement) or HNSW.
+"""Build a FAISS index over item vectors: exact flat IP, IVF-Flat, IVF-PQ or IVF fast-scan PQ (+ exact
+refinement) or HNSW. IVF kinds take a flat or an HNSW coarse quantizer.
 
 Every kind is wrapped in ``IndexIDMap2`` so the saved file answers in catalogue ids. The metric is
 always inner product: ``cosine`` is inner product over L2-normalised vectors (queries are normalised
@@ -44,8 +45,17 @@ def auto_nlist(n: int) -> int:
     return int(max(1, min(round(4 * math.sqrt(n)), n // 39)))
 
 
-def auto_pq(d: int, n: int, *, m: int, nbits: int) -> tuple[int, int]:
-    """Sub-quantizers dividing d (default d/2) and bits small enough for k-means on n points."""
+REFINED = ("ivf_pq", "ivf_fastscan")  # kinds whose PQ shortlist is re-scored exactly (IndexRefineFlat)
+
+
+def auto_pq(d: int, n: int, *, m: int, nbits: int, fastscan: bool = False) -> tuple[int, int]:
+    """Sub-quantizers dividing d (default d/2; fast-scan: d up to d = 128, d/2 above) and bits small enough
+    for k-means on n points (fast-scan: always 4)."""
+    if fastscan:
+        m = m or max(1, d if d <= 128 else d // 2)
+        while d % m:
+            m -= 1
+        return m, 4
     m = m or max(1, d // 2)
     while d % m:
         m -= 1
@@ -83,21 +93,34 @@ def build_index(
     params: dict[str, int] = {}
     if cfg.kind == "flat":
         inner = faiss.IndexFlatIP(d)
-    elif cfg.kind in ("ivf_flat", "ivf_pq"):
+    elif cfg.kind in ("ivf_flat", "ivf_pq", "ivf_fastscan"):
         nlist = cfg.nlist or auto_nlist(n)
-        quant = faiss.IndexFlatIP(d)
+        if nlist > n:
+            raise ValueError(f"index.nlist={nlist} exceeds the {n} item vectors; lower it or leave it at 0 (auto)")
+        quant = faiss.IndexHNSWFlat(d, 32, ip) if cfg.quantizer == "hnsw" else faiss.IndexFlatIP(d)
         if cfg.kind == "ivf_flat":
             inner = faiss.IndexIVFFlat(quant, d, nlist, ip)
-        else:
+        elif cfg.kind == "ivf_pq":
             m, nbits = auto_pq(d, n, m=cfg.pq_m, nbits=cfg.pq_nbits)
             inner = faiss.IndexIVFPQ(quant, d, nlist, m, nbits, ip)
+        else:
+            m, _ = auto_pq(d, n, m=cfg.pq_m, nbits=4, fastscan=True)
+            inner = faiss.IndexIVFPQFastScan(quant, d, nlist, m, 4, ip)
         inner.own_fields = True
         quant.this.disown()
+        inner.cp.niter = cfg.kmeans_iters
+        clus = faiss.IndexFlatIP(d) if cfg.quantizer == "hnsw" else None
+        if clus is not None:  # k-means assigns with exact search; the graph is built once, over the final centroids
+            inner.clustering_index = clus
+            quant.hnsw.efSearch = 64  # assignment beam while adding items (set_params sets it for search)
         rng = np.random.default_rng(cfg.seed)
-        sample = x if n <= 64 * nlist + 50_000 else x[np.sort(rng.choice(n, 64 * nlist + 50_000, replace=False))]
+        n_train = cfg.train_per_list * nlist + 50_000
+        sample = x if n <= n_train else x[np.sort(rng.choice(n, n_train, replace=False))]
         inner.train(sample)
+        if clus is not None:
+            inner.clustering_index = None  # ``clus`` (Python-owned) is freed with this frame, never saved
         params["nprobe"] = cfg.nprobe or min(nlist, 16)
-        if cfg.kind == "ivf_pq" and cfg.refine_factor > 0:
+        if cfg.kind in REFINED and cfg.refine_factor > 0:
             base = inner
             inner = faiss.IndexRefineFlat(base)
             base.this.disown()

@@ -12,6 +12,14 @@ Why not faiss ``IndexFlatIP``: on a 2-core CPU it reaches ~12% of the matmul bou
   scores. The selection work drops by ~g while staying exact;
 * seen items are set to -inf inside the score block, so no over-fetch is needed;
 * all buffers are allocated once per call.
+
+A few queries at a time (``B <= SMALL_BATCH``, the service's one-user requests) are bandwidth-bound: one
+matrix-vector pass over all items plus ``argpartition`` (numpy, no OpenMP region per block) is used there.
+benchmarks/bench_index.py ``exact_single`` measures it beside faiss ``knn`` (IndexFlatIP's kernel), torch
+``mv`` + ``topk`` and the blocked path, one query per call at 1M items: on the shared 2-core machine the
+blocked path swung from 0.4 to 20 queries/s at 64-d with the OpenMP wait policy and the load (each block is a
+parallel region; spinning threads that lose their core stall it), the numpy pass stayed at 4-10, within noise
+of the best engine of each run.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import numpy as np
 from recsys.index.seen import Seen
 
 GROUP = 16  # items per group for the max-pruning; 16 balanced the max pass and the gather on this CPU
+SMALL_BATCH = 4  # queries taking the numpy pass (B = 1 is what the bench measures; to 4 it stays memory-bound)
 
 
 def exact_topk(
@@ -46,6 +55,8 @@ def exact_topk(
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if items.ndim != 2 or queries.ndim != 2 or items.shape[1] != queries.shape[1]:
         raise ValueError(f"exact_topk: items {items.shape} and queries {queries.shape} must be (N, d) and (B, d)")
+    if len(queries) <= SMALL_BATCH:
+        return _numpy_topk(items, queries, k=k, exclude=exclude, item_block=item_block)
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is optional for the index

@@ -55,7 +55,11 @@ class ItemIndex:
         self.params.update({k: int(v) for k, v in params.items()})
         inner = faiss.downcast_index(self.index.index)
         if "nprobe" in self.params:
-            faiss.extract_index_ivf(self.index).nprobe = self.params["nprobe"]
+            ivf = faiss.extract_index_ivf(self.index)
+            ivf.nprobe = self.params["nprobe"]
+            quant = faiss.downcast_index(ivf.quantizer)
+            if isinstance(quant, faiss.IndexHNSW):  # the graph must return nprobe good lists
+                quant.hnsw.efSearch = max(64, 2 * self.params["nprobe"])
         if "ef_search" in self.params:
             inner.hnsw.efSearch = self.params["ef_search"]
         if "k_factor" in self.params and isinstance(inner, faiss.IndexRefine):
@@ -111,7 +115,7 @@ class ItemIndex:
         return s, i
 
     def _refine(self) -> int:
-        return int(self.params.get("k_factor", 1)) if self.cfg.kind == "ivf_pq" else 1
+        return int(self.params.get("k_factor", 1)) if self.cfg.kind in ("ivf_pq", "ivf_fastscan") else 1
 
     # ------------------------------------------------------------------ GPU
     def _gpu_index(self) -> Any:
@@ -121,8 +125,9 @@ class ItemIndex:
         self._gpu_tried = True
         if not want_gpu(self.cfg.use_gpu):
             return None
-        if self.cfg.kind == "hnsw":
-            log.info("HNSW has no faiss GPU implementation; searching on CPU")
+        if self.cfg.kind in ("hnsw", "ivf_fastscan") or self.cfg.quantizer == "hnsw":
+            log.info("faiss has no GPU %s; searching on CPU",
+                     "HNSW" if self.cfg.kind == "hnsw" or self.cfg.quantizer == "hnsw" else "fast-scan PQ")
             return None
         faiss = import_faiss()
         inner = faiss.downcast_index(self.index.index)

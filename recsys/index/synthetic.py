@@ -39,3 +39,34 @@ def queries_like(items: np.ndarray, n: int, *, seed: int = 1, noise: float = 0.5
     q = items[picks].mean(1)
     q += rng.standard_normal(q.shape).astype(np.float32) * (noise / np.sqrt(items.shape[1]))
     return np.ascontiguousarray(q, dtype=np.float32)
+
+
+def resample_like(items: np.ndarray, n: int, *, noise: float = 0.5, rank: int = 64, seed: int = 0) -> np.ndarray:
+    """(n, d) float32: ``n`` vectors resampled from real item vectors, keeping their cluster structure.
+
+    Each new vector is a random real row plus Gaussian noise drawn from the rows' own covariance (top
+    ``rank`` principal directions, each with its own spread, scaled by ``noise``), then rescaled to the
+    source row's norm. The noise lies in the subspace the real vectors span, so a 448-d export that is a
+    384-d teacher part and a 64-d student part stays low-rank like the original; ``noise`` = 0.5 puts a
+    copy at cosine ~0.9 of its source, so the copies of one item are near, not duplicates.
+
+    Args:
+        items: (N0, d) real item vectors (e.g. a student export's ``item_vectors``).
+        n: rows wanted (e.g. 1,000,000).
+    """
+    x = np.ascontiguousarray(items, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    mu = x.mean(0)
+    _, sv, vt = np.linalg.svd(x - mu, full_matrices=False)
+    r = min(rank, len(sv))
+    basis = (vt[:r] * (sv[:r, None] / np.sqrt(max(1, len(x) - 1)))).astype(np.float32)  # (r, d): std along each
+    src = rng.integers(0, len(x), size=n)
+    norms = np.linalg.norm(x, axis=1)
+    out = np.empty((n, x.shape[1]), np.float32)
+    for s in range(0, n, 1 << 16):
+        e = min(n, s + (1 << 16))
+        v = x[src[s:e]] + (rng.standard_normal((e - s, r), dtype=np.float32) * np.float32(noise)) @ basis
+        nv = np.linalg.norm(v, axis=1, keepdims=True)
+        v *= (norms[src[s:e], None] / np.maximum(nv, 1e-12)).astype(np.float32)
+        out[s:e] = v
+    return out

@@ -94,16 +94,16 @@ def clustered():
     return items, queries_like(items, 200, seed=2)
 
 
-@pytest.mark.parametrize("kind", ["ivf_flat", "ivf_pq", "hnsw"])
+@pytest.mark.parametrize("kind", ["ivf_flat", "ivf_pq", "ivf_fastscan", "hnsw"])
 def test_tuning_reaches_target_recall(clustered, kind):
     items, q = clustered
-    ix = build_index(items, cfg=IndexConfig(kind=kind, k=10, pq_nbits=6, hnsw_m=16, ef_construction=80))
+    ix = build_index(items, cfg=IndexConfig(kind=kind, k=10, pq_nbits=6, hnsw_m=16, ef_construction=80, refine_max=16))
     res = tune(ix, queries=q, k=10, target_recall=0.95)
     assert res.reached and res.recall >= 0.95, res
     assert res.value is not None and ix.params[res.param] == res.value
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf_flat", "ivf_pq", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf_flat", "ivf_pq", "ivf_fastscan", "hnsw"])
 def test_save_load_identical(tmp_path, clustered, kind):
     items, q = clustered
     items = items[:4000]
