@@ -95,15 +95,12 @@ def requeue_interrupted(study: Any) -> list[int]:
 def rows(study: Any) -> list[TrialRow]:
     """Every trial of the study, in number order."""
     trials = study.get_trials(deepcopy=False)
-    reruns = {t.user_attrs["rerun_of"] for t in trials if "rerun_of" in t.user_attrs}
     out = []
     for t in trials:
         state = t.state.name
         folder = int(t.user_attrs.get("rerun_of", t.number))
         if state == "FAIL" and any(u.number > t.number and u.user_attrs.get("rerun_of") == folder for u in trials):
-            state = "INTERRUPTED"
-        elif state == "FAIL" and t.number in reruns:
-            state = "INTERRUPTED"
+            state = "INTERRUPTED"  # a later trial re-runs it (a failed objective is not re-run: it stays FAIL)
         out.append(TrialRow(number=t.number, state=state, params=dict(t.params),
                             ndcg=None if t.value is None else float(t.value), recall=t.user_attrs.get("recall@10"),
                             seconds=t.user_attrs.get("seconds"), folder=folder,
