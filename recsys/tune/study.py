@@ -66,9 +66,11 @@ def open_study(*, path: Path, cfg: TuneConfig, fingerprint: str) -> Any:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(path)))
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.startup_trials)
-    study = optuna.create_study(study_name=STUDY, storage=storage, sampler=sampler, direction="maximize",
-                                load_if_exists=True)
+    study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize", load_if_exists=True)
+    # A resumed sampler seeded as the first one would replay the first random draws (the startup trials do not
+    # read the history): offset the seed by the trials already in the study. A new study uses the seed itself.
+    offset = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + offset, n_startup_trials=cfg.startup_trials)
     was = study.user_attrs.get("fingerprint")
     if was is None:
         study.set_user_attr("fingerprint", fingerprint)

@@ -51,8 +51,8 @@ def fake(calls: list[tuple[int, dict]]) -> Objective:
 
 
 def _run(path: Path, *, trials: int, seed: int = 0, objective=None, space: SearchSpace = SMALL,
-         fingerprint: str = "f") -> list:
-    cfg = TuneConfig(trials=trials, seed=seed, startup_trials=2, space=space)
+         fingerprint: str = "f", startup: int = 2) -> list:
+    cfg = TuneConfig(trials=trials, seed=seed, startup_trials=startup, space=space)
     base = {**BASE, "dim": 16}
     return optimize(cfg=cfg, path=path, base=base, fingerprint=fingerprint, objective=objective or fake([]))
 
@@ -68,6 +68,7 @@ def test_two_trials_then_resume_adds_trials_without_repeating_numbers(tmp_path: 
     more = _run(journal, trials=4, objective=fake(calls))
     assert [r.number for r in more] == [0, 1, 2, 3] and len(calls) == 4
     assert [r.params for r in more[:2]] == [r.params for r in first]  # the finished trials are kept as they were
+    assert len({tuple(sorted(r.params.items())) for r in more}) == 4
 
 
 def test_an_interrupted_trial_is_marked_and_re_run_in_its_own_folder(tmp_path: Path) -> None:
@@ -82,13 +83,14 @@ def test_an_interrupted_trial_is_marked_and_re_run_in_its_own_folder(tmp_path: P
         return ok(folder, params)
 
     with pytest.raises(KeyboardInterrupt):
-        _run(journal, trials=3, objective=dies_on_the_second)
+        _run(journal, trials=3, objective=dies_on_the_second, startup=4)
     killed = calls[1]
-    table = _run(journal, trials=3, objective=ok)
+    table = _run(journal, trials=3, objective=ok, startup=4)  # still random draws after the resume
     states = {r.number: r.state for r in table}
     assert states == {0: "COMPLETE", 1: "INTERRUPTED", 2: "COMPLETE", 3: "COMPLETE"}
     assert calls[2] == killed  # re-run first, same params, same folder (1)
     assert table[2].folder == 1 and table[2].params == killed[1]
+    assert table[3].params != killed[1]  # the resumed seeded sampler does not replay the first run's draws
 
 
 def test_same_seed_samples_the_same_params(tmp_path: Path) -> None:
