@@ -14,10 +14,11 @@ from recsys.config import ranged
 
 @dataclasses.dataclass(frozen=True)
 class FloatRange:
-    """A float knob sampled in ``[lo, hi]`` (log-uniform when ``log``)."""
+    """A float knob sampled in ``[lo, hi]`` (log-uniform when ``log``). The bounds take any number here; the
+    target field's own range is checked against them (``recsys.tune.space.check``)."""
 
-    lo: float
-    hi: float
+    lo: float = ranged(0.0)
+    hi: float = ranged(0.0)
     log: bool = False
     on: bool = True
 
@@ -26,9 +27,9 @@ class FloatRange:
 class IntRange:
     """An integer knob sampled in ``lo, lo + step, ..., hi``."""
 
-    lo: int
-    hi: int
-    step: int = 1
+    lo: int = ranged(0)
+    hi: int = ranged(0)
+    step: int = ranged(1, ge=1)
     on: bool = True
 
 
@@ -36,7 +37,7 @@ class IntRange:
 class Choice:
     """A categorical knob over string values (a ``Literal`` field of the target config)."""
 
-    values: tuple[str, ...]
+    values: tuple[str, ...] = ()
     on: bool = True
 
 
@@ -44,7 +45,7 @@ class Choice:
 class IntChoice:
     """A categorical knob over integers (e.g. vector sizes: 32, 64, 128 rather than every integer)."""
 
-    values: tuple[int, ...]
+    values: tuple[int, ...] = ranged(())
     on: bool = True
 
 
