@@ -57,6 +57,8 @@ COMMANDS: tuple[Command, ...] = (
             "when --nproc > 1)"),
     Command("student", "pipelines.student", "train one student variant on a run's tables (torchrun when "
             "--nproc > 1)"),
+    Command("tune", "pipelines.tune", "budgeted Optuna search over the student's knobs, scored on valid "
+            "NDCG@10 -> the best config (TOML), trials table, plot (resumable)"),
     Command("retrain", "pipelines.retrain", "retrain a published version on new logs; gated, atomically "
             "published"),
     Command("rollback", "pipelines.retrain", "point `current` back at the previous published version",

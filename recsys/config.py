@@ -198,6 +198,12 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Nested tables: ``extra``'s keys over ``base``'s, table by table (what ``load`` does to a file and its
+    overrides)."""
+    return _merge(base, extra)
+
+
 def load(cls: type[T], *, path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """Load ``cls`` from an optional TOML file, then apply ``key=value`` overrides."""
     table: dict[str, Any] = {}
@@ -211,3 +217,45 @@ def load(cls: type[T], *, path: str | Path | None = None, overrides: list[str] |
             raise ConfigError(f"config file {p}: invalid TOML ({e})") from None
     table = _merge(table, parse_overrides(overrides or []))
     return build(cls, table)
+
+
+def _toml_value(v: Any, key: str) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if v == v and abs(v) != float("inf") else "nan" if v != v else "inf" if v > 0 else "-inf"
+    if isinstance(v, (str, Path)):
+        s = str(v)
+        return '"' + "".join(c if c not in '"\\' and c.isprintable() else f"\\u{ord(c):04x}" for c in s) + '"'
+    if isinstance(v, (tuple, list)):
+        return "[" + ", ".join(_toml_value(x, key) for x in v) + "]"
+    raise ConfigError(f"config key '{key}': {v!r} cannot be written as TOML")
+
+
+def dumps(obj: Any) -> str:
+    """A frozen dataclass tree as TOML that ``load(type(obj), path=...)`` reads back equal: scalars and tuples
+    first, then one ``[table]`` per nested dataclass. A None field is left out when it defaults to None, else
+    written as ``"none"`` (what the loader reads as None for an optional field)."""
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise TypeError(f"dumps(): expected a dataclass instance, got {type(obj).__name__}")
+    lines: list[str] = []
+
+    def table(node: Any, prefix: str) -> None:
+        nested = []
+        for f in dataclasses.fields(node):
+            v, key = getattr(node, f.name), prefix + f.name
+            if dataclasses.is_dataclass(v) and not isinstance(v, type):
+                nested.append((f.name, v))
+            elif v is None:
+                if f.default is not None:  # TOML has no null; the loader reads "none" as None for Optional fields
+                    lines.append(f'{f.name} = "none"')
+            else:
+                lines.append(f"{f.name} = {_toml_value(v, key)}")
+        for name, v in nested:
+            lines.extend(["", f"[{prefix}{name}]"])
+            table(v, f"{prefix}{name}.")
+
+    table(obj, "")
+    return "\n".join(lines).lstrip("\n") + "\n"

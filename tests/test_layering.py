@@ -19,7 +19,7 @@ SHARED = ("recsys.artifacts", "recsys.config", "recsys.metrics", "recsys.runlock
 # Documented exceptions, (importing package, imported module prefix): the service runs the query API over the
 # published store.
 ALLOWED = {("serve", "recsys.api"), ("serve", "recsys.publish.store")}
-HEAVY = {"torch", "torchrec", "fbgemm_gpu", "transformers", "faiss", "lightgbm", "implicit"}
+HEAVY = {"torch", "torchrec", "fbgemm_gpu", "transformers", "faiss", "lightgbm", "implicit", "optuna"}
 
 
 def _imports(path: Path) -> list[tuple[str, bool]]:

@@ -28,6 +28,7 @@ FILE_NAMES: tuple[str, ...] = (
     "reranked_test.parquet", "feature_importance.json", "popularity_valid.npy", "popularity_test.npy",
     "als_user_valid.npy", "als_item_valid.npy", "metrics.json", "report.md", "gate.json", "cold_start.json",
     "cold_start.md", "last.rank0.pt", "best.rank0.pt", "user_tower.safetensors", "pruned_model.safetensors",
+    "study.journal", "trials.parquet", "trials.md", "trials.png", "best.toml",
 )
 
 
@@ -209,6 +210,31 @@ class Layout:
     @property
     def cold_start_md(self) -> Path:
         return self.root / "cold_start.md"
+
+    # ---------------------------------------------------------------- tune/ (recsys tune), best.toml
+    @property
+    def tune(self) -> Path:
+        return self.root / "tune"
+
+    @property
+    def tune_study(self) -> Path:  # Optuna JournalStorage file (append-only JSON lines): the resumable study
+        return self.tune / "study.journal"
+
+    @property
+    def tune_trials(self) -> Path:  # trial i32, state str, <knob> columns, valid_ndcg@10, valid_recall@10, seconds
+        return self.tune / "trials.parquet"
+
+    @property
+    def tune_trials_md(self) -> Path:
+        return self.tune / "trials.md"
+
+    @property
+    def tune_plot(self) -> Path:  # valid NDCG@10 per trial + best so far
+        return self.tune / "trials.png"
+
+    @property
+    def best_config(self) -> Path:  # the complete pipeline config of the best trial (TOML, `recsys evaluate -c`)
+        return self.root / "best.toml"
 
 
 def table_paths(directory: Path) -> dict[str, Path]:
