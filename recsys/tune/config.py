@@ -64,6 +64,7 @@ class SearchSpace:
     epochs: IntRange = IntRange(2, 8)  # default 5 (early stopping on valid NDCG@10 still applies)
     dim: IntChoice = IntChoice((32, 64, 128))  # default 64
     negatives: Choice = Choice(("in_batch", "mixed", "full"))  # default in_batch; full is ~5x slower per epoch
+    user_tower: Choice = Choice(("pooled", "sequential"))  # default pooled; sequential is ~5x slower per example
 
 
 @dataclasses.dataclass(frozen=True)
