@@ -56,6 +56,7 @@ class Batch:
     text: torch.Tensor | None  # (n_item_rows, D) f32
     carry_user: torch.Tensor | None = None  # (n_user_rows, Dt) teacher vector of each user row's history
     carry_item: torch.Tensor | None = None  # (n_item_rows, Dt) teacher vector of each item row
+    carry_scale: torch.Tensor | None = None  # (n_item_rows, 2) per-item carry scales (``recsys.student.carry``)
 
 
 def item_features(items: pl.DataFrame, train: pl.DataFrame, *, text: np.ndarray | None,
@@ -177,7 +178,7 @@ def _user_side(feats: ItemFeatures, users: np.ndarray, starts: np.ndarray, ends:
 def make_batch(
     *, feats: ItemFeatures, users: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,
     items: np.ndarray, keep_id: np.ndarray | None = None, history_len: int = 50, recent_len: int = 3,
-    user_ids: bool = False,
+    user_ids: bool = False, carry_scale: np.ndarray | None = None,
 ) -> Batch:
     """Build a batch of ``len(users)`` user rows then ``len(items)`` item rows.
 
@@ -186,6 +187,7 @@ def make_batch(
         items: (Bi,) candidate item indices.
         keep_id: (Bi,) 1 = use the item-id vector, 0 = drop it (ID dropout, cold items). Default: all 1.
         user_ids: emit real user ids in the ``user`` feature (only when the student has a user-id table).
+        carry_scale: (Bi, 2) per-item scales of the carried teacher and residual parts; default: none (1, 1).
     """
     bu, bi = len(users), len(items)
     side_u = _user_side(feats, users, starts, ends, flat, history_len=history_len, recent_len=recent_len,
@@ -214,7 +216,8 @@ def make_batch(
                                          last_n=feats.carry_last_n, decay=feats.carry_decay) if bu else \
             torch.zeros((0, feats.carry.shape[1]))
     return Batch(kjt=kjt, n_user_rows=bu, item_ids=torch.from_numpy(items.astype(np.int64)),
-                 keep_id=torch.from_numpy(keep), text=text, carry_user=carry_u, carry_item=carry_i)
+                 keep_id=torch.from_numpy(keep), text=text, carry_user=carry_u, carry_item=carry_i,
+                 carry_scale=None if carry_scale is None else torch.from_numpy(carry_scale.astype(np.float32)))
 
 
 def teacher_prefix_vectors(*, teacher: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,

@@ -51,6 +51,12 @@ class StudentConfig:
     # (item: its own; user: the teacher's recency-pooled history) and score a*cos_teacher + (1-a)*cos_student; the id/brand/category
     # paths learn the residual. 0.5 vs 0 (the old student), valid NDCG@10 of student_kd: Beauty 0.0745 vs
     # 0.0691, Toys 0.0776 vs 0.0688. student_no_kd sets it to 0 (nothing of the adapted teacher)
+    carry_count_k: float = ranged(0.0, ge=0)  # k > 0: per-item carry (``recsys.student.carry``): an item with n
+    # training events scores alpha cos_teacher + beta cos_student, beta = (1-a) n/(n+k), alpha = a + carry_shift *
+    # (1-a) k/(n+k); an item without events is its teacher vector alone. Applied where item vectors are encoded
+    # (each epoch's validation, the export), not in training batches; the user side is unchanged. 0 = off
+    carry_shift: float = ranged(1.0, ge=0, le=1)  # share of the residual weight an item did not earn that moves to
+    # its teacher part (1: alpha + beta = 1; 0: the residual is only shrunk)
     # --- training
     lr: float = ranged(2e-3, gt=0)  # Adam(W) for the dense parts (MLPs, projections)
     table_lr: float = ranged(0.05, gt=0)  # fused rowwise Adagrad for the tables (sparse rows: adagrad is the
