@@ -41,7 +41,8 @@ def test_tower_scores_are_alpha_cos_teacher_plus_beta_cos_student(tiny_run) -> N
     from recsys.student.towers import TwoTower
 
     base = StudentConfig(dim=8, item_id_dim=8, brand_dim=4, category_dim=4, mlp=(16,), batch_size=16, nproc=1,
-                         lambda_emb=0.0, lambda_rank=0.0, id_dropout=0.0, teacher_carry=0.25)
+                         lambda_emb=0.0, lambda_rank=0.0, id_dropout=0.0, teacher_carry=0.25,
+                         carry_count_k=0.0)
     cfg = dataclasses.replace(base, carry_count_k=2.0, carry_shift=1.0)
     data = load_data(cfg=cfg, layout=tiny_run.layout, need_teacher=True)
     counts = data.feats.train_count.copy()
