@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     with open_node_run(args.out, rdzv=rdzv):
         rec = train_variant(cfg, RunDir(args.out), variant=args.variant, force=args.force, rdzv=rdzv)
-    print(json.dumps({"variant": args.variant, "test": rec.get("test"), "seconds": rec.get("seconds")}, indent=2))
+    print(json.dumps({"variant": args.variant, "test": rec.get("test"), "valid_slices": rec.get("valid_slices"),
+                      "seconds": rec.get("seconds")}, indent=2))
     return 0
 
 

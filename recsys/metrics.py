@@ -240,6 +240,23 @@ def popularity_slices(train: pl.DataFrame, *, n_items: int, head: float = 0.2, t
     return pl.DataFrame({"item": np.arange(n_items, dtype=np.int32), "slice": label.astype(str)})
 
 
+def popularity_summary(result: EvalResult, *, train: pl.DataFrame, ks: Sequence[int] = (10,), head: float = 0.2,
+                       tail: float = 0.5) -> dict[str, dict[str, float | None]]:
+    """``result``'s NDCG/Recall@ks overall ("all") and per ``popularity_slices`` of ``train`` (head, torso, tail,
+    cold, in that order), each with its number of targets; a slice without targets has None metrics. What the
+    student stage records on valid, so per-slice choices need no eval stage (which reports on test)."""
+    names = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall")]
+    summ = summarize(result.per_target, ks=ks)
+    out: dict[str, dict[str, float | None]] = {
+        "all": {"targets": float(result.per_target.height), **{m: summ[m] for m in names}}}
+    got = {r["slice"]: r for r in result.by_slice(popularity_slices(train, n_items=result.n_items, head=head,
+                                                                        tail=tail), on="item", ks=ks).to_dicts()}
+    for s in ("head", "torso", "tail", "cold"):
+        r = got.get(s)
+        out[s] = {"targets": float(r["targets"]) if r else 0.0, **{m: (float(r[m]) if r else None) for m in names}}
+    return out
+
+
 def history_length_slices(history: pl.DataFrame, *, bins: Sequence[int] = (5, 10, 20)) -> pl.DataFrame:
     """Label users by history length: "<5", "5-9", "10-19", ">=20" for the default bins."""
     lens = history.group_by("user").len()

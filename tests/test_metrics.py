@@ -175,3 +175,22 @@ def test_one_and_several_targets_per_user_rank_and_cover_as_the_sorted_reference
                 assert got[(u, t)] == int((s >= s[t]).sum()) - 1, (u, t)
         assert got[(0, 7)] == int((scores[0] > scores[0, 7]).sum()) + 1 - int(scores[0, 1] > scores[0, 7])  # tie
         assert res.coverage == {k: len(v) / 9 for k, v in covered.items()}
+
+
+def test_popularity_summary_gives_overall_and_every_popularity_slice() -> None:
+    from recsys.metrics import popularity_summary
+
+    # train counts: item 0 x3 (head), item 1 x2 (torso), item 2 x1 (tail), items 3-4 cold (head=0.2, tail=0.4)
+    train = pl.DataFrame({"user": [0, 0, 1, 1, 1, 2], "item": [0, 0, 0, 1, 2, 1]})
+    # user 0's target item 2 ranks 0th (ndcg 1), user 1's target item 3 ranks 1st (ndcg 1/log2(3)); no head target
+    scores = np.array([[0.1, 0.2, 0.9, 0.0, 0.0], [0.5, 0.9, 0.0, 0.6, 0.0]], dtype=np.float32)
+    res = evaluate_scores(score_fn=_fixed(scores), targets=pl.DataFrame({"user": [0, 1], "item": [2, 3]}),
+                          history=pl.DataFrame({"user": [1], "item": [0]}), n_items=5, ks=(10,))
+    out = popularity_summary(res, train=train, ks=(1,), head=0.2, tail=0.4)
+    assert list(out) == ["all", "head", "torso", "tail", "cold"]
+    assert out["all"] == {"targets": 2.0, "ndcg@1": 0.5, "recall@1": 0.5}
+    assert out["tail"] == {"targets": 1.0, "ndcg@1": 1.0, "recall@1": 1.0}
+    assert out["cold"] == {"targets": 1.0, "ndcg@1": 0.0, "recall@1": 0.0}
+    assert out["head"] == {"targets": 0.0, "ndcg@1": None, "recall@1": None}
+    assert popularity_summary(res, train=train, ks=(2,), head=0.2, tail=0.4)["cold"]["ndcg@2"] == \
+        pytest.approx(1 / math.log2(3))

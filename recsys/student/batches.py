@@ -60,6 +60,7 @@ class Batch:
     carry_item: torch.Tensor | None = None  # (n_item_rows, Dt) teacher vector of each item row
     seq: KeyedJaggedTensor | None = None  # sequential user tower: ``seq_item`` = the last seq_len history items of
     # each user row, oldest first (the EmbeddingCollection's input; None when the tower is pooled)
+    carry_scale: torch.Tensor | None = None  # (n_item_rows, 2) per-item carry scales (``recsys.student.carry``)
 
 
 def item_features(items: pl.DataFrame, train: pl.DataFrame, *, text: np.ndarray | None,
@@ -181,7 +182,7 @@ def _user_side(feats: ItemFeatures, users: np.ndarray, starts: np.ndarray, ends:
 def make_batch(
     *, feats: ItemFeatures, users: np.ndarray, starts: np.ndarray, ends: np.ndarray, flat: np.ndarray,
     items: np.ndarray, keep_id: np.ndarray | None = None, history_len: int = 50, recent_len: int = 3,
-    user_ids: bool = False, seq_len: int = 0,
+    user_ids: bool = False, seq_len: int = 0, carry_scale: np.ndarray | None = None,
 ) -> Batch:
     """Build a batch of ``len(users)`` user rows then ``len(items)`` item rows.
 
@@ -192,6 +193,7 @@ def make_batch(
         user_ids: emit real user ids in the ``user`` feature (only when the student has a user-id table).
         seq_len: > 0 (sequential user tower): also the ``seq_item`` sequence KJT of the last ``seq_len`` history
             items of each user row (``Batch.seq``; none when there is no user row).
+        carry_scale: (Bi, 2) per-item scales of the carried teacher and residual parts; default: none (1, 1).
     """
     bu, bi = len(users), len(items)
     side_u = _user_side(feats, users, starts, ends, flat, history_len=history_len, recent_len=recent_len,
@@ -225,7 +227,8 @@ def make_batch(
         seq = KeyedJaggedTensor(keys=["seq_item"], values=torch.from_numpy(s_items),
                                 lengths=torch.from_numpy(s_len))
     return Batch(kjt=kjt, n_user_rows=bu, item_ids=torch.from_numpy(items.astype(np.int64)),
-                 keep_id=torch.from_numpy(keep), text=text, carry_user=carry_u, carry_item=carry_i, seq=seq)
+                 keep_id=torch.from_numpy(keep), text=text, carry_user=carry_u, carry_item=carry_i, seq=seq,
+                 carry_scale=None if carry_scale is None else torch.from_numpy(carry_scale.astype(np.float32)))
 
 
 def seq_len_of(cfg: StudentConfig) -> int:

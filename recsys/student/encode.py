@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
+from recsys.student import carry
 from recsys.student.batches import ITEM_KEYS, USER_KEYS, Histories, ItemFeatures, make_batch, seq_len_of
 from recsys.student.config import StudentConfig
 from recsys.student.seq_user_tower import SeqUserTower
@@ -36,14 +37,18 @@ def _gather_rows(local: torch.Tensor, n: int) -> np.ndarray:
 
 @torch.no_grad()
 def encode_items(*, towers: TwoTower, feats: ItemFeatures, cfg: StudentConfig) -> np.ndarray:
-    """(N_items, d) item vectors; items with no training event use text/brand/category only (id dropped)."""
+    """(N_items, d) item vectors; items with no training event use text/brand/category only (id dropped); with
+    ``cfg.carry_count_k > 0`` each item's carried parts are scaled by its training count (``recsys.student.carry``)."""
     rows, per = _rows_of_rank(feats.n_items)
     out = []
     empty = np.zeros(0, np.int64)
     for s in range(0, per, cfg.eval_batch_size):
         it = rows[s:s + cfg.eval_batch_size]
         keep = (feats.train_count[it] > 0).astype(np.float32)
-        batch = make_batch(feats=feats, users=empty, starts=empty, ends=empty, flat=empty, items=it, keep_id=keep)
+        scale = carry.item_scales(counts=feats.train_count[it], carry=cfg.teacher_carry, k=cfg.carry_count_k,
+                                  shift=cfg.carry_shift) if towers.carry_dim and cfg.carry_count_k > 0 else None
+        batch = make_batch(feats=feats, users=empty, starts=empty, ends=empty, flat=empty, items=it, keep_id=keep,
+                           carry_scale=scale)
         out.append(towers(batch)[1])
     return _gather_rows(torch.cat(out), feats.n_items)
 

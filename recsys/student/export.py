@@ -3,7 +3,8 @@
 The item vectors (N_items, d) covers every catalogue item — items without training events get a
 vector from text/brand/category alone (their id vector is dropped, as ID dropout taught the tower).
 The user vectors of valid and test (N_users, d) use history = train and train + valid. Scores are inner
-products of L2-normalised vectors (``metric = "ip"``).
+products (``metric = "ip"``) of L2-normalised vectors, except that a student with per-item carry
+(``student.carry_count_k > 0``, ``recsys.student.carry``) scales each item vector's two parts by its training count.
 
 The int8 export quantises each item vector per row: ``q = round(v / s)``, ``s = max|v| / 127``; the
 NDCG@10 it loses against the float vectors is measured on valid and test and recorded.
@@ -39,14 +40,17 @@ def dequantize_int8(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Split,
-             eval_users: int = 0) -> dict[str, float]:
+             eval_users: int = 0, slices: dict[str, Any] | None = None) -> dict[str, float]:
     """Full-ranking metrics of inner-product scores on ``split`` (history excluded); ``eval_users`` > 0: on a
-    seeded sample of that many users (the same users for every call)."""
+    seeded sample of that many users (the same users for every call). ``slices``: a dict that receives the
+    NDCG/Recall@10 per item-popularity slice (``metrics.popularity_summary``) from the same ranking."""
     targets = tables.targets(split)
     if eval_users:
         targets = metrics.of_users(targets, metrics.sample_users(targets, n=eval_users, seed=0))
     res = metrics.evaluate_scores(score_fn=lambda u: users[u] @ items.T, targets=targets,
                                   history=tables.history(split), n_items=tables.n_items)
+    if slices is not None:
+        slices.update(metrics.popularity_summary(res, train=tables.train, ks=(10,)))
     return {k: v for k, v in res.summary(ks=(10, 20)).items() if "@" in k}
 
 
@@ -54,16 +58,20 @@ def write_exports(*, layout: Layout, variant: str, items: np.ndarray, users_vali
                   users_test: np.ndarray, tables: Tables, quantize: bool, tower: user_tower.UserTower | None = None,
                   eval_users: int = 0) -> tuple[list[Path], dict[str, Any]]:
     """Write the vectors (and int8 copies, and the numpy user tower); return the paths and a metrics/quantisation
-    summary (on a seeded sample of ``eval_users`` users when > 0). Non-finite vectors are refused (ArtifactError)
+    summary (on a seeded sample of ``eval_users`` users when > 0; ``valid_slices``: valid NDCG/Recall@10 per item
+    popularity slice). Non-finite vectors are refused (ArtifactError)
     before anything is written."""
     paths = S.write_vectors(layout=layout, variant=variant, items=items.astype(np.float32),
                             users_valid=users_valid.astype(np.float32), users_test=users_test.astype(np.float32))
     if tower is not None:
         paths.append(user_tower.write(layout=layout, variant=variant, tower=tower))
+    valid_slices: dict[str, Any] = {}
     info: dict[str, Any] = {
-        "valid": evaluate(users=users_valid, items=items, tables=tables, split="valid", eval_users=eval_users),
+        "valid": evaluate(users=users_valid, items=items, tables=tables, split="valid", eval_users=eval_users,
+                          slices=valid_slices),
         "test": evaluate(users=users_test, items=items, tables=tables, split="test", eval_users=eval_users),
         "bytes": {"item_vectors_f32": int(items.nbytes)},
+        "valid_slices": valid_slices,
     }
     if quantize:
         q, s = quantize_int8(items)

@@ -1,7 +1,8 @@
 """The student's item tower in numpy: ``TwoTower.item_tower`` over every catalogue item at once, without torch.
 
     t_item[i] * keep_id[i] ‖ t_brand[brand(i)] ‖ mean(t_cat[category prefixes of i]) ‖ W_text text[i] + b_text
-        -> Linear-ReLU-...-Linear -> L2 norm [-> [sqrt(a) carry[i], sqrt(1 - a) r] with teacher carry a > 0]
+        -> Linear-ReLU-...-Linear -> L2 norm [-> [sqrt(a) carry[i], sqrt(1 - a) r] with teacher carry a > 0, each part times
+        its column of ``carry_scale[i]`` with per-item carry]
 
 ``keep_id = 0`` is the id path off (what ID dropout trains the tower for, and what an item without training events
 gets at export). The pruned student (``recsys.student.prune``) runs this forward with pruned weights; an item
@@ -36,6 +37,7 @@ class ItemTower:
     text: np.ndarray | None = None
     carry: np.ndarray | None = None
     teacher_carry: float = 0.0
+    carry_scale: np.ndarray | None = None  # (N, 2) per-item scales of the two carried parts (``recsys.student.carry``)
 
     @property
     def n_items(self) -> int:
@@ -65,4 +67,6 @@ class ItemTower:
         if self.carry is None:
             return x
         a = self.teacher_carry
-        return np.concatenate([np.sqrt(a) * self.carry, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
+        ct, cr = (np.sqrt(a), np.sqrt(1.0 - a)) if self.carry_scale is None else \
+            (np.sqrt(a) * self.carry_scale[:, :1], np.sqrt(1.0 - a) * self.carry_scale[:, 1:])
+        return np.concatenate([ct * self.carry, cr * x], axis=1).astype(np.float32)

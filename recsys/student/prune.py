@@ -101,8 +101,10 @@ class PrunedStudent:
         t[self.id_rows] = self.t_item
         return t
 
-    def towers(self, *, text: np.ndarray | None, carry: np.ndarray | None) -> tuple[UserTower, ItemTower]:
-        """The numpy towers of this student; ``text`` (N, D) and ``carry`` (N, Dt) are the teacher inputs."""
+    def towers(self, *, text: np.ndarray | None, carry: np.ndarray | None,
+               carry_scale: np.ndarray | None = None) -> tuple[UserTower, ItemTower]:
+        """The numpy towers of this student; ``text`` (N, D) and ``carry`` (N, Dt) are the teacher inputs,
+        ``carry_scale`` (N, 2) the per-item carry scales of the item side (``recsys.student.carry``; None = off)."""
         table = self.full_table()
         kept = np.zeros(self.n_items, bool)
         kept[self.id_rows] = True
@@ -114,7 +116,8 @@ class PrunedStudent:
         item = ItemTower(t_item=table, t_brand=self.t_brand, t_cat=self.t_cat, item_brand=self.item_brand,
                          cat_ptr=self.cat_ptr, cat_vals=self.cat_vals, layers=self.item_layers,
                          text_proj=self.text_proj, text=text if self.text_proj is not None else None,
-                         carry=carry if self.teacher_carry > 0 else None, teacher_carry=self.teacher_carry)
+                         carry=carry if self.teacher_carry > 0 else None, teacher_carry=self.teacher_carry,
+                         carry_scale=carry_scale if self.teacher_carry > 0 else None)
         return user, item
 
 

@@ -24,6 +24,7 @@ from recsys.contracts.layout import Layout
 from recsys.data.tables import Tables, load_tables
 from recsys.student import prune as P
 from recsys.student import user_tower
+from recsys.student.carry import item_scales
 from recsys.student.config import PruneConfig
 from recsys.student.item_tower import Layer
 
@@ -59,9 +60,10 @@ def csr(events: pl.DataFrame, *, n_users: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def encode(model: P.PrunedStudent, *, tables: Tables, text: np.ndarray | None,
-           carry: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(items (N, d), users_valid (U, d), users_test (U, d)): histories train and train + valid."""
-    ut, it = model.towers(text=text, carry=carry)
+           carry: np.ndarray | None, carry_scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(items (N, d), users_valid (U, d), users_test (U, d)): histories train and train + valid; ``carry_scale``
+    (N, 2): the trained student's per-item carry scales (``recsys.student.carry``), None = off."""
+    ut, it = model.towers(text=text, carry=carry, carry_scale=carry_scale)
     items = it.encode(keep_id=model.keep_id.astype(np.float32))
     tv = pl.concat([tables.train.select("user", "item", "pos"), tables.valid.select("user", "item", "pos")])
     users = [ut.encode_csr(*csr(ev, n_users=tables.n_users)) for ev in (tables.train, tv)]
@@ -117,7 +119,11 @@ def run(cfg: PruneConfig, run_dir: RunDir, *, variant: str = "student_kd", force
     tensors, tmeta = P.to_tensors(pruned)
     size = sizes(full=full, item_layers=item_layers, text_proj=text_proj, pruned=pruned, meta=meta)
     # encode from the stored form (the arrays written below), so what is evaluated is what a reader gets back
-    items, uv, ut = encode(P.from_tensors(tensors, tmeta), tables=tables, text=text, carry=full.carry)
+    k = float(scfg.get("carry_count_k", 0.0))
+    scale = item_scales(counts=train_count, carry=full.teacher_carry, k=k, shift=float(scfg.get("carry_shift", 1.0))) \
+        if full.carry is not None and k > 0 else None  # the same item vectors as the student's own export
+    items, uv, ut = encode(P.from_tensors(tensors, tmeta), tables=tables, text=text, carry=full.carry,
+                           carry_scale=scale)
     record_meta = {"variant": variant, "config": dataclasses.asdict(cfg), "sizes": size, "dim": int(items.shape[1])}
     paths = S.write_pruned(layout=lay, variant=variant, tensors=tensors, metadata=tmeta, items=items, users_valid=uv,
                            users_test=ut, meta=record_meta)

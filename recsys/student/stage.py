@@ -190,13 +190,15 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
         examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
                     "replay_per_epoch": replay_size(len(data.ex_older), fraction=cfg.replay_fraction),
                     "train_since": cfg.train_since, "replay_fraction": cfg.replay_fraction}
-        meta = {"metric": "ip", "dim": int(items.shape[1]), "variant": variant, "normalized": True, "plan": trained.plan,
+        meta = {"metric": "ip", "dim": int(items.shape[1]), "variant": variant,
+                "normalized": not (towers.carry_dim and cfg.carry_count_k > 0), "plan": trained.plan,
                 "params": params, "bytes": {**info["bytes"], "tables_f32": params["tables"] * 4,
                                             "dense_f32": params["dense"] * 4},
                 "best_epoch": trained.best_epoch, "epochs_run": len(trained.history),
                 "train_seconds": round(trained.train_seconds, 2),
                 "examples_per_s": _median([h["examples_per_s"] for h in trained.history]),
                 "valid": info["valid"], "test": info["test"], "int8": info.get("int8"),
+                "valid_slices": info["valid_slices"],
                 "items_without_train_events": int((data.feats.train_count == 0).sum()), "examples": examples,
                 "config": dataclasses.asdict(cfg), "versions": versions()}
         paths.append(S.write_meta(layout=run_dir.layout, variant=variant, meta=meta))
@@ -205,9 +207,9 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
         seconds = time.perf_counter() - t0
         run_dir.record(stage_name(variant), key=key, config=cfg, outputs=paths, seconds=seconds,
                        plan=trained.plan, valid=info["valid"], test=info["test"], best_epoch=trained.best_epoch,
-                       train_seconds=meta["train_seconds"], examples_per_s=meta["examples_per_s"],
-                       int8=info.get("int8"), params=params, world_size=trained.world, examples=examples,
-                       rank0_cpu_seconds=round(_cpu() - c0, 2))
+                       valid_slices=info["valid_slices"], train_seconds=meta["train_seconds"],
+                       examples_per_s=meta["examples_per_s"], int8=info.get("int8"), params=params,
+                       world_size=trained.world, examples=examples, rank0_cpu_seconds=round(_cpu() - c0, 2))
         record = run_dir.stage_record(stage_name(variant)) or {}
         log.info("student %s: test ndcg@10 %.4f recall@10 %.4f (valid ndcg@10 %.4f), %.0fs, plan %s", variant,
                  info["test"]["ndcg@10"], info["test"]["recall@10"], info["valid"]["ndcg@10"], seconds,

@@ -18,6 +18,9 @@ Teacher carry (``teacher_carry = a > 0``): each tower's output is ``[sqrt(a) t, 
 the adapted teacher's vector (the item's own; for a user, the teacher's recency-pooled history) and ``r`` the
 tower's L2-normed output above, so a score is ``a cos_teacher + (1 - a) cos_student``: an item with few or no
 events is at least its teacher vector, and the id, brand and category paths learn a residual on top of it.
+Per-item carry (``carry_count_k > 0``, ``recsys.student.carry``): the item side's two parts are further scaled by
+``carry_scale`` (Bi, 2), so an item's score is ``alpha_i cos_teacher + beta_i cos_student`` with the residual's
+share falling with the item's training count (0 for an item without events); the user side is unchanged.
 """
 
 from __future__ import annotations
@@ -112,14 +115,17 @@ class TwoTower(nn.Module):
         self.user_mlp = mlp([u_in, *cfg.mlp, cfg.dim])
         self.item_mlp = mlp([i_in, *cfg.mlp, cfg.dim])
 
-    def _carry(self, r: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
-        """(B, d) residual, (B, Dt) teacher -> (B, Dt + d) ``[sqrt(a) t, sqrt(1 - a) r]``; r itself when off."""
+    def _carry(self, r: torch.Tensor, t: torch.Tensor | None, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, d) residual, (B, Dt) teacher [, (B, 2) per-row scales] -> (B, Dt + d) ``[sqrt(a) t, sqrt(1 - a) r]``
+        (each part times its column of ``scale``); r itself when off."""
         if not self.carry_dim:
             return r
         if t is None:
             raise ValueError("this student carries the teacher but the batch has no teacher vectors")
         a = self.cfg.teacher_carry
-        return torch.cat([math.sqrt(a) * t, math.sqrt(1.0 - a) * r], dim=1)
+        ct, cr = (math.sqrt(a), math.sqrt(1.0 - a)) if scale is None else \
+            (math.sqrt(a) * scale[:, :1], math.sqrt(1.0 - a) * scale[:, 1:])
+        return torch.cat([ct * t, cr * r], dim=1)
 
     def user_tower(self, pooled: dict[str, torch.Tensor], *, carry: torch.Tensor | None = None,
                    seq: torch.Tensor | None = None) -> torch.Tensor:
@@ -136,14 +142,16 @@ class TwoTower(nn.Module):
         return self._carry(F.normalize(self.user_mlp(torch.cat(parts, dim=1)), dim=1), carry)
 
     def item_tower(self, pooled: dict[str, torch.Tensor], *, keep_id: torch.Tensor,
-                   text: torch.Tensor | None, carry: torch.Tensor | None = None) -> torch.Tensor:
-        """Pooled item-row features (Bi, *), keep_id (Bi,), text (Bi, D) [, teacher (Bi, Dt)] -> (Bi, out_dim)."""
+                   text: torch.Tensor | None, carry: torch.Tensor | None = None,
+                   carry_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled item-row features (Bi, *), keep_id (Bi,), text (Bi, D) [, teacher (Bi, Dt), per-item carry
+        scales (Bi, 2)] -> (Bi, out_dim)."""
         parts = [pooled["item"] * keep_id[:, None], pooled["brand"], pooled["cat"]]
         if self.text_proj is not None:
             if text is None:
                 raise ValueError("this student was built with text input but the batch carries no text")
             parts.append(self.text_proj(text))
-        return self._carry(F.normalize(self.item_mlp(torch.cat(parts, dim=1)), dim=1), carry)
+        return self._carry(F.normalize(self.item_mlp(torch.cat(parts, dim=1)), dim=1), carry, carry_scale)
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.ebc(batch.kjt).to_dict()
@@ -157,5 +165,5 @@ class TwoTower(nn.Module):
             seq = self.seq(jagged_to_padded(jt.values(), lengths), lengths)
         users = self.user_tower({k: v[:n] for k, v in pooled.items()}, carry=batch.carry_user, seq=seq) if n else None
         items = self.item_tower({k: v[n:] for k, v in pooled.items()}, keep_id=batch.keep_id, text=batch.text,
-                                carry=batch.carry_item) if batch.item_ids.numel() else None
+                                carry=batch.carry_item, carry_scale=batch.carry_scale) if batch.item_ids.numel() else None
         return users, items  # type: ignore[return-value]
