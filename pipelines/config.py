@@ -11,7 +11,7 @@ from recsys.eval.config import EvalConfig
 from recsys.index.config import IndexConfig
 from recsys.publish.config import GateConfig, PublishConfig
 from recsys.rank.config import RankConfig
-from recsys.student.config import PruneConfig, StudentConfig, variant_overrides
+from recsys.student.config import ABLATION, PruneConfig, StudentConfig, variant_overrides
 from recsys.teacher.config import TeacherConfig
 
 
