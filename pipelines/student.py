@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import json
 import re
-from pathlib import Path
 
 from pipelines.common import (UsageError, add_stage_args, command_main, open_node_run, rendezvous,
                               setup_logging)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from pipelines.common import add_stage_args, command_main, open_node_run, rendezvous, setup_logging
 from recsys.config import build, parse_overrides
