@@ -25,7 +25,9 @@ serving different recommendations. Hashing costs about 1-2 s per GB.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import time
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +42,8 @@ from recsys.contracts import ranker as R
 from recsys.contracts import student as S
 from recsys.contracts.layout import Layout
 from recsys.data.tables import Tables, load_tables
+
+log = logging.getLogger(__name__)
 
 
 def check_variant(layout: Layout, variant: str) -> None:
@@ -58,7 +62,7 @@ class Recommender:
     def __init__(self, *, index: Any, user_vectors: np.ndarray, tables: Tables, ranker: Any = None,
                  teacher: Any = None, depth: int = 100, sources: list[Any] | None = None,
                  served: str | None = None, union_depth: int = 50,
-                 user_tower: Any = None) -> None:
+                 user_tower: Any = None, features: Any = None, recent_days: float = 30.0) -> None:
         self.index = index
         self.user_tower = user_tower  # recsys.student.user_tower.UserTower, or None (student exported without it)
         self.user_vectors = user_vectors
@@ -80,6 +84,16 @@ class Recommender:
         self._seen_ptr = np.zeros(tables.n_users + 1, dtype=np.int64)  # CSR of each user's seen items
         np.cumsum(np.bincount(seen["user"].to_numpy(), minlength=tables.n_users), out=self._seen_ptr[1:])
         self._seen_idx = seen["item"].to_numpy().astype(np.int64)
+        # the history side of the ranker's features (recsys.rank.features.FeatureContext), built once per loaded
+        # version: a request only joins its candidates against it, through the rank stage's own function
+        self.features = features
+        if ranker is not None and features is None:
+            from recsys.rank.features import feature_context
+
+            t0 = time.perf_counter()
+            self.features = feature_context(tables=tables, split="test", recent_days=recent_days)
+            log.info("ranker feature context built in %.2fs, %.1f MB", time.perf_counter() - t0,
+                     self.features.nbytes() / 2**20)
         # one LightGBM predict at a time: a shared Booster's predictor set-up races across threads
         # (LightGBM issue #6142); its C API serialises the prediction itself anyway
         self._ranker_lock = threading.Lock()
@@ -112,7 +126,7 @@ class Recommender:
                                 f"{tables.n_items}", "re-run the student stage with --force")
         ranker = teacher = None
         sources: list[Any] = []
-        union_depth = depth
+        union_depth, recent_days = depth, 30.0
         rank_rec = RunDir(lay.root).stage_record("rank") or {}
         served = rank_rec.get("report", {}).get("gate", {}).get("served")
         if use_ranker and R.present(lay):
@@ -130,9 +144,10 @@ class Recommender:
             if rank_rec.get("config"):
                 rcfg = RankConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in rank_rec["config"].items()})
                 sources = load_sources(lay.root, rcfg, split="test", n_users=tables.n_users, n_items=tables.n_items)
-                union_depth = rcfg.depth
+                union_depth, recent_days = rcfg.depth, rcfg.recent_days
         return cls(index=index, user_vectors=users, tables=tables, ranker=ranker, teacher=teacher, depth=depth,
-                   sources=sources, served=served, union_depth=union_depth, user_tower=tower)
+                   sources=sources, served=served, union_depth=union_depth, user_tower=tower,
+                   recent_days=recent_days)
 
     # ------------------------------------------------------------------ users
     def recommend(self, user_ids: list[str], k: int = 10, *, exclude_seen: bool = True,
@@ -179,17 +194,19 @@ class Recommender:
     def _gated(self, cands: pl.DataFrame, *, rows: np.ndarray, k: int) -> pl.DataFrame:
         """What the rank gate serves: the re-ranked union of every source's list, or one source's own list."""
         from recsys.rank.candidates import source_lists, union
-        from recsys.rank.features import build_features
+        from recsys.rank.features import candidate_features
         from recsys.rank.sources import RANKER_ROW, SOURCE_ROWS
         from recsys.rank.train import rerank
 
         sources = [dataclasses.replace(s, lists=cands) if s.name == "s" else s for s in self.sources]
-        hist = self._history.filter(pl.col("user").is_in(rows.tolist()))
+        n_seen = self._seen_ptr[rows + 1] - self._seen_ptr[rows]  # the users' history pairs, from the CSR
+        hist = pl.DataFrame({"user": np.repeat(rows, n_seen), "item": np.concatenate(
+            [self._seen_idx[self._seen_ptr[r]:self._seen_ptr[r + 1]] for r in rows]) if len(rows) else rows})
         lists = source_lists(sources, query=rows, history=hist, depth=max(k, self.union_depth))
         if self.served != RANKER_ROW:
             chosen = next((p for p, row in SOURCE_ROWS.values() if row == self.served), "s")
             return lists.get(chosen, cands)
-        f = build_features(union(lists, sources=sources, depth=max(k, self.union_depth)), tables=self.tables, split="test")
+        f = candidate_features(union(lists, sources=sources, depth=max(k, self.union_depth)), ctx=self.features)
         with self._ranker_lock:
             return rerank(self.ranker, f, num_threads=1 if f.height <= 5000 else 0)  # a request's rows: 1 thread
 

@@ -30,7 +30,7 @@ from recsys.data.tables import Split, Tables, load_tables
 
 from recsys.rank.candidates import source_lists, union
 from recsys.rank.config import RankConfig
-from recsys.rank.features import build_features, feature_columns, label
+from recsys.rank.features import candidate_features, feature_columns, feature_context, label
 from recsys.rank.gate import decide
 from recsys.rank.sources import RANKER_ROW, SOURCE_ROWS, load_sources, source_files
 from recsys.rank.train import importance, rerank, save_model, train_ranker
@@ -85,7 +85,8 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
         from recsys.metrics import of_users, sample_users
 
         cv = of_users(cv, sample_users(cv, n=cfg.train_users, seed=cfg.seed))
-    fv = label(build_features(cv, tables=tables, split="valid", recent_days=cfg.recent_days), tables.valid)
+    fv = label(candidate_features(cv, ctx=feature_context(tables=tables, split="valid", recent_days=cfg.recent_days)),
+               tables.valid)
     features = feature_columns(fv)
     held = pl.Series("user", gate_users(cv["user"].unique().sort().to_numpy(), share=cfg.gate_fraction, seed=cfg.seed))
     is_gate = pl.col("user").is_in(held.implode())
@@ -102,8 +103,8 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
                                                                           n_estimators=max(1, rounds)), features=features)
         train_report["refit"] = refit_report
     ct, _ = candidates(root, cfg, tables=tables, split="test")
-    reranked = pl.concat([rerank(booster, build_features(block, tables=tables, split="test",
-                                                        recent_days=cfg.recent_days))
+    ctx = feature_context(tables=tables, split="test", recent_days=cfg.recent_days)  # once, for every block
+    reranked = pl.concat([rerank(booster, candidate_features(block, ctx=ctx))
                           for block in user_blocks(ct, block_users=cfg.block_users)])
     outs = [save_model(booster, layout=lay), L.write(path=lay.reranked("test"), frame=reranked),
             R.write_importance(layout=lay, importance={"importance_type": "gain", "features": importance(booster)})]
