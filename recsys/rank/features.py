@@ -106,7 +106,8 @@ def _of_users(frame: pl.DataFrame, users: np.ndarray) -> pl.DataFrame:
     return frame[rows]
 
 
-def candidate_features(cands: pl.DataFrame, *, ctx: FeatureContext, teacher: Teacher | None = None) -> pl.DataFrame:
+def candidate_features(cands: pl.DataFrame, *, ctx: FeatureContext,
+                       teacher: Teacher | None = None) -> pl.DataFrame:
     """One row per candidate: (user, item, <features>), sorted by user then student rank.
 
     The one feature path: the rank stage (training, gate, test re-ranking) and the service both call it, with a

@@ -85,8 +85,8 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
         from recsys.metrics import of_users, sample_users
 
         cv = of_users(cv, sample_users(cv, n=cfg.train_users, seed=cfg.seed))
-    fv = label(candidate_features(cv, ctx=feature_context(tables=tables, split="valid", recent_days=cfg.recent_days)),
-               tables.valid)
+    ctx_v = feature_context(tables=tables, split="valid", recent_days=cfg.recent_days)
+    fv = label(candidate_features(cv, ctx=ctx_v), tables.valid)
     features = feature_columns(fv)
     held = pl.Series("user", gate_users(cv["user"].unique().sort().to_numpy(), share=cfg.gate_fraction, seed=cfg.seed))
     is_gate = pl.col("user").is_in(held.implode())

@@ -1,6 +1,6 @@
 """The split feature path (``feature_context`` once + ``candidate_features`` per request) gives exactly the frame
-of the one-shot implementation it replaced (kept below, verbatim, as the reference), on a tiny literal case and on a
-synthetic run for a subset of users; and the service's ranked answers are the rank stage's re-ranked lists."""
+of the one-shot implementation it replaced (kept below, verbatim, as the reference), on a tiny literal case and
+on a synthetic run for a subset of users (tests/test_api.py checks the service's ranked answers against the stage's re-ranked lists)."""
 
 from __future__ import annotations
 
@@ -138,7 +138,8 @@ def test_synthetic_run_subset_equals_the_one_shot_frame(run_dir, split) -> None:
 
 
 def test_of_users_slices_sorted_frames() -> None:
-    frame = pl.DataFrame({"user": [0, 0, 2, 3, 3, 3], "v": [1, 2, 3, 4, 5, 6]}, schema={"user": pl.Int32, "v": pl.Int64})
+    frame = pl.DataFrame({"user": [0, 0, 2, 3, 3, 3], "v": [1, 2, 3, 4, 5, 6]},
+                         schema={"user": pl.Int32, "v": pl.Int64})
     assert F._of_users(frame, np.array([0, 3], np.int32))["v"].to_list() == [1, 2, 4, 5, 6]
     assert F._of_users(frame, np.array([1, 2, 9], np.int32))["v"].to_list() == [3]
     assert F._of_users(frame, np.array([], np.int32)).height == 0
