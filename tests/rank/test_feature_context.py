@@ -1,6 +1,7 @@
 """The split feature path (``feature_context`` once + ``candidate_features`` per request) gives exactly the frame
 of the one-shot implementation it replaced (kept below, verbatim, as the reference), on a tiny literal case and
-on a synthetic run for a subset of users (tests/test_api.py checks the service's ranked answers against the stage's re-ranked lists)."""
+on a synthetic run for a subset of users (tests/test_api.py checks the service's ranked answers against the
+stage's re-ranked lists)."""
 
 from __future__ import annotations
 
