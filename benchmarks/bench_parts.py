@@ -48,30 +48,32 @@ def _tables(root: Path, *, quick: bool) -> None:
     from recsys.data.tables import load_tables
 
     rd = RunDir(root)
-    run(DataConfig(source="synthetic", synthetic_users=2000, synthetic_items=500) if quick else DataConfig(), rd)
+    synth = DataConfig(source="synthetic", synthetic_users=2000, synthetic_items=500)
+    run(synth if quick else DataConfig(), rd)
     emb = np.random.default_rng(0).normal(size=(load_tables(rd.layout).n_items, 384)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    meta = T.TeacherMeta(model="stand-in", pooling="none", user_mode="pooled", history_n=20, recency_decay=0.5,
-                         adapter_temperature=0.05)
+    meta = T.TeacherMeta(model="stand-in", pooling="none", user_mode="pooled", history_n=20,
+                         recency_decay=0.5, adapter_temperature=0.05)
     outs = T.write(layout=rd.layout, raw_items=emb, adapted_items=emb, meta=meta)
     rd.record("teacher", key="stand-in", config={}, outputs=outs, seconds=0.0)
 
 
 def _student(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
     cores = os.cpu_count() or 1
-    common = ["--side", "torchrec", "--data", "beauty", "--run-dir", str(args.run_dir), "--kd", "--batch-size",
-              str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats), "--warmup",
+    common = ["--side", "torchrec", "--data", "beauty", "--run-dir", str(args.run_dir), "--kd",
+              "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats), "--warmup",
               str(args.warmup)]
     variants = [(f"{u}+{n}_1proc", 1, cores, u, n) for u, n in PAIRS]
     if args.two_proc and cores >= 2:
-        variants += [(f"{u}+in_batch_2proc", 2, max(1, cores // 2), u, "in_batch") for u in ("pooled", "sequential")]
+        variants += [(f"{u}+in_batch_2proc", 2, max(1, cores // 2), u, "in_batch")
+                     for u in ("pooled", "sequential")]
     runs: dict[str, list[dict]] = {}
     for rnd in range(args.rounds):
         print(f"round {rnd + 1}/{args.rounds}", flush=True)
         for name, nproc, threads, u, n in variants:
-            runs.setdefault(name, []).append(_run(name, nproc=nproc, threads=threads, tmp=tmp, need_gib=2.0 * nproc,
-                                                  worker_args=[*common, "--user-tower", u, "--negatives", n],
-                                                  timeout_s=args.timeout))
+            wargs = [*common, "--user-tower", u, "--negatives", n]
+            runs.setdefault(name, []).append(_run(name, nproc=nproc, threads=threads, tmp=tmp,
+                                                  need_gib=2.0 * nproc, worker_args=wargs, timeout_s=args.timeout))
     return {k: _merge(v) for k, v in runs.items()}
 
 
@@ -112,7 +114,8 @@ def _ranker(args: argparse.Namespace) -> tuple[list[dict], list[str]]:
     try:
         t0 = time.perf_counter()
         cands, _ = candidates(args.run_dir, cfg, tables=tables, split="valid")
-        how = f"the rank stage's own union candidates (valid split, built in {time.perf_counter() - t0:.1f} s)"
+        how = (f"the rank stage's own union candidates "
+               f"(valid split, built in {time.perf_counter() - t0:.1f} s)")
     except Exception as e:  # noqa: BLE001 - a run without the rank stage's sources: synthetic unions instead
         users = tables.targets("valid")["user"].unique().sort().to_numpy()
         cands = _synthetic_union(users=users, n_items=tables.n_items, per_user=125)
@@ -126,15 +129,16 @@ def _ranker(args: argparse.Namespace) -> tuple[list[dict], list[str]]:
         block = cands.filter(pl.col("user").is_in(pl.Series(pick).implode()))
         load = load_average()
         t = measure(lambda b=block: candidate_features(b, ctx=ctx), repeats=args.rank_repeats, warmup=1)
-        rows.append({"name": f"candidate_features_{len(pick)}_users", "value": round(t["median"] / len(pick) * 1e6, 1),
+        per_1k = round(t["median"] / len(pick) * 1e6, 1)
+        rows.append({"name": f"candidate_features_{len(pick)}_users", "value": per_1k,
                      "unit": "ms per 1k users", "median_s": round(t["median"], 4), "times_s": t["times"],
                      "candidates": block.height, "per_user": round(block.height / len(pick), 1),
                      "feature_rows": t["last"].height, "load_avg_before": load})
         print(f"  candidate_features {len(pick)} users: {rows[-1]['value']:,.1f} ms per 1k users "
               f"({block.height} candidates), load {load}", flush=True)
     notes = [f"ranker: feature_context once per split (median of 3 builds, valid split); candidate_features "
-             f"(no teacher features, as the rank stage calls it) on {how}, {len(users)} users in all; each batch is "
-             f"a random sample of users, median of {args.rank_repeats} calls after one warm-up; "
+             f"(no teacher features, as the rank stage calls it) on {how}, {len(users)} users in all; "
+             f"each batch is a random sample of users, median of {args.rank_repeats} calls after one warm-up; "
              "ms per 1k users = median seconds / users x 1e6"]
     return rows, notes
 
@@ -145,7 +149,8 @@ def _student_rows(res: dict[str, dict]) -> list[dict]:
     rows = []
     for name, r in res.items():
         if "median_examples_per_s" not in r:
-            rows.append({"name": name, "value": None, "unit": "x", "error": r.get("error") or r.get("skipped")})
+            rows.append({"name": name, "value": None, "unit": "x",
+                         "error": r.get("error") or r.get("skipped")})
             continue
         row = ratio_row(name=name, ours=r["median_examples_per_s"], baseline=base or 0.0, unit="examples/s",
                         higher_is_better=True, baseline_name=BASE)

@@ -13,6 +13,8 @@ concatenated, as TorchRec groups them), the product's ``mlp`` and ``sampled_soft
 but per element, as torch has no row-wise one), ``sparse_adam`` = sparse gradients + ``torch.optim.SparseAdam``,
 ``dense_adam`` = dense gradients + ``torch.optim.Adam`` on every row every step (a strawman, labelled so).
 Batches are built before the clock starts, on both sides.
+``--user-tower`` / ``--negatives`` (Beauty data only): the product's ``student.user_tower`` and
+``student.negatives`` (``bench_parts.py`` measures each kind).
 ``--tables-only``: the same lookups, backward and row updates with the towers and the softmax replaced by a
 fixed linear read-out of the pooled bags (``scale * sum_f <pooled_f, w_f>``): the table work alone.
 """
