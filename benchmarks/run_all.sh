@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}"
-ALL=(data growth index teacher llm_teacher student e2e serve)  # llm_teacher skips itself without --llm extras
+ALL=(data growth index teacher llm_teacher student parts e2e serve)  # llm_teacher skips itself without --llm extras
 SEL=("$@")
 [ ${#SEL[@]} -eq 0 ] && SEL=("${ALL[@]}")
 failed=()

@@ -13,6 +13,8 @@ concatenated, as TorchRec groups them), the product's ``mlp`` and ``sampled_soft
 but per element, as torch has no row-wise one), ``sparse_adam`` = sparse gradients + ``torch.optim.SparseAdam``,
 ``dense_adam`` = dense gradients + ``torch.optim.Adam`` on every row every step (a strawman, labelled so).
 Batches are built before the clock starts, on both sides.
+``--user-tower`` / ``--negatives`` (Beauty data only): the product's ``student.user_tower`` and
+``student.negatives`` (``bench_parts.py`` measures each kind).
 ``--tables-only``: the same lookups, backward and row updates with the towers and the softmax replaced by a
 fixed linear read-out of the pooled bags (``scale * sum_f <pooled_f, w_f>``): the table work alone.
 """
@@ -47,7 +49,8 @@ def _config(args: argparse.Namespace):
         return StudentConfig(use_text=False, batch_size=args.batch_size, sharding=args.sharding, user_id_dim=args.dim,
                              item_id_dim=args.dim, history_len=200, **ABLATION["student_no_kd"])
     kd = {} if args.kd else ABLATION["student_no_kd"]  # _kd: the product's default student (no text input)
-    return StudentConfig(use_text=False, batch_size=args.batch_size, sharding=args.sharding, **kd)
+    return StudentConfig(use_text=False, batch_size=args.batch_size, sharding=args.sharding,
+                         user_tower=args.user_tower, negatives=args.negatives, **kd)
 
 
 def _beauty(args: argparse.Namespace, cfg, *, need_teacher: bool):
@@ -263,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sharding", choices=["table_wise", "column_wise"], default="table_wise")
     ap.add_argument("--optimizer", choices=["adagrad", "sparse_adam", "dense_adam"], default="adagrad")
     ap.add_argument("--kd", action="store_true")
+    ap.add_argument("--user-tower", choices=["pooled", "sequential"], default="pooled", help="beauty only")
+    ap.add_argument("--negatives", choices=["in_batch", "mixed", "full"], default="in_batch", help="beauty only")
     ap.add_argument("--tables-only", action="store_true", help="no towers or softmax: a fixed read-out of the bags")
     ap.add_argument("--profile", type=int, default=0, help="also profile this many steps (top ops by self CPU)")
     ap.add_argument("--out", required=True)
