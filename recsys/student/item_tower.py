@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from recsys.student import bags
-from recsys.student.tower_ops import normalize as _normalize
+from recsys.student.tower_ops import mlp_normalized
 
 Layer = tuple[np.ndarray, np.ndarray]  # W (out, in), b (out,)
 
@@ -59,11 +59,7 @@ class ItemTower:
             w, bias = self.text_proj
             parts.append(self.text @ w.T + bias)
         x = np.concatenate(parts, axis=1).astype(np.float32)
-        for j, (w, bias) in enumerate(self.layers):
-            x = x @ w.T + bias
-            if j < len(self.layers) - 1:
-                x = np.maximum(x, 0.0)
-        x = _normalize(x)
+        x = mlp_normalized(x, self.layers)
         if self.carry is None:
             return x
         a = self.teacher_carry

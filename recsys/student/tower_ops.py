@@ -1,5 +1,5 @@
-"""Numpy pieces shared by the two numpy user towers (``user_tower``, ``seq_user_tower``): what TorchRec's MEAN
-pooling, ``F.normalize`` and the teacher carry's recency pooling compute."""
+"""Numpy pieces shared by the numpy towers (``user_tower``, ``seq_user_tower``, ``item_tower``): what TorchRec's MEAN
+pooling, the towers' MLP + ``F.normalize`` and the teacher carry compute."""
 
 from __future__ import annotations
 
@@ -21,3 +21,17 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 def bag_mean(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return table[rows].mean(axis=0) if len(rows) else np.zeros(table.shape[1], np.float32)
+
+
+def mlp_normalized(x: np.ndarray, layers: tuple[tuple[np.ndarray, np.ndarray], ...]) -> np.ndarray:
+    """``towers.mlp`` (Linear-ReLU-...-Linear, no activation after the last) then ``F.normalize``."""
+    for j, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        if j < len(layers) - 1:
+            x = np.maximum(x, 0.0)
+    return normalize(x)
+
+
+def carry_join(t: np.ndarray, r: np.ndarray, a: float) -> np.ndarray:
+    """``[sqrt(a) t, sqrt(1 - a) r]``: the teacher carry's output (``TwoTower._carry``)."""
+    return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * r], axis=1).astype(np.float32)

@@ -32,7 +32,7 @@ from recsys.contracts.errors import problem
 from recsys.contracts.layout import Layout
 from recsys.student import seq_user_tower
 from recsys.student.seq_user_tower import SeqUserTower
-from recsys.student.tower_ops import bag_mean, normalize, teacher_vector
+from recsys.student.tower_ops import bag_mean, carry_join, mlp_normalized, normalize, teacher_vector
 
 FORMAT = "recsys-user-tower/1"
 
@@ -70,17 +70,12 @@ class UserTower:
         """Item rows per user, oldest first -> (B, d) float32 L2-normalised user vectors."""
         x = np.stack([self._features(np.asarray(h, dtype=np.int64)) for h in histories]) if len(histories) \
             else np.zeros((0, self.layers[0][0].shape[1]), np.float32)
-        for j, (w, b) in enumerate(self.layers):
-            x = x @ w.T + b
-            if j < len(self.layers) - 1:
-                x = np.maximum(x, 0.0)
-        x = normalize(x)
+        x = mlp_normalized(x, self.layers)
         if self.carry is None:
             return x
         t = normalize(np.stack([teacher_vector(self.carry, np.asarray(h, dtype=np.int64), last_n=self.carry_last_n,
                                                  decay=self.carry_decay) for h in histories]))
-        a = self.teacher_carry
-        return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
+        return carry_join(t, x, self.teacher_carry)
 
     def encode_csr(self, ptr: np.ndarray, items: np.ndarray) -> np.ndarray:
         """``encode`` of every CSR row at once (user u's history = ``items[ptr[u]:ptr[u+1]]``, oldest first), with
@@ -110,11 +105,7 @@ class UserTower:
         if self.user_id_dim > 0:
             parts.append(np.zeros((u, self.user_id_dim), np.float32))
         x = np.concatenate(parts, axis=1)
-        for j, (w, bias) in enumerate(self.layers):
-            x = x @ w.T + bias
-            if j < len(self.layers) - 1:
-                x = np.maximum(x, 0.0)
-        x = normalize(x)
+        x = mlp_normalized(x, self.layers)
         if self.carry is None:
             return x
         row, pos, age = bags.tail(ptr, self.carry_last_n)
@@ -122,8 +113,7 @@ class UserTower:
 
         m = sp.csr_matrix(((self.carry_decay ** age).astype(np.float64), (row, items[pos])), shape=(u, n))
         t = normalize(bags.pool(m, self.carry))
-        a = self.teacher_carry
-        return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * x], axis=1).astype(np.float32)
+        return carry_join(t, x, self.teacher_carry)
 
     def _features(self, hist: np.ndarray) -> np.ndarray:
         if hist.size and (hist.min() < 0 or hist.max() >= self.n_items):
