@@ -91,11 +91,15 @@ def prepare(inter: pd.DataFrame, items: pd.DataFrame, *, k: int) -> dict[str, pd
 
 
 def leave_one_out(inter: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    n = inter.groupby("user")["user"].transform("size")
-    eligible = n >= 3
-    test = inter[eligible & (inter["pos"] == n - 1)]
-    valid = inter[eligible & (inter["pos"] == n - 2)]
-    train = inter[~eligible | (inter["pos"] < n - 2)]
+    """Targets are the user's last two new items (a repeat is never one); repeats after the valid target
+    are in no split (``recsys.data.split.leave_one_out``)."""
+    new = inter["pos"] == inter.groupby(["user", "item"])["pos"].transform("min")
+    rank = inter["pos"].where(new, -1).groupby(inter["user"]).rank(method="first", ascending=False)
+    eligible = new.groupby(inter["user"]).transform("sum") >= 3
+    valid_pos = inter["pos"].where(new & (rank == 2)).groupby(inter["user"]).transform("max")
+    test = inter[eligible & new & (rank == 1)]
+    valid = inter[eligible & new & (rank == 2)]
+    train = inter[~eligible | (inter["pos"] < valid_pos)]
     cols = ["user", "item", "timestamp", "pos"]
     return train, valid[cols], test[cols]
 

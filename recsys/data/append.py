@@ -165,7 +165,8 @@ def run(cfg: DataConfig, run_dir: RunDir, *, base: RunDir, logs: str, force: boo
     outs = T.write(layout=lay, items=a.items, users=a.users, interactions=a.interactions,
                    quarantine=pl.concat([old_q, a.quarantine], how="diagonal_relaxed"), train=train, valid=valid,
                    test=test)
-    counts = {**a.counts, "train": train.height, "valid": valid.height, "test": test.height}
+    counts = {**a.counts, "train": train.height, "valid": valid.height, "test": test.height,
+              "outside_splits": a.interactions.height - train.height - valid.height - test.height}
     reasons = dict(a.quarantine.group_by("reason").len().sort("len", descending=True).iter_rows())
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, counts=counts,
                    source=loaded.source, quarantine_reasons=reasons,

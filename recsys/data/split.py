@@ -13,8 +13,19 @@ from recsys.data.schema import TABLE_INTERACTIONS, TARGETS, conform
 
 
 def leave_one_out(inter: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Last event = test, second to last = valid, the rest = train (users with >= 3 events get targets;
-    shorter histories stay entirely in train)."""
+    """The user's last new item = test, the new item before it = valid, the events before that = train.
+
+    "New" = the first event of that (user, item): full ranking excludes the user's history, so a repeat
+    purchase can never be a target (the temporal split's rule too). Users with >= 3 distinct items get
+    targets; shorter histories stay entirely in train. A log without repeats (Beauty, Toys) is the plain
+    last / second-to-last split. Repeats after the valid target are in no split (they would tell the
+    models about the future of both targets); they stay in ``interactions.parquet`` and are counted as
+    ``outside_splits`` by the data stage.
+    """
+    if inter.height and inter.select(pl.struct("user", "item").n_unique()).item() < inter.height:
+        role = inter.select(loo_role().alias("r")).to_series().to_numpy()
+        train, valid, test = (inter.filter(pl.Series(role == r)) for r in (0, 1, 2))
+        return conform(train, TABLE_INTERACTIONS), conform(valid, TARGETS), conform(test, TARGETS)
     after = _events_per_user(inter)
     short = after < 3  # no targets: the whole history is train
     # -> events of the user after this one (0 for the last); in place, as the split runs next to the whole
@@ -25,6 +36,19 @@ def leave_one_out(inter: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.D
     valid = inter.filter(pl.Series(~short & (after == 1)))
     test = inter.filter(pl.Series(~short & (after == 0)))
     return conform(train, TABLE_INTERACTIONS), conform(valid, TARGETS), conform(test, TARGETS)
+
+
+def loo_role() -> pl.Expr:
+    """Leave-one-out role of each event (0 train, 1 valid, 2 test, 3 in no split) as one polars expression
+    over ``user``, ``item``, ``pos`` (eager and lazy/streaming frames alike); see ``leave_one_out``."""
+    pos = pl.col("pos")
+    new = pos == pos.min().over("user", "item")
+    # 1 = the user's last new item, 2 = the one before, ...; repeats rank after every new item
+    rank = pl.when(new).then(pos).otherwise(-1).rank("ordinal", descending=True).over("user")
+    has = new.sum().over("user") >= 3
+    valid_pos = pl.when(new & (rank == 2)).then(pos).max().over("user")
+    return (pl.when(~has | (pos < valid_pos)).then(0).when(new & (rank == 2)).then(1)
+            .when(new & (rank == 1)).then(2).otherwise(3)).cast(pl.Int8)
 
 
 def _events_per_user(inter: pl.DataFrame) -> np.ndarray:

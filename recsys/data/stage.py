@@ -91,13 +91,16 @@ def run(cfg: DataConfig, run_dir: RunDir, *, force: bool = False, require_text: 
         train, valid, test = temporal(prep.interactions, valid_days=cfg.valid_days, test_days=cfg.test_days)
     check_split(prep.interactions, train=train, valid=valid, test=test, split=cfg.split,
                 valid_days=cfg.valid_days, test_days=cfg.test_days, source=cfg.path or source)
+    # events in interactions.parquet but in no split: leave-one-out's repeats after the valid target, the
+    # temporal split's window repeats and window events of new users (kept = train + valid + test + this)
+    outside = prep.interactions.height - train.height - valid.height - test.height
     cold: list[int] = []
     if cfg.cold_item_share > 0:
         train, cold = hold_out_items(train, share=cfg.cold_item_share, seed=cfg.seed)
     outs = T.write(layout=lay, items=prep.items, users=prep.users, interactions=prep.interactions,
                    quarantine=prep.quarantine, train=train, valid=valid, test=test)
     counts = {**prep.counts, "train": train.height, "valid": valid.height, "test": test.height,
-              "cold_items_held_out": len(cold)}
+              "outside_splits": outside, "cold_items_held_out": len(cold)}
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, counts=counts,
                    source=source, quarantine_reasons=reasons, catalogue_quarantine_reasons=catalogue_reasons,
                    inputs=inputs, notes=list(notes))

@@ -24,6 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from recsys.contracts.layout import table_paths
+from recsys.data.split import loo_role
 
 log = logging.getLogger(__name__)
 KEY = ["user", "item", "timestamp", "event"]
@@ -143,9 +144,15 @@ def prepare_streaming(
     _sink(items_tbl.sort("item"), tp["items"])
     n, pos = pl.col("_n"), pl.col("pos")
     cols = ["user", "item", "timestamp", "pos"]
-    _sink(inter.filter((n < 3) | (pos < n - 2)).drop("_n"), tp["train"])
-    _sink(inter.filter((n >= 3) & (pos == n - 2)).select(cols), tp["valid"])
-    _sink(inter.filter((n >= 3) & (pos == n - 1)).select(cols), tp["test"])
+    pairs = _collect(inter.select(pl.struct("user", "item").n_unique())).item()
+    if pairs < _collect(inter.select(pl.len())).item():  # repeat purchases: targets are new items only
+        role = loo_role()
+        train_f, valid_f, test_f = role == 0, role == 1, role == 2
+    else:  # the plain last / second-to-last split, without window expressions
+        train_f, valid_f, test_f = (n < 3) | (pos < n - 2), (n >= 3) & (pos == n - 2), (n >= 3) & (pos == n - 1)
+    _sink(inter.filter(train_f).drop("_n"), tp["train"])
+    _sink(inter.filter(valid_f).select(cols), tp["valid"])
+    _sink(inter.filter(test_f).select(cols), tp["test"])
 
     # 6. quarantine: every read row that is not kept (duplicate first, else k-core)
     kept_rows = pl.scan_parquet(sorted_p).select("source_file", "source_row")

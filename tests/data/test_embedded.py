@@ -9,6 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from recsys.artifacts import RunDir
+from recsys.contracts.tables import read as read_tables
 from recsys.data import stage
 from recsys.data.config import DataConfig
 from recsys.data.loaders import load_source
@@ -24,7 +25,7 @@ def test_embedded_beauty_counts_through_the_stage(tmp_path: Path) -> None:
     assert (counts["users"], counts["items"], counts["kept"]) == (22_363, 12_101, 198_502)
     assert counts["read"] == 198_502 and counts["quarantined"] == 0
     assert counts["valid"] == counts["test"] == 22_363
-    assert counts["train"] == 198_502 - 2 * 22_363
+    assert counts["train"] == 198_502 - 2 * 22_363 and counts["outside_splits"] == 0  # no repeats in Beauty
 
 
 def test_embedded_toys_counts_through_the_stage(tmp_path: Path) -> None:
@@ -33,6 +34,16 @@ def test_embedded_toys_counts_through_the_stage(tmp_path: Path) -> None:
     assert counts["read"] == 167_597 and counts["quarantined"] == 0
     assert counts["valid"] == counts["test"] == 19_412
     assert counts["train"] == 167_597 - 2 * 19_412
+
+
+def test_embedded_uci_split_targets_are_new_items_and_counts_add_up(tmp_path: Path) -> None:
+    counts = stage.run(DataConfig(source="uci"), RunDir(tmp_path))
+    assert counts["kept"] == counts["train"] + counts["valid"] + counts["test"] + counts["outside_splits"]
+    assert counts["outside_splits"] > 0  # rebuys after a user's valid target: in no split
+    t = read_tables(layout=RunDir(tmp_path).layout)
+    hist = t.history("test").select("user", "item")
+    assert t.test.join(hist, on=["user", "item"], how="semi").height == 0  # a rebuy is never a target
+    assert t.valid.join(t.train, on=["user", "item"], how="semi").height == 0
 
 
 def test_embedded_toys_items_are_clean() -> None:
@@ -108,7 +119,7 @@ def test_embedded_tiny_table_leave_one_out(tmp_path: Path) -> None:
     q = pl.read_parquet(run.layout.quarantine)
     assert q.select("row", "reason").sort("row").rows() == [
         (10, "missing item id"), (11, "duplicate row (same user, item, time, event, quantity, price)")]
-    d = lambda k: T0 + k * DAY  # noqa: E731
+    d = lambda k: T0 + k * DAY
     # users a=0, b=1, c=2; items i1=0 .. i4=3. c has 2 events: all train, no targets.
     assert_frame_equal(_read(run, "train", TABLE_INTERACTIONS), _frame(
         [(0, 0, d(1), "purchase", 0), (0, 1, d(2), "purchase", 1), (1, 1, d(1), "purchase", 0),
@@ -122,7 +133,7 @@ def test_embedded_tiny_table_temporal(tmp_path: Path) -> None:
     cfg = DataConfig(source="table", path=str(_tiny_log(tmp_path)), kcore=0, split="temporal",
                      valid_days=3.0, test_days=3.0)
     stage.run(cfg, run)
-    d = lambda k: T0 + k * DAY  # noqa: E731
+    d = lambda k: T0 + k * DAY
     # t_max = day 12 -> test window [day 9, ...), valid window [day 6, day 9), train before day 6
     assert_frame_equal(_read(run, "train", TABLE_INTERACTIONS).sort("user", "pos"), _frame(
         [(0, 0, d(1), "purchase", 0), (0, 1, d(2), "purchase", 1), (0, 2, d(3), "purchase", 2),

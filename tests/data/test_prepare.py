@@ -15,7 +15,7 @@ from recsys.data.prepare import dedupe_events, kcore, prepare
 from recsys.data.quarantine import Rule, apply_rules, empty_quarantine, to_quarantine
 from recsys.data.schema import (INTERACTIONS, ITEMS, QUARANTINE, TABLE_INTERACTIONS, TABLE_ITEMS, TABLE_USERS,
                                 TARGETS, Loaded, conform)
-from recsys.data.split import leave_one_out
+from recsys.data.split import leave_one_out, loo_role
 
 
 # --------------------------------------------------------------------------- the reference (readable, slow)
@@ -140,12 +140,28 @@ def test_prepare_with_null_ids_and_kcore_off_quarantines_them() -> None:
 def test_leave_one_out_equals_the_window_version(shift: int) -> None:
     inter = prepare(make_log(5, n=300, n_users=40, n_items=10, null_ids=False, files=2), kcore_k=0,
                     require_catalogue=False).interactions.with_columns(pl.col("user") + shift)
+    # without repeats (a repeat is never a target: tested below), pos renumbered 0..n-1 per user
+    inter = inter.unique(subset=["user", "item"], keep="first", maintain_order=True).with_columns(
+        pl.int_range(pl.len()).over("user").cast(pl.Int32).alias("pos"))
     n = pl.len().over("user")
     want = [inter.filter((n < 3) | (pl.col("pos") < n - 2)),
             conform(inter.filter((n >= 3) & (pl.col("pos") == n - 2)), TARGETS),
             conform(inter.filter((n >= 3) & (pl.col("pos") == n - 1)), TARGETS)]
     for got, frame in zip(leave_one_out(inter), want):
         assert_frame_equal(got, frame)
+
+
+def test_leave_one_out_targets_are_new_items_and_later_repeats_are_in_no_split() -> None:
+    # user 0 buys 1, 2, 1 again, 3, 2 again, 4: new items 1 2 3 4 -> valid 3, test 4, train = the events
+    # before 3; the repeat of 2 between the targets is in no split. User 1 has 2 distinct items: all train.
+    inter = pl.DataFrame({"user": [0] * 6 + [1] * 3, "item": [1, 2, 1, 3, 2, 4, 5, 5, 6],
+                          "timestamp": list(range(9)), "event": ["buy"] * 9, "pos": [0, 1, 2, 3, 4, 5, 0, 1, 2]},
+                         schema_overrides={"user": pl.Int32, "item": pl.Int32, "pos": pl.Int32})
+    train, valid, test = leave_one_out(inter)
+    assert train.select("user", "pos").rows() == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert valid.select("user", "item").rows() == [(0, 3)]
+    assert test.select("user", "item").rows() == [(0, 4)]
+    assert pl.LazyFrame(inter).select(loo_role()).collect().to_series().to_list() == [0, 0, 0, 1, 3, 2, 0, 0, 0]
 
 
 # --------------------------------------------------------------------------- the pieces

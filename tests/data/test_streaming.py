@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from recsys.data.prepare import prepare
@@ -12,11 +13,15 @@ from recsys.data.synthetic import make_shop
 from recsys.data.streaming import histories_streaming, prepare_streaming
 
 
-def test_streaming_prepare_equals_in_memory(tmp_path) -> None:
+@pytest.mark.parametrize("rebuys", [False, True])
+def test_streaming_prepare_equals_in_memory(tmp_path, rebuys: bool) -> None:
     shop = make_shop(n_users=80, n_items=40, min_len=2, max_len=10, seed=3)
     inter = shop.interactions
     dups = inter.head(7).with_columns(pl.col("source_row") + 10_000)  # exact repeats, later rows
     inter = pl.concat([inter, dups])
+    if rebuys:  # the same items bought again later: repeats that leave-one-out never makes targets
+        again = inter.head(60).with_columns(pl.col("source_row") + 20_000, pl.col("timestamp") + 10**7)
+        inter = pl.concat([inter, again])
     inter.write_parquet(tmp_path / "logs.parquet")
     shop.items.write_parquet(tmp_path / "items.parquet")
 
