@@ -113,13 +113,30 @@ def evaluate_scores(
         batch_size: users scored at a time: memory is O(batch_size x n_items) whatever the number of users
             (about 30 bytes per score at the peak), and the result does not depend on it.
     """
+    return evaluate_many(scores_fn=lambda u: [score_fn(u)], n_systems=1, targets=targets, history=history,
+                         n_items=n_items, ks=ks, batch_size=batch_size, progress=progress)[0]
+
+
+def evaluate_many(
+    *,
+    scores_fn: Callable[[np.ndarray], Sequence[np.ndarray]],
+    n_systems: int,
+    targets: pl.DataFrame,
+    history: pl.DataFrame,
+    n_items: int,
+    ks: Sequence[int] = (10, 20),
+    batch_size: int = 1024,
+    progress: bool = False,
+) -> list[EvalResult]:
+    """``evaluate_scores`` of ``n_systems`` scorers in one pass: ``scores_fn(users)`` returns one (B, n_items)
+    score block per system, so systems that share work (e.g. mixtures of the same two matmuls) pay it once."""
     users = np.unique(targets["user"].to_numpy()).astype(np.int64)
     t_ptr, t_items = _csr(targets, users)
     h_ptr, h_items = _csr(history, users)
     kmax = max(ks)
-    ranks = np.empty(len(t_items), dtype=np.int64)
-    seen = {k: np.zeros(n_items, dtype=bool) for k in ks}
-    nonfinite = 0
+    ranks = [np.empty(len(t_items), dtype=np.int64) for _ in range(n_systems)]
+    seen = [{k: np.zeros(n_items, dtype=bool) for k in ks} for _ in range(n_systems)]
+    nonfinite = [0] * n_systems
     starts = range(0, len(users), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -127,40 +144,42 @@ def evaluate_scores(
         starts = tqdm(starts, desc="evaluate", unit="batch", leave=False)
     for s in starts:
         e = min(s + batch_size, len(users))
-        scores = np.array(score_fn(users[s:e]), dtype=np.float32, copy=True)
-        if scores.shape != (e - s, n_items):
-            raise ValueError(f"score_fn returned shape {scores.shape}, expected {(e - s, n_items)}")
+        blocks = scores_fn(users[s:e])
+        if len(blocks) != n_systems:
+            raise ValueError(f"scores_fn returned {len(blocks)} score blocks, expected {n_systems}")
         b = e - s
         t_lo, t_hi = t_ptr[s], t_ptr[e]
         t_row = np.repeat(np.arange(b), np.diff(t_ptr[s:e + 1]))
         t_it = t_items[t_lo:t_hi]
-        t_score = scores[t_row, t_it]
         h_row = np.repeat(np.arange(b), np.diff(h_ptr[s:e + 1]))
-        scores[np.isnan(scores)] = np.inf  # another item's NaN ranks above the target
-        scores[h_row, h_items[h_ptr[s]:h_ptr[e]]] = -np.inf
-        bad = ~np.isfinite(t_score)
-        nonfinite += int(bad.sum())
-        safe_t = np.where(bad, 0.0, t_score).astype(np.float32)
-        scores[t_row, t_it] = safe_t  # targets stay candidates even when also in history
-        # one target per user (leave-one-out) compares the scores in place; several gather their user's row
-        rows = scores if len(t_row) == b and (t_row == np.arange(b)).all() else scores[t_row]
-        r = (rows >= safe_t[:, None]).sum(1) - 1  # #(score > t) + #(score == t) - 1: ties count against it
-        ranks[t_lo:t_hi] = np.where(bad, MISS, r)
-        # the kmax largest per row without negating the block (a full (B, N) copy)
-        top = np.argpartition(scores, n_items - kmax, axis=1)[:, n_items - kmax:] if kmax < n_items else \
-            np.tile(np.arange(n_items), (b, 1))
-        top_scores = np.take_along_axis(scores, top, 1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, 1)
-        for k in ks:
-            seen[k][top[:, :k].ravel()] = True
-    per_target = pl.DataFrame({
-        "user": np.repeat(users, np.diff(t_ptr)).astype(np.int32),
-        "item": t_items.astype(np.int32),
-        "rank": ranks,
-    })
-    return EvalResult(per_target=per_target, n_items=n_items, coverage={k: float(v.mean()) for k, v in seen.items()},
-                      nonfinite_targets=nonfinite)
+        h_it = h_items[h_ptr[s]:h_ptr[e]]
+        for j, block in enumerate(blocks):
+            scores = np.array(block, dtype=np.float32, copy=True)
+            if scores.shape != (b, n_items):
+                raise ValueError(f"score_fn returned shape {scores.shape}, expected {(b, n_items)}")
+            t_score = scores[t_row, t_it]
+            scores[np.isnan(scores)] = np.inf  # another item's NaN ranks above the target
+            scores[h_row, h_it] = -np.inf
+            bad = ~np.isfinite(t_score)
+            nonfinite[j] += int(bad.sum())
+            safe_t = np.where(bad, 0.0, t_score).astype(np.float32)
+            scores[t_row, t_it] = safe_t  # targets stay candidates even when also in history
+            # one target per user (leave-one-out) compares the scores in place; several gather their user's row
+            rows = scores if len(t_row) == b and (t_row == np.arange(b)).all() else scores[t_row]
+            r = (rows >= safe_t[:, None]).sum(1) - 1  # #(score > t) + #(score == t) - 1: ties count against it
+            ranks[j][t_lo:t_hi] = np.where(bad, MISS, r)
+            # the kmax largest per row without negating the block (a full (B, N) copy)
+            top = np.argpartition(scores, n_items - kmax, axis=1)[:, n_items - kmax:] if kmax < n_items else \
+                np.tile(np.arange(n_items), (b, 1))
+            top_scores = np.take_along_axis(scores, top, 1)
+            order = np.argsort(-top_scores, axis=1, kind="stable")
+            top = np.take_along_axis(top, order, 1)
+            for k in ks:
+                seen[j][k][top[:, :k].ravel()] = True
+    user_col = np.repeat(users, np.diff(t_ptr)).astype(np.int32)
+    return [EvalResult(per_target=pl.DataFrame({"user": user_col, "item": t_items.astype(np.int32), "rank": ranks[j]}),
+                       n_items=n_items, coverage={k: float(v.mean()) for k, v in seen[j].items()},
+                       nonfinite_targets=nonfinite[j]) for j in range(n_systems)]
 
 
 def evaluate_lists(*, lists: pl.DataFrame, targets: pl.DataFrame, n_items: int,

@@ -120,7 +120,8 @@ def run(cfg: PruneConfig, run_dir: RunDir, *, variant: str = "student_kd", force
     size = sizes(full=full, item_layers=item_layers, text_proj=text_proj, pruned=pruned, meta=meta)
     # encode from the stored form (the arrays written below), so what is evaluated is what a reader gets back
     k = float(scfg.get("carry_count_k", 0.0))
-    scale = item_scales(counts=train_count, carry=full.teacher_carry, k=k, shift=float(scfg.get("carry_shift", 1.0))) \
+    shift = (meta.get("carry_fit") or {}).get("shift", scfg.get("carry_shift", 1.0))  # the fitted one, if any
+    scale = item_scales(counts=train_count, carry=full.teacher_carry, k=k, shift=float(shift)) \
         if full.carry is not None and k > 0 else None  # the same item vectors as the student's own export
     items, uv, ut = encode(P.from_tensors(tensors, tmeta), tables=tables, text=text, carry=full.carry,
                            carry_scale=scale)

@@ -183,6 +183,9 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     record: dict[str, Any] = {}
     if trained.rank == 0:
         with all_cores(world=trained.world):  # its metrics: the other ranks wait in the barrier below
+            fit = None
+            if towers.carry_dim and cfg.carry_count_k > 0 and cfg.carry_fit:
+                items, fit = _fit_carry(cfg=cfg, data=data, items=items, users=users_valid)
             paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid,
                                         users_test=users_test, tables=data.tables, quantize=cfg.quantize_int8,
                                         tower=tower, eval_users=cfg.eval_users)
@@ -200,6 +203,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
                 "valid": info["valid"], "test": info["test"], "int8": info.get("int8"),
                 "valid_slices": info["valid_slices"],
                 "items_without_train_events": int((data.feats.train_count == 0).sum()), "examples": examples,
+                "carry_fit": fit.as_dict() if fit else None,
                 "config": dataclasses.asdict(cfg), "versions": versions()}
         paths.append(S.write_meta(layout=run_dir.layout, variant=variant, meta=meta))
         paths.append(S.write_train_log(layout=run_dir.layout, variant=variant,
@@ -209,7 +213,8 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
                        plan=trained.plan, valid=info["valid"], test=info["test"], best_epoch=trained.best_epoch,
                        valid_slices=info["valid_slices"], train_seconds=meta["train_seconds"],
                        examples_per_s=meta["examples_per_s"], int8=info.get("int8"), params=params,
-                       world_size=trained.world, examples=examples, rank0_cpu_seconds=round(_cpu() - c0, 2))
+                       world_size=trained.world, examples=examples, rank0_cpu_seconds=round(_cpu() - c0, 2),
+                       carry_shift=fit.shift if fit else None)
         record = run_dir.stage_record(stage_name(variant)) or {}
         log.info("student %s: test ndcg@10 %.4f recall@10 %.4f (valid ndcg@10 %.4f), %.0fs, plan %s", variant,
                  info["test"]["ndcg@10"], info["test"]["recall@10"], info["valid"]["ndcg@10"], seconds,
@@ -219,6 +224,25 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
         if not keep_group:
             dist.destroy_process_group()
     return record
+
+
+def _fit_carry(*, cfg: StudentConfig, data: Any, items: Any,
+               users: Any) -> tuple[Any, Any]:
+    """``recsys.student.carry_fit`` on valid against the adapted teacher; logs the choice. The teacher's side is
+    what the towers carry: its item vectors and, as the user's, the carried part of the student's user vector
+    (the teacher's own recency pooling of the history, ``TeacherMeta``), i.e. the ``teacher_adapted`` ranking."""
+    from recsys.student.carry_fit import fit_shift
+
+    tables = data.tables
+    t_items = data.feats.carry
+    items, fit = fit_shift(items=items, users=users, teacher_users=users[:, :t_items.shape[1]], teacher_items=t_items,
+                           counts=data.feats.train_count, carry=cfg.teacher_carry, k=cfg.carry_count_k,
+                           trained_shift=cfg.carry_shift, shifts=tuple(cfg.carry_fit_shifts), tables=tables,
+                           min_targets=cfg.carry_fit_min_targets)
+    log.info("student: carry shift %.2f (%s); valid ndcg@10 by shift: %s", fit.shift, fit.reason,
+             ", ".join(f"{r['shift']:g}: {r['all']:.4f}{'' if r['qualifies'] else ' (below the teacher)'}"
+                       for r in fit.rows))
+    return items, fit
 
 
 def _cpu() -> float:
