@@ -104,7 +104,7 @@ def _writable(block: np.ndarray, *, fresh: bool) -> np.ndarray:
 
 
 def top_k_rows(scores: np.ndarray, k: int, *, group: int = 4) -> np.ndarray:
-    """(B, k) column ids of each row's ``k`` largest scores, best first (among equal scores: any of them).
+    """(B, k) column ids of each row's ``k`` largest scores, best first; equal scores by the lower id.
 
     ``np.argpartition`` over all N columns is the slow part of full ranking (~60 ms per 1024 x 12k block).
     Two-level instead: the columns are cut into ``group`` strided slices of G = N // group, whose element-wise
@@ -115,7 +115,7 @@ def top_k_rows(scores: np.ndarray, k: int, *, group: int = 4) -> np.ndarray:
     """
     b, n = scores.shape
     if k >= n:
-        return np.argsort(-scores, axis=1, kind="stable")
+        return np.argsort(-scores, axis=1, kind="stable")  # stable: equal scores by id
     g = min(group, n // (4 * k))
     if g < 2:
         cand = None
@@ -131,9 +131,19 @@ def top_k_rows(scores: np.ndarray, k: int, *, group: int = 4) -> np.ndarray:
         sub = np.take_along_axis(scores, cand, 1)
     c = sub.shape[1]
     top = np.argpartition(sub, c - k, axis=1)[:, c - k:]  # no negation: that would copy the block
-    order = np.argsort(-np.take_along_axis(sub, top, 1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, 1)
-    return top if cand is None else np.take_along_axis(cand, top, 1)
+    if cand is not None:
+        top = np.take_along_axis(cand, top, 1)
+    vals = np.take_along_axis(scores, top, 1)
+    # equal scores at the k-th place (duplicate item texts give the teacher exact ties): the lower ids win, not
+    # whichever the partition met first; rows where tied items straddle the cut are redone over the full row
+    kth = vals.min(axis=1)
+    room = k - np.count_nonzero(vals > kth[:, None], axis=1)
+    for r in np.flatnonzero(np.count_nonzero(scores == kth[:, None], axis=1) > room):
+        idx = np.flatnonzero(scores[r] >= kth[r])
+        top[r] = idx[np.lexsort((idx, -scores[r, idx]))[:k]]
+        vals[r] = scores[r, top[r]]
+    order = np.lexsort((top, -vals), axis=1)  # best first, equal scores by id
+    return np.take_along_axis(top, order, 1)
 
 
 def evaluate_scores(
