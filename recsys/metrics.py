@@ -118,31 +118,36 @@ def top_k_rows(scores: np.ndarray, k: int, *, group: int = 4) -> np.ndarray:
         return np.argsort(-scores, axis=1, kind="stable")  # stable: equal scores by id
     g = min(group, n // (4 * k))
     if g < 2:
-        cand = None
+        cand = left_best = None
         sub = scores
     else:
         n_b = n // g
         m = n_b * g
         best = scores[:, :m].reshape(b, g, n_b).max(axis=1)  # bucket j = columns j, j + G, j + 2G, ...
-        buckets = np.argpartition(best, n_b - k, axis=1)[:, n_b - k:]
+        part = np.argpartition(best, n_b - k, axis=1)
+        buckets = part[:, n_b - k:]
+        left_best = np.take_along_axis(best, part[:, :n_b - k], 1).max(axis=1)  # best of the buckets left out
         cand = (buckets[:, :, None] + n_b * np.arange(g)).reshape(b, k * g)
         if m < n:
             cand = np.concatenate([cand, np.broadcast_to(np.arange(m, n), (b, n - m))], axis=1)
         sub = np.take_along_axis(scores, cand, 1)
     c = sub.shape[1]
     top = np.argpartition(sub, c - k, axis=1)[:, c - k:]  # no negation: that would copy the block
+    vals = np.take_along_axis(sub, top, 1)
+    # equal scores at the k-th place (duplicate item texts give the teacher exact ties): the lower ids win, not
+    # whichever the partition met first. Rows where more items tie at the k-th value than the cut leaves room
+    # for are redone over the full row. Every item above that value is a candidate (a bucket left out has k
+    # better ones), so a tied item outside the candidates shows as a left-out bucket whose best equals it.
+    kth = vals.min(axis=1)
+    tied = np.count_nonzero(sub == kth[:, None], axis=1) > k - np.count_nonzero(vals > kth[:, None], axis=1)
     if cand is not None:
         top = np.take_along_axis(cand, top, 1)
-    vals = np.take_along_axis(scores, top, 1)
-    # equal scores at the k-th place (duplicate item texts give the teacher exact ties): the lower ids win, not
-    # whichever the partition met first; rows where tied items straddle the cut are redone over the full row
-    kth = vals.min(axis=1)
-    room = k - np.count_nonzero(vals > kth[:, None], axis=1)
-    for r in np.flatnonzero(np.count_nonzero(scores == kth[:, None], axis=1) > room):
+        tied |= left_best >= kth
+    top.sort(axis=1)
+    for r in np.flatnonzero(tied):
         idx = np.flatnonzero(scores[r] >= kth[r])
-        top[r] = idx[np.lexsort((idx, -scores[r, idx]))[:k]]
-        vals[r] = scores[r, top[r]]
-    order = np.lexsort((top, -vals), axis=1)  # best first, equal scores by id
+        top[r] = np.sort(idx[np.lexsort((idx, -scores[r, idx]))[:k]])
+    order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")  # equal scores: by id
     return np.take_along_axis(top, order, 1)
 
 
