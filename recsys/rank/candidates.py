@@ -111,7 +111,8 @@ def union(lists: dict[str, pl.DataFrame], *, sources: list[Source], depth: int) 
     if any(len(np.unique(k)) != len(k) for k in keys.values()):  # a list naming a pair twice: joins keep both
         return _union_joins(lists, sources=sources, depth=depth)
     every = np.unique(np.concatenate(list(keys.values()))) if keys else np.zeros(0, np.int64)  # sorted
-    cols: dict[str, np.ndarray] = {"user": (every >> 32).astype(np.int32), "item": (every & 0xFFFFFFFF).astype(np.int32)}
+    cols: dict[str, np.ndarray] = {"user": (every >> 32).astype(np.int32),
+                                   "item": (every & 0xFFFFFFFF).astype(np.int32)}
     n_sources = np.zeros(len(every), dtype=np.int8)
     for name, lst in lists.items():
         rank = np.full(len(every), depth, dtype=np.int32)

@@ -63,7 +63,8 @@ def test_union_by_keys_equals_the_polars_joins() -> None:
     hist = pl.DataFrame({"user": rng.integers(0, 40, 60), "item": rng.integers(0, 30, 60)},
                         schema={"user": pl.Int32, "item": pl.Int32})
     ready = exact_topk(users=users[:, ::-1].copy(), items=items, query=np.arange(40), history=hist, k=9)
-    srcs = [Source("s", users, items, lists=ready), Source("t", -users, items), Source("a", users * 2, items[:, ::-1].copy())]
+    srcs = [Source("s", users, items, lists=ready), Source("t", -users, items),
+            Source("a", users * 2, items[:, ::-1].copy())]
     lists = source_lists(srcs, query=np.arange(0, 40, 3), history=hist, depth=7)
     assert_frame_equal(union(lists, sources=srcs, depth=7), _union_joins(lists, sources=srcs, depth=7))
     u, i = rng.integers(0, 40, 1000), rng.integers(0, 30, 1000)
