@@ -194,3 +194,31 @@ def test_popularity_summary_gives_overall_and_every_popularity_slice() -> None:
     assert out["head"] == {"targets": 0.0, "ndcg@1": None, "recall@1": None}
     assert popularity_summary(res, train=train, ks=(2,), head=0.2, tail=0.4)["cold"]["ndcg@2"] == \
         pytest.approx(1 / math.log2(3))
+
+
+def test_top_k_rows_matches_a_full_sort() -> None:
+    """The two-level top-k (bucket maxima, then their members) equals a stable full sort: -inf, ties across the
+    k-th place (lower ids win) and the remainder columns too."""
+    from recsys.metrics import top_k_rows
+
+    rng = np.random.default_rng(3)
+    for n, k in [(1000, 10), (1003, 25), (97, 5), (40, 10), (12, 12), (7, 20)]:
+        s = rng.standard_normal((33, n)).astype(np.float32)
+        s[rng.integers(0, 33, 50), rng.integers(0, n, 50)] = -np.inf
+        for scores in (s, np.round(s, 1)):  # rounded: many exact ties, also across the k-th place
+            got = top_k_rows(scores, k)
+            want = np.argsort(-scores, axis=1, kind="stable")[:, :min(k, n)]  # equal scores: the lower id first
+            np.testing.assert_array_equal(got, want)
+
+
+def test_dot_scorer_results_are_not_copied_but_views_are() -> None:
+    """A fresh matmul result is masked in place; a broadcast view (most popular) is copied, never written."""
+    from recsys.metrics import _writable
+
+    s = dot_scorer(np.eye(2, dtype=np.float32), np.ones((3, 2), dtype=np.float32))
+    block = s(np.array([0, 1]))
+    assert s.fresh and _writable(block, fresh=True) is block
+    base = np.arange(3, dtype=np.float32)
+    out = _writable(np.broadcast_to(base, (2, 3)), fresh=True)
+    out[:] = -1
+    assert base.tolist() == [0.0, 1.0, 2.0]

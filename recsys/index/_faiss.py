@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,19 @@ def import_faiss() -> Any:
             "the index stage needs faiss: `pip install 'recsys[index]'` (faiss-cpu), or faiss-gpu-cu12 for GPU"
         ) from e
     return faiss
+
+
+@contextlib.contextmanager
+def omp_threads(n: int) -> Iterator[None]:
+    """faiss's OpenMP threads set to ``n`` inside the block (0 = leave them), restored after."""
+    faiss = import_faiss()
+    before = faiss.omp_get_max_threads()
+    if n > 0:
+        faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.index._faiss import import_faiss
+from recsys.index._faiss import import_faiss, omp_threads
 from recsys.index.config import IndexConfig
 from recsys.index.errors import MetricMismatchError
 from recsys.index.search import ItemIndex, normalize
@@ -116,7 +116,8 @@ def build_index(
         rng = np.random.default_rng(cfg.seed)
         n_train = cfg.train_per_list * nlist + 50_000
         sample = x if n <= n_train else x[np.sort(rng.choice(n, n_train, replace=False))]
-        inner.train(sample)
+        with omp_threads(cfg.train_threads):
+            inner.train(sample)
         if clus is not None:
             inner.clustering_index = None  # ``clus`` (Python-owned) is freed with this frame, never saved
         params["nprobe"] = cfg.nprobe or min(nlist, 16)
@@ -135,7 +136,8 @@ def build_index(
     index = faiss.IndexIDMap2(inner)
     inner.this.disown()
     index.own_fields = True
-    index.add_with_ids(x, ids)
+    with omp_threads(cfg.train_threads if cfg.kind != "hnsw" else 0):  # IVF add = quantizer assignment + encoding
+        index.add_with_ids(x, ids)
     out = ItemIndex(index=index, cfg=cfg, vectors=x, ids=ids)
     out.set_params(**params)
     log.info("index: %s over %d x %d (%s), params %s", cfg.kind, n, d, cfg.metric, params)

@@ -36,6 +36,10 @@ class IndexConfig:
     # was the faster one, batched and one query at a time (benchmarks/README.md, index)
     quantizer: Quantizer = "flat"
     kmeans_iters: int = ranged(25, ge=1)  # IVF k-means iterations (faiss's default; fewer = faster, coarser lists)
+    # faiss threads for IVF / PQ training and adding (0 = faiss's default, every core). 1: on the shared 2-core
+    # box the OpenMP team spins while BLAS threads hold the cores; the report's IVF-PQ over 12k x 448 Beauty
+    # vectors took 10.5 CPU s (30 s wall) with one thread, 33 CPU s (125 s) with two, the same index
+    train_threads: int = ranged(1, ge=0)
     train_per_list: int = ranged(64, ge=39)  # k-means sample: train_per_list * nlist + 50k vectors (faiss warns < 39)
     # IVF-PQ: m sub-quantizers of nbits each (m = 0 -> d/2, i.e. 2 dims per code byte: accurate enough for
     # recall@100 after refinement); the shortlist of refine_factor*k is re-scored exactly (0 = no refinement).

@@ -94,7 +94,8 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
     gate_targets = tables.valid.filter(is_gate)
     prefix_row = {p: row for p, row in SOURCE_ROWS.values()}
     valid_fig = {prefix_row[p]: _eval(lst.filter(is_gate), gate_targets, tables.n_items) for p, lst in lists_v.items()}
-    valid_fig[RANKER_ROW] = _eval(rerank(booster, fv.filter(is_gate)), gate_targets, tables.n_items)
+    valid_fig[RANKER_ROW] = _eval(rerank(booster, fv.filter(is_gate), num_threads=cfg.num_threads), gate_targets,
+                                   tables.n_items)
     decision = decide({r: m[cfg.gate_metric] for r, m in valid_fig.items()}, ranker=RANKER_ROW, margin=cfg.gate_margin)
     log.info("rank gate: %s", decision.reason)
     if cfg.refit and held.len():  # the gate users are data too: refit on every valid user, same rounds
@@ -104,7 +105,7 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
         train_report["refit"] = refit_report
     ct, _ = candidates(root, cfg, tables=tables, split="test")
     ctx = feature_context(tables=tables, split="test", recent_days=cfg.recent_days)  # once, for every block
-    reranked = pl.concat([rerank(booster, candidate_features(block, ctx=ctx))
+    reranked = pl.concat([rerank(booster, candidate_features(block, ctx=ctx), num_threads=cfg.num_threads)
                           for block in user_blocks(ct, block_users=cfg.block_users)])
     outs = [save_model(booster, layout=lay), L.write(path=lay.reranked("test"), frame=reranked),
             R.write_importance(layout=lay, importance={"importance_type": "gain", "features": importance(booster)})]

@@ -191,3 +191,19 @@ def test_gpu_search_matches_cpu(clustered):
         for k in (10, 2100):  # 2100: over the GPU top-k limit -> CPU fallback
             a, b = cpu.search(q, k=k, exclude=ex), gpu.search(q, k=k, exclude=ex)
             assert np.mean(a[1][:, :10] == b[1][:, :10]) > 0.99
+
+
+def test_train_threads_give_the_same_index_and_restore_faiss_threads(clustered):
+    """IVF-PQ trained with one faiss thread (index.train_threads) answers as with faiss's default threads."""
+    import dataclasses
+
+    from recsys.index._faiss import import_faiss
+
+    faiss = import_faiss()
+    items, queries = clustered[0], clustered[1]
+    before = faiss.omp_get_max_threads()
+    cfg = IndexConfig(kind="ivf_pq", nlist=8, nprobe=4, pq_m=4, pq_nbits=4, use_gpu="never")
+    one = build_index(items, cfg=cfg).search(queries, k=5)[1]
+    assert faiss.omp_get_max_threads() == before
+    every = build_index(items, cfg=dataclasses.replace(cfg, train_threads=0)).search(queries, k=5)[1]
+    np.testing.assert_array_equal(one, every)

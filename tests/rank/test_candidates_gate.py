@@ -52,3 +52,27 @@ def test_gate_serves_the_ranker_only_above_the_margin() -> None:
     assert decide({"als": 0.05}, ranker="union_rerank", margin=0.0).served == "als"  # no ranker figure
     with pytest.raises(ValueError, match="single retriever"):
         decide({"union_rerank": 0.1}, ranker="union_rerank", margin=0.0)
+
+
+def test_union_by_keys_equals_the_polars_joins() -> None:
+    """The sorted-key union is the joins' frame row for row (ranks, sentinels, counts, exact scores)."""
+    from recsys.rank.candidates import _union_joins, pair_scores
+
+    rng = np.random.default_rng(5)
+    users, items = rng.standard_normal((40, 6)).astype(np.float32), rng.standard_normal((30, 6)).astype(np.float32)
+    hist = pl.DataFrame({"user": rng.integers(0, 40, 60), "item": rng.integers(0, 30, 60)},
+                        schema={"user": pl.Int32, "item": pl.Int32})
+    ready = exact_topk(users=users[:, ::-1].copy(), items=items, query=np.arange(40), history=hist, k=9)
+    srcs = [Source("s", users, items, lists=ready), Source("t", -users, items),
+            Source("a", users * 2, items[:, ::-1].copy())]
+    lists = source_lists(srcs, query=np.arange(0, 40, 3), history=hist, depth=7)
+    assert_frame_equal(union(lists, sources=srcs, depth=7), _union_joins(lists, sources=srcs, depth=7))
+    u, i = rng.integers(0, 40, 1000), rng.integers(0, 30, 1000)
+    np.testing.assert_array_equal(pair_scores(users, items, u, i, chunk=7), pair_scores(users, items, u, i))
+
+
+def test_union_of_a_list_repeating_a_pair_falls_back_to_the_joins() -> None:
+    twice = pl.DataFrame({"user": [0, 0], "item": [1, 1], "score": [1.0, 1.0], "rank": [0, 1]},
+                         schema={"user": pl.Int32, "item": pl.Int32, "score": pl.Float32, "rank": pl.Int32})
+    s = Source("s", USERS, ITEMS, lists=twice)
+    assert union({"s": twice}, sources=[s], depth=2).height == 2  # one row per match, as the joins give
