@@ -34,10 +34,11 @@ class RankConfig:
     lambdarank_truncation_level: int = ranged(20, ge=1)  # NDCG is optimised for the top of the list
     eval_at: int = ranged(10, ge=1)
     early_stopping_rounds: int = ranged(30, ge=1)
-    # LightGBM threads for fitting and scoring (0 = its default, every core). 1: on the shared 2-core box the
-    # OpenMP team spins while it waits for a core; one thread fitted the Toys ranker in 5.7 CPU s instead of
-    # 37 (38 s wall instead of 104 at load 8) with the same trees (histograms built column-wise, in row order)
-    num_threads: int = ranged(1, ge=0)
+    # LightGBM threads for fitting and scoring (0 = its default, every core; the trees are the same either way:
+    # histograms built column-wise, in row order). 0 on an idle 2-core box: the Beauty rank stage 40.3 s vs 54.6 s
+    # with 1. Set 1 on a shared box, where the OpenMP team spins waiting for a core: one thread fitted the Toys
+    # ranker in 5.7 CPU s instead of 37 (38 s wall instead of 104 at load 8)
+    num_threads: int = ranged(0, ge=0)
     holdout_fraction: float = ranged(0.15, ge=0, lt=1)  # training queries held out for early stopping
     # (0 = none)
     gate_fraction: float = ranged(0.25, ge=0, lt=1)  # valid users never trained on, where the ranker meets
