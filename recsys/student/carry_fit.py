@@ -9,7 +9,8 @@ every list with them (valid NDCG@10 there 0.209 at 0.75 vs 0.240 at 0.25).
 Rule: among ``shifts``, keep those whose valid NDCG@10 on every tail/cold slice with at least ``min_targets``
 targets is at least the adapted teacher's on that slice (the student must carry the teacher where it is better)
 and take the best overall valid NDCG@10 among them; if none qualifies, the one closest to qualifying (largest
-worst slice ratio). All mixtures come from the same two matmuls, so the fit costs about one evaluation.
+worst slice ratio). All mixtures come from the same two matmuls (9.2 s wall, 15 CPU s per carried variant
+on Beauty, 2 cores: the teacher block, two part blocks and one ranking per shift).
 """
 
 from __future__ import annotations
