@@ -77,3 +77,18 @@ def write_stand_in_run(root: object, *, variant: str = "student_kd", dim: int = 
             "rank": np.tile(np.arange(kk, dtype=np.int32), t.n_users),
         }).filter(pl.col("score").is_finite())
     write_teacher(rd, raw=items["raw"], adapted=items["adapted"], users=users, topk=topk)
+
+
+def write_rank_run(root: Path, *, users: int, items: int, k: int) -> RunDir:
+    """A synthetic shop's tables, stand-in student and teacher files and an exact (flat) index with top-``k``
+    candidates: what the rank stage reads."""
+    from recsys.data import stage as data_stage
+    from recsys.data.config import DataConfig
+    from recsys.index import IndexConfig
+    from recsys.index import stage as index_stage
+
+    rd = RunDir(root)
+    data_stage.run(DataConfig(source="synthetic", synthetic_users=users, synthetic_items=items), rd)
+    write_stand_in_run(rd.root)
+    index_stage.run(IndexConfig(kind="flat", k=k), rd)
+    return rd

@@ -9,8 +9,8 @@ every list with them (valid NDCG@10 there 0.209 at 0.75 vs 0.240 at 0.25).
 Rule: among ``shifts``, keep those whose valid NDCG@10 on every tail/cold slice with at least ``min_targets``
 targets is at least the adapted teacher's on that slice (the student must carry the teacher where it is better)
 and take the best overall valid NDCG@10 among them; if none qualifies, the one closest to qualifying (largest
-worst slice ratio). All mixtures come from the same two matmuls (9.2 s wall, 15 CPU s per carried variant
-on Beauty, 2 cores: the teacher block, two part blocks and one ranking per shift).
+worst slice ratio). All mixtures come from the same two matmuls (the teacher's ranking is the carried part's
+own), so the fit costs two matmuls and one ranking per shift.
 """
 
 from __future__ import annotations
@@ -70,30 +70,30 @@ def choose(*, rows: list[dict[str, Any]], teacher: dict[str, Any], targets: dict
                   f"{best['worst_ratio']:.2f}x the teacher's)")
 
 
-def fit_shift(*, items: np.ndarray, users: np.ndarray, teacher_users: np.ndarray, teacher_items: np.ndarray,
-              counts: np.ndarray, carry: float, k: float, trained_shift: float, shifts: tuple[float, ...],
-              tables: Tables, min_targets: int) -> tuple[np.ndarray, CarryFit]:
+def fit_shift(*, items: np.ndarray, users: np.ndarray, teacher_dim: int, counts: np.ndarray, carry: float, k: float,
+              trained_shift: float, shifts: tuple[float, ...], tables: Tables, min_targets: int
+              ) -> tuple[np.ndarray, CarryFit]:
     """Item vectors re-scaled with the chosen shift (N, Dt + d), and the fit's record.
 
     Args:
         items: (N, Dt + d) the student's item vectors as encoded with ``trained_shift``.
-        users: (U, Dt + d) its valid user vectors; teacher_users (U, Dt), teacher_items (N, Dt): the
-            adapted teacher's valid user and item vectors (the ``teacher_adapted`` row).
+        users: (U, Dt + d) its valid user vectors. Their first ``teacher_dim`` columns and the items' unscaled
+            ones are ``sqrt(a)`` times the carried teacher vectors (the user's: the teacher's own recency pooling of
+            the history), so their product is the teacher's ranking, the reference of the rule.
         counts: (N,) training events per item.
     """
-    dt = teacher_items.shape[1]
-    t, r = split_parts(items=items, teacher_dim=dt,
+    t, r = split_parts(items=items, teacher_dim=teacher_dim,
                        scale=item_scales(counts=counts, carry=carry, k=k, shift=trained_shift))
     scales = [item_scales(counts=counts, carry=carry, k=k, shift=s) for s in shifts]
-    ut, ur = users[:, :dt], users[:, dt:]
+    ut, ur = users[:, :teacher_dim], users[:, teacher_dim:]
 
     def blocks(u: np.ndarray) -> list[np.ndarray]:
-        st, sr = ut[u] @ t.T, ur[u] @ r.T  # the two cosines' matmuls, shared by every shift
-        return [teacher_users[u] @ teacher_items.T, *(st * sc[:, 0] + sr * sc[:, 1] for sc in scales)]
+        st, sr = ut[u] @ t.T, ur[u] @ r.T  # the two cosines' matmuls, shared by every shift and the teacher
+        return [st, *(st * sc[:, 0] + sr * sc[:, 1] for sc in scales)]  # built before any block is masked
 
     results = metrics.evaluate_many(scores_fn=blocks, n_systems=1 + len(shifts), targets=tables.valid,
                                     history=tables.history("valid"), n_items=tables.n_items, ks=(10,),
-                                    batch_size=512, fresh=True)  # 2 + 1 + len(shifts) new (512, N) blocks at a time
+                                    batch_size=512, fresh=True)  # 2 + len(shifts) new (512, N) blocks at a time
     summaries = [metrics.popularity_summary(res, train=tables.train, ks=(10,)) for res in results]
     teacher = {s: v["ndcg@10"] for s, v in summaries[0].items()}
     targets = {s: v["targets"] for s, v in summaries[0].items()}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys.contracts.errors import problem
-from recsys.student.tower_ops import bag_mean, carry_join, mlp_normalized, normalize, teacher_vector
+from recsys.student.tower_ops import bag_mean, mlp_normalized, with_carry
 
 FORMAT = "recsys-user-tower-seq/1"
 BLOCK = ("ln1.weight", "ln1.bias", "qkv.weight", "qkv.bias", "proj.weight", "proj.bias", "ln2.weight", "ln2.bias",
@@ -78,12 +78,8 @@ class SeqUserTower:
             seq[rows] = self._sequence([hs[r][max(0, len(hs[r]) - self.seq_len):] for r in rows])
         ctx = np.stack([self._context(h) for h in hs]) if hs else np.zeros((0, self._ctx_width()), np.float32)
         x = np.concatenate([seq, ctx], axis=1)
-        x = mlp_normalized(x, self.layers)
-        if self.carry is None:
-            return x
-        t = normalize(np.stack([teacher_vector(self.carry, h, last_n=self.carry_last_n, decay=self.carry_decay)
-                                 for h in hs]))
-        return carry_join(t, x, self.teacher_carry)
+        return with_carry(mlp_normalized(x, self.layers), hs, carry=self.carry, a=self.teacher_carry,
+                          last_n=self.carry_last_n, decay=self.carry_decay)
 
     def _ctx_width(self) -> int:
         return self.t_brand.shape[1] + self.t_cat.shape[1] + self.user_id_dim

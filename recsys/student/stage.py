@@ -226,18 +226,14 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     return record
 
 
-def _fit_carry(*, cfg: StudentConfig, data: Any, items: Any,
-               users: Any) -> tuple[Any, Any]:
-    """``recsys.student.carry_fit`` on valid against the adapted teacher; logs the choice. The teacher's side is
-    what the towers carry: its item vectors and, as the user's, the carried part of the student's user vector
-    (the teacher's own recency pooling of the history, ``TeacherMeta``), i.e. the ``teacher_adapted`` ranking."""
+def _fit_carry(*, cfg: StudentConfig, data: Any, items: Any, users: Any) -> tuple[Any, Any]:
+    """``recsys.student.carry_fit`` on valid against the adapted teacher (the vectors the towers carry); logs the
+    choice."""
     from recsys.student.carry_fit import fit_shift
 
-    tables = data.tables
-    t_items = data.feats.carry
-    items, fit = fit_shift(items=items, users=users, teacher_users=users[:, :t_items.shape[1]], teacher_items=t_items,
+    items, fit = fit_shift(items=items, users=users, teacher_dim=data.feats.carry.shape[1],
                            counts=data.feats.train_count, carry=cfg.teacher_carry, k=cfg.carry_count_k,
-                           trained_shift=cfg.carry_shift, shifts=tuple(cfg.carry_fit_shifts), tables=tables,
+                           trained_shift=cfg.carry_shift, shifts=tuple(cfg.carry_fit_shifts), tables=data.tables,
                            min_targets=cfg.carry_fit_min_targets)
     log.info("student: carry shift %.2f (%s); valid ndcg@10 by shift: %s", fit.shift, fit.reason,
              ", ".join(f"{r['shift']:g}: {r['all']:.4f}{'' if r['qualifies'] else ' (below the teacher)'}"

@@ -35,3 +35,13 @@ def mlp_normalized(x: np.ndarray, layers: tuple[tuple[np.ndarray, np.ndarray], .
 def carry_join(t: np.ndarray, r: np.ndarray, a: float) -> np.ndarray:
     """``[sqrt(a) t, sqrt(1 - a) r]``: the teacher carry's output (``TwoTower._carry``)."""
     return np.concatenate([np.sqrt(a) * t, np.sqrt(1.0 - a) * r], axis=1).astype(np.float32)
+
+
+def with_carry(x: np.ndarray, histories: list[np.ndarray], *, carry: np.ndarray | None, a: float, last_n: int,
+               decay: float) -> np.ndarray:
+    """A numpy user tower's output: ``x`` itself without a carry, else ``carry_join`` of each history's normalised
+    ``teacher_vector`` and ``x``."""
+    if carry is None:
+        return x
+    t = normalize(np.stack([teacher_vector(carry, h, last_n=last_n, decay=decay) for h in histories]))
+    return carry_join(t, x, a)

@@ -32,7 +32,7 @@ from recsys.contracts.errors import problem
 from recsys.contracts.layout import Layout
 from recsys.student import seq_user_tower
 from recsys.student.seq_user_tower import SeqUserTower
-from recsys.student.tower_ops import bag_mean, carry_join, mlp_normalized, normalize, teacher_vector
+from recsys.student.tower_ops import bag_mean, carry_join, mlp_normalized, normalize, with_carry
 
 FORMAT = "recsys-user-tower/1"
 
@@ -70,12 +70,8 @@ class UserTower:
         """Item rows per user, oldest first -> (B, d) float32 L2-normalised user vectors."""
         x = np.stack([self._features(np.asarray(h, dtype=np.int64)) for h in histories]) if len(histories) \
             else np.zeros((0, self.layers[0][0].shape[1]), np.float32)
-        x = mlp_normalized(x, self.layers)
-        if self.carry is None:
-            return x
-        t = normalize(np.stack([teacher_vector(self.carry, np.asarray(h, dtype=np.int64), last_n=self.carry_last_n,
-                                                 decay=self.carry_decay) for h in histories]))
-        return carry_join(t, x, self.teacher_carry)
+        return with_carry(mlp_normalized(x, self.layers), [np.asarray(h, dtype=np.int64) for h in histories],
+                          carry=self.carry, a=self.teacher_carry, last_n=self.carry_last_n, decay=self.carry_decay)
 
     def encode_csr(self, ptr: np.ndarray, items: np.ndarray) -> np.ndarray:
         """``encode`` of every CSR row at once (user u's history = ``items[ptr[u]:ptr[u+1]]``, oldest first), with

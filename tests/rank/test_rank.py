@@ -5,14 +5,10 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from stand_ins import write_rank_run
 
 from recsys.artifacts import RunDir
-from recsys.data import stage as data_stage
-from recsys.data.config import DataConfig
 from recsys.data.tables import load_tables
-from recsys.index import IndexConfig
-from recsys.index import stage as index_stage
-from stand_ins import write_stand_in_run
 from recsys.metrics import evaluate_lists
 from recsys.rank import RankConfig, build_features, feature_columns, label, load_model, rerank, train_ranker
 from recsys.rank import stage as rank_stage
@@ -22,11 +18,7 @@ from recsys.rank.train import groups, with_positives
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    rd = RunDir(tmp_path_factory.mktemp("run"))
-    data_stage.run(DataConfig(source="synthetic", synthetic_users=500, synthetic_items=100), rd)
-    write_stand_in_run(rd.root)
-    index_stage.run(IndexConfig(kind="flat", k=40), rd)
-    return rd
+    return write_rank_run(tmp_path_factory.mktemp("run"), users=500, items=100, k=40)
 
 
 def _frames(rd: RunDir):

@@ -6,26 +6,17 @@ from __future__ import annotations
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from stand_ins import write_rank_run
 
-from recsys.artifacts import RunDir
-from recsys.data import stage as data_stage
-from recsys.data.config import DataConfig
 from recsys.data.tables import load_tables
-from recsys.index import IndexConfig
-from recsys.index import stage as index_stage
 from recsys.rank import RankConfig, build_features
 from recsys.rank import stage as rank_stage
 from recsys.rank.teacher import load_teacher
-from stand_ins import write_stand_in_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    rd = RunDir(tmp_path_factory.mktemp("run"))
-    data_stage.run(DataConfig(source="synthetic", synthetic_users=300, synthetic_items=80), rd)
-    write_stand_in_run(rd.root)
-    index_stage.run(IndexConfig(kind="flat", k=30), rd)
-    return rd
+    return write_rank_run(tmp_path_factory.mktemp("run"), users=300, items=80, k=30)
 
 
 def test_features_in_user_blocks_equal_one_frame(run_dir) -> None:

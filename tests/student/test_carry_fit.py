@@ -84,8 +84,8 @@ def test_fit_returns_the_vectors_the_tower_encodes_at_the_chosen_shift(tiny_run)
     items = encode_items(towers=towers, feats=data.feats, cfg=cfg)
     users = encode_users(towers=towers, feats=data.feats, hist=data.train, cfg=cfg)
     dt = data.feats.carry.shape[1]
-    kw = {"users": users, "teacher_users": users[:, :dt], "teacher_items": data.feats.carry, "counts": counts, "carry": 0.5,
-              "k": 2.0, "trained_shift": 0.75, "tables": data.tables, "min_targets": 1}
+    kw = {"users": users, "teacher_dim": dt, "counts": counts, "carry": 0.5, "k": 2.0, "trained_shift": 0.75,
+          "tables": data.tables, "min_targets": 1}
     got, fit = fit_shift(items=items, shifts=(0.25,), **kw)  # one candidate: it is chosen whatever the figures
     want = encode_items(towers=towers, feats=data.feats, cfg=dataclasses.replace(cfg, carry_shift=0.25))
     assert fit.shift == 0.25 and len(fit.rows) == 1 and fit.teacher["all"] is not None
