@@ -54,6 +54,27 @@ def sampled_softmax(
     return F.cross_entropy(logits, torch.arange(b, device=users.device))
 
 
+def candidate_mask(*, item_ids: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """(n_rows, C) True where column j is a candidate of row i: every column except the ones that repeat row i's
+    positive ``item_ids[i]`` (a false negative), column i itself kept. ``item_ids`` (C >= n_rows,) are the columns'
+    ids, rows :n_rows aligned with the rows' positives (the mask of ``sampled_softmax`` and
+    ``in_batch_listwise_kl``)."""
+    cols = torch.arange(item_ids.shape[0], device=item_ids.device)
+    diag = torch.arange(n_rows, device=item_ids.device)[:, None] == cols
+    return ~((item_ids[:n_rows, None] == item_ids[None, :]) & ~diag)
+
+
+def softmax_of_logits(*, logits: torch.Tensor, mask: torch.Tensor | None = None,
+                      log_q: torch.Tensor | None = None) -> torch.Tensor:
+    """``sampled_softmax`` from its logits (B, C) (scores over the temperature, row i's positive in column i):
+    minus ``log_q`` (C,), columns outside ``mask`` (``candidate_mask``) dropped -> scalar mean cross-entropy."""
+    if log_q is not None:
+        logits = logits - log_q[None, :]
+    if mask is not None:
+        logits = logits.masked_fill(~mask, NEG_INF)
+    return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
+
+
 def full_softmax(*, users: torch.Tensor, all_items: torch.Tensor, targets: torch.Tensor,
                  temperature: float) -> torch.Tensor:
     """Exact softmax over the whole catalogue. users (B, d), all_items (N, d), targets (B,) -> scalar."""
@@ -87,19 +108,35 @@ def embedding_alignment(*, student: torch.Tensor, teacher: torch.Tensor, kind: s
     raise ValueError(f"embedding loss kind {kind!r}: expected 'cosine' or 'mse'")
 
 
-def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+def inner_products(a: torch.Tensor, b: torch.Tensor, *, frozen: int = 0) -> torch.Tensor:
+    """``a @ b.T`` (A, d) x (B, d) -> (A, B), where the first ``frozen`` columns of both carry no gradient (the
+    towers' carried teacher part, ``TwoTower._carry``): their product is taken outside autograd, so the backward
+    pass multiplies only the ``d - frozen`` trainable columns (the same value; the sum is only split in two)."""
+    if frozen <= 0:
+        return a @ b.T
+    with torch.no_grad():
+        fixed = a[:, :frozen] @ b[:, :frozen].T
+    return fixed + a[:, frozen:] @ b[:, frozen:].T
+
+
+def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor, temperature: float,
+                  frozen: int = 0) -> torch.Tensor:
     """Relational distillation (Park et al., "Relational Knowledge Distillation", CVPR 2019, in its
     similarity-distribution form): KL(P_teacher || P_student) where row i of P is the softmax of
     row i's cosine similarities to the other in-batch items (diagonal excluded) over ``temperature``.
 
-    student (B, d), teacher (B, D) -> scalar mean KL per row.
+    student (B, d), teacher (B, D) -> scalar mean KL per row. ``frozen``: the first columns of ``student``
+    that carry no gradient (``inner_products``); the cosines are then the Gram matrix over the row norms.
     """
-    s, t = F.normalize(student, dim=1), F.normalize(teacher, dim=1)
-    eye = torch.eye(s.shape[0], dtype=torch.bool, device=s.device)
-    ls = (s @ s.T / temperature).masked_fill(eye, NEG_INF)
-    lt = (t @ t.T / temperature).masked_fill(eye, NEG_INF)
-    p_t = F.softmax(lt, dim=1)
-    kl = (p_t * (F.log_softmax(lt, dim=1) - F.log_softmax(ls, dim=1))).masked_fill(eye, 0.0).sum(1)
+    eye = torch.eye(student.shape[0], dtype=torch.bool, device=student.device)
+    n = student.norm(dim=1).clamp_min(1e-12)  # F.normalize's x / max(|x|, eps), applied to the Gram matrix
+    ls = (inner_products(student, student, frozen=frozen) / (n[:, None] * n[None, :]) / temperature) \
+        .masked_fill(eye, NEG_INF)
+    with torch.no_grad():  # the teacher side: one softmax, its log reused
+        t = F.normalize(teacher, dim=1)
+        log_pt = F.log_softmax((t @ t.T / temperature).masked_fill(eye, NEG_INF), dim=1)
+        p_t = log_pt.exp()
+    kl = (p_t * (log_pt - F.log_softmax(ls, dim=1))).masked_fill(eye, 0.0).sum(1)
     return kl.mean()
 
 
@@ -116,10 +153,12 @@ class EmbeddingDistillLoss(nn.Module):
         self.proj = nn.Linear(dim, teacher_dim, bias=False)
         self.kind, self.lam, self.tau = kind, lambda_relational, relational_temperature
 
-    def forward(self, *, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    def forward(self, *, student: torch.Tensor, teacher: torch.Tensor, frozen: int = 0) -> torch.Tensor:
+        """``frozen``: leading columns of ``student`` without gradient (see ``relational_kl``)."""
         loss = embedding_alignment(student=self.proj(student), teacher=teacher, kind=self.kind)
         if self.lam > 0 and student.shape[0] > 1:
-            loss = loss + self.lam * relational_kl(student=student, teacher=teacher, temperature=self.tau)
+            loss = loss + self.lam * relational_kl(student=student, teacher=teacher, temperature=self.tau,
+                                                   frozen=frozen)
         return loss
 
 
@@ -162,6 +201,11 @@ class RankingDistillLoss(nn.Module):
 
     def in_batch(self, **kw: torch.Tensor | float) -> torch.Tensor:
         return in_batch_listwise_kl(temperature=self.temperature, **kw)  # type: ignore[arg-type]
+
+    def of_logits(self, *, student: torch.Tensor, teacher: torch.Tensor,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``in_batch`` from the two sides' logits (B, C), the student's already computed (shared with L_rec)."""
+        return listwise_kl(student=student, teacher=teacher, temperature=self.temperature, mask=mask)
 
     def forward(self, *, student: torch.Tensor, teacher: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,7 +16,8 @@ from torch import nn
 
 from recsys.student.config import StudentConfig
 from recsys.student.dataset import StepBatch
-from recsys.student.losses import EmbeddingDistillLoss, RankingDistillLoss, RetrievalLoss
+from recsys.student.losses import EmbeddingDistillLoss, RankingDistillLoss, RetrievalLoss, candidate_mask, \
+    inner_products, softmax_of_logits
 from recsys.student.towers import TwoTower
 
 
@@ -67,36 +68,40 @@ class StudentObjective(nn.Module):
         # put this rank's positives first so row i's label is column i, as sampled_softmax expects
         order = torch.cat([torch.arange(rank * b, (rank + 1) * b), torch.arange(0, rank * b),
                            torch.arange((rank + 1) * b, world * b)])
-        kw: dict[str, torch.Tensor] = {"users": u, "items": all_pos[order], "item_ids": all_ids[order]}
-        if all_lq is not None:
-            kw["log_q"] = all_lq[order]
-        if step.n_uniform:
-            extra = items[b:b + step.n_uniform]
-            kw.update(extra_items=extra, extra_ids=step.batch.item_ids[b:b + step.n_uniform],
-                      extra_log_q=torch.full((step.n_uniform,), step.uniform_log_q))
+        frozen = self.towers.carry_dim  # the carried teacher columns: batch data, no gradient
+        zero = torch.zeros((), dtype=u.dtype)
+        cols, col_ids = all_pos[order], all_ids[order]
         if step.n_full:  # exact softmax over the catalogue: every rank's slice, gathered with its gradient
             lo = b + step.n_uniform
             cat = _gather(items[lo:lo + step.n_full], grad=True)[:self.n_items]
             out = {"rec": self.rec(users=u, all_items=cat, targets=ids)}
+            logits = inner_products(u, cols, frozen=frozen) / cfg.temperature  # the in-batch L_rank's list
+            mask = candidate_mask(item_ids=col_ids, n_rows=b)
         else:
-            out = {"rec": self.rec(**kw)}
-        zero = torch.zeros((), dtype=u.dtype)
+            # one (b, C) score matrix for L_rec and the in-batch L_rank: the global batch's positives, then the
+            # uniform negatives (the same columns, the same duplicate mask); logQ only in L_rec
+            lq = all_lq[order] if all_lq is not None else None
+            if step.n_uniform:
+                cols = torch.cat([cols, items[b:b + step.n_uniform]])
+                col_ids = torch.cat([col_ids, step.batch.item_ids[b:b + step.n_uniform]])
+                lq_uni = torch.full((step.n_uniform,), step.uniform_log_q)
+                lq = torch.cat([lq if lq is not None else torch.zeros(len(order)), lq_uni])
+            logits = inner_products(u, cols, frozen=frozen) / cfg.temperature
+            mask = candidate_mask(item_ids=col_ids, n_rows=b)
+            out = {"rec": softmax_of_logits(logits=logits, mask=mask, log_q=lq)}
         if self.emb is not None and step.teacher_pos is not None:
-            out["emb"] = self.emb(student=pos, teacher=torch.from_numpy(step.teacher_pos))
+            out["emb"] = self.emb(student=pos, teacher=torch.from_numpy(step.teacher_pos), frozen=frozen)
         elif cfg.lambda_emb > 0:
             out["emb"] = zero
         if self.rank is not None and cfg.rank_candidates == "in_batch":
             if step.teacher_users is not None and step.teacher_items is not None:
-                kd_items, kd_ids, t_items = kw["items"], kw["item_ids"], step.teacher_items[order]
+                t_items = step.teacher_items[order]
                 if step.n_uniform and step.teacher_uniform is not None:  # the list also spans the catalogue
-                    kd_items = torch.cat([kd_items, kw["extra_items"]])
-                    kd_ids = torch.cat([kd_ids, kw["extra_ids"]])
                     t_items = torch.cat([t_items, step.teacher_uniform])
-                out["rank"] = self.rank.in_batch(users=u, items=kd_items, item_ids=kd_ids,
-                                                 teacher_users=step.teacher_users,
-                                                 teacher_items=t_items,
-                                                 student_scale=1.0 / cfg.temperature,
-                                                 teacher_scale=self.teacher_scale)
+                logits, mask = logits[:, :t_items.shape[0]], mask[:, :t_items.shape[0]]
+                with torch.no_grad():
+                    teacher = step.teacher_users @ t_items.T * self.teacher_scale
+                out["rank"] = self.rank.of_logits(student=logits, teacher=teacher, mask=mask)
             else:
                 out["rank"] = zero + 0.0 * users.sum()
         elif self.rank is not None:

@@ -9,8 +9,8 @@ import torch
 import torchrec  # noqa: F401  (a broken install must fail the suite, never skip it)
 
 from recsys.student.losses import (
-    EmbeddingDistillLoss, RankingDistillLoss, embedding_alignment, full_softmax, in_batch_listwise_kl, listwise_kl,
-    position_weights, relational_kl, sampled_softmax,
+    EmbeddingDistillLoss, RankingDistillLoss, candidate_mask, embedding_alignment, full_softmax, in_batch_listwise_kl,
+    inner_products, listwise_kl, position_weights, relational_kl, sampled_softmax, softmax_of_logits,
 )
 
 E = math.e
@@ -67,6 +67,59 @@ def test_relational_kl() -> None:
     want = 2 / 3 * (math.log(0.5 * (1 + E)) - 0.5)
     close(relational_kl(student=s, teacher=t, temperature=1.0), want)
     close(relational_kl(student=t, teacher=t, temperature=1.0), 0.0)
+
+
+def _carried(n: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, 3 + 5) rows ``[constant teacher part, trainable residual]`` (as the towers' carry) and the residual leaf."""
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(n, 5, generator=g).requires_grad_(True)
+    return torch.cat([torch.randn(n, 3, generator=g), r * 0.7], dim=1), r
+
+
+def test_frozen_columns_give_the_same_values_and_gradients() -> None:
+    """``frozen``: the constant leading columns are multiplied outside autograd; values and gradients are those
+    of the plain products (relational_kl, inner_products)."""
+    for fn in (lambda x, k: relational_kl(student=x, teacher=torch.randn(6, 4, generator=torch.Generator().manual_seed(1)),
+                                          temperature=0.1, frozen=k),
+               lambda x, k: (inner_products(x, x.flip(0), frozen=k) ** 2).sum()):
+        x, r = _carried(6, seed=0)
+        want = fn(x, 0)
+        want.backward()
+        g_want = r.grad.clone()
+        x, r = _carried(6, seed=0)
+        got = fn(x, 3)
+        got.backward()
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert torch.allclose(r.grad, g_want, rtol=1e-4, atol=1e-6)
+
+
+def test_relational_kl_is_the_normalised_form() -> None:
+    """The Gram-over-norms form equals KL(softmax(t t'/T) || softmax(s s'/T)) of the L2-normalised rows."""
+    g = torch.Generator().manual_seed(3)
+    s, t = torch.randn(7, 4, generator=g) * 3, torch.randn(7, 5, generator=g)
+    sn, tn = torch.nn.functional.normalize(s, dim=1), torch.nn.functional.normalize(t, dim=1)
+    eye = torch.eye(7, dtype=torch.bool)
+    ls = torch.log_softmax((sn @ sn.T / 0.2).masked_fill(eye, -1e9), 1)
+    lt = torch.log_softmax((tn @ tn.T / 0.2).masked_fill(eye, -1e9), 1)
+    want = (lt.exp() * (lt - ls)).masked_fill(eye, 0.0).sum(1).mean()
+    close(relational_kl(student=s, teacher=t, temperature=0.2), float(want))
+
+
+def test_softmax_of_logits_is_sampled_softmax() -> None:
+    """The objective's shared-logits form of L_rec: same value as ``sampled_softmax`` with logQ, duplicates and
+    uniform extras."""
+    g = torch.Generator().manual_seed(4)
+    u, v, ex = torch.randn(4, 3, generator=g), torch.randn(6, 3, generator=g), torch.randn(2, 3, generator=g)
+    ids, ex_ids = torch.tensor([1, 2, 1, 3, 2, 5]), torch.tensor([3, 7])
+    lq, ex_lq = torch.randn(6, generator=g), torch.full((2,), -1.5)
+    want = sampled_softmax(users=u, items=v, temperature=0.5, item_ids=ids, log_q=lq, extra_items=ex, extra_ids=ex_ids,
+                           extra_log_q=ex_lq)
+    cols = torch.cat([ids, ex_ids])
+    got = softmax_of_logits(logits=u @ torch.cat([v, ex]).T / 0.5, mask=candidate_mask(item_ids=cols, n_rows=4),
+                            log_q=torch.cat([lq, ex_lq]))
+    close(got, float(want))
+    assert candidate_mask(item_ids=torch.tensor([1, 2, 1]), n_rows=2).tolist() == [[True, True, False],
+                                                                                   [True, True, True]]
 
 
 def test_embedding_distill_module_identity_projection() -> None:

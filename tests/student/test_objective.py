@@ -49,3 +49,46 @@ def test_mixed_negatives_join_the_kd_list(tiny_run: RunDir) -> None:
     assert torch.allclose(out["rank"], expect)
     plain, _ = _losses(tiny_run, TINY)
     assert not torch.allclose(out["rank"], plain["rank"])  # the extra columns change the distribution
+
+
+def _reference(obj: StudentObjective, step, cfg: StudentConfig) -> dict[str, torch.Tensor]:
+    """The objective's terms written out the direct way (one product per term, every column with autograd)."""
+    from recsys.student.losses import embedding_alignment, relational_kl, sampled_softmax
+
+    users, items = obj.towers(step.batch)
+    b = step.n_pos
+    u, pos, ids = users[:b], items[:b], step.batch.item_ids[:b]
+    rec = sampled_softmax(users=u, items=pos, item_ids=ids, log_q=torch.from_numpy(step.log_q),
+                          temperature=cfg.temperature)
+    t = torch.from_numpy(step.teacher_pos)
+    emb = embedding_alignment(student=obj.emb.proj(pos), teacher=t) + cfg.lambda_relational * relational_kl(
+        student=pos, teacher=t, temperature=cfg.relational_temperature)
+    rank = in_batch_listwise_kl(users=u, items=pos, item_ids=ids, teacher_users=step.teacher_users,
+                                teacher_items=step.teacher_items, student_scale=1.0 / cfg.temperature,
+                                teacher_scale=obj.teacher_scale, temperature=cfg.rank_temperature)
+    return {"rec": rec, "emb": emb, "rank": rank, "total": rec + cfg.lambda_emb * emb + cfg.lambda_rank * rank}
+
+
+def test_shared_logits_and_frozen_carry_match_the_direct_terms(tiny_run: RunDir) -> None:
+    """The objective computes L_rec and the in-batch L_rank from one score matrix and multiplies the carried teacher
+    columns outside autograd: every term and every gradient is that of the direct computation."""
+    cfg = dataclasses.replace(TINY, lambda_emb=0.1, teacher_carry=0.5, carry_count_k=10.0, id_dropout=0.2)
+    data = load_data(cfg=cfg, layout=tiny_run.layout, need_teacher=True)
+    torch.manual_seed(0)
+    towers = TwoTower(cfg=cfg, feats=data.feats, n_users=data.n_users, text_dim=data.feats.text.shape[1])
+    assert towers.carry_dim > 0
+    obj = StudentObjective(cfg=cfg, towers=towers, teacher_dim=data.teacher.shape[1], teacher_scale=data.teacher_scale)
+    step = step_batch(data=data, cfg=cfg, idx=np.arange(cfg.batch_size), rng=np.random.default_rng(0), rank=0, world=1)
+    grads = []
+    for fn in (lambda: obj(step), lambda: _reference(obj, step, cfg)):
+        obj.zero_grad(set_to_none=True)
+        out = fn()
+        out["total"].backward()
+        grads.append(({k: float(v.detach()) for k, v in out.items()},
+                      {n: p.grad.clone() for n, p in obj.named_parameters() if p.grad is not None}))
+    (got, g_got), (want, g_want) = grads
+    for k in want:
+        assert abs(got[k] - want[k]) <= 1e-5 * max(1.0, abs(want[k])), (k, got[k], want[k])
+    assert g_got.keys() == g_want.keys()
+    for n in g_want:
+        assert torch.allclose(g_got[n], g_want[n], rtol=1e-4, atol=1e-6), n
