@@ -32,6 +32,19 @@ class EvalResult:
     n_items: int
     coverage: dict[int, float]  # K -> share of the catalogue in anyone's top-K
     nonfinite_targets: int = 0
+    top_items: dict[int, np.ndarray] | None = dataclasses.field(default=None, compare=False, repr=False)  # K -> (N,)
+    # bool: in someone's top-K (``evaluate_scores``; what ``merge`` needs to join the coverage of user shares)
+
+    @staticmethod
+    def merge(parts: Sequence[EvalResult]) -> EvalResult:
+        """One result from ``evaluate_scores`` over disjoint user shares, in user order: the same result as one call
+        over all their users (per-target rows concatenated, top-K item sets joined for the coverage)."""
+        if not parts or any(p.top_items is None for p in parts):
+            raise ValueError("EvalResult.merge needs the results of evaluate_scores (with their top_items)")
+        seen = {k: np.logical_or.reduce([p.top_items[k] for p in parts]) for k in parts[0].top_items}  # type: ignore[index]
+        return EvalResult(per_target=pl.concat([p.per_target for p in parts]), n_items=parts[0].n_items,
+                          coverage={k: float(v.mean()) for k, v in seen.items()},
+                          nonfinite_targets=sum(p.nonfinite_targets for p in parts), top_items=seen)
 
     def summary(self, ks: Sequence[int] = (10, 20)) -> dict[str, float]:
         out = summarize(self.per_target, ks=ks)
@@ -236,7 +249,7 @@ def evaluate_many(
     user_col = np.repeat(users, np.diff(t_ptr)).astype(np.int32)
     return [EvalResult(per_target=pl.DataFrame({"user": user_col, "item": t_items.astype(np.int32), "rank": ranks[j]}),
                        n_items=n_items, coverage={k: float(v.mean()) for k, v in seen[j].items()},
-                       nonfinite_targets=nonfinite[j]) for j in range(n_systems)]
+                       nonfinite_targets=nonfinite[j], top_items=seen[j]) for j in range(n_systems)]
 
 
 def evaluate_lists(*, lists: pl.DataFrame, targets: pl.DataFrame, n_items: int,

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from recsys.metrics import dot_scorer, evaluate_scores, intervals, of_users, sample_users
+from recsys.metrics import EvalResult, dot_scorer, evaluate_scores, intervals, of_users, sample_users
 
 
 def _problem(n_users: int, n_items: int, *, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, np.ndarray]:
@@ -41,6 +41,24 @@ def test_user_blocks_equal_one_block() -> None:
         # identical ranks; the means only differ in the last bit (polars' group_by order is not fixed)
         assert part.summary(ks=(5, 10)) == pytest.approx(whole.summary(ks=(5, 10)), rel=1e-12)
     assert 0.05 < whole.summary(ks=(10,))["ndcg@10"] < 0.95  # a real ranking problem, not a degenerate one
+
+
+def test_merged_user_shares_equal_one_call() -> None:
+    """The student's shared ranking (``recsys.student.scoring``): contiguous user shares ranked apart and merged
+    give the ranks, coverage and figures of one call over everyone."""
+    targets, history, u, i = _problem(203, 57)
+    scores = dot_scorer(u, i)
+    whole = evaluate_scores(score_fn=scores, targets=targets, history=history, n_items=57, ks=(1, 5, 10))
+    for world in (2, 3):
+        shares = np.array_split(np.unique(targets["user"].to_numpy()), world)
+        merged = EvalResult.merge([evaluate_scores(score_fn=scores, targets=of_users(targets, s),
+                                                   history=of_users(history, s), n_items=57, ks=(1, 5, 10))
+                                   for s in shares])
+        assert_frame_equal(merged.per_target, whole.per_target)
+        assert merged.coverage == whole.coverage and merged.nonfinite_targets == whole.nonfinite_targets
+        assert merged.summary(ks=(5, 10)) == pytest.approx(whole.summary(ks=(5, 10)), rel=1e-12)
+    with pytest.raises(ValueError, match="top_items"):
+        EvalResult.merge([EvalResult(per_target=whole.per_target, n_items=57, coverage={})])
 
 
 def test_sampled_interval_covers_the_full_figure() -> None:

@@ -40,50 +40,71 @@ def dequantize_int8(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Split,
-             eval_users: int = 0, slices: dict[str, Any] | None = None) -> dict[str, float]:
+             eval_users: int = 0, slices: dict[str, Any] | None = None) -> dict[str, float] | None:
     """Full-ranking metrics of inner-product scores on ``split`` (history excluded); ``eval_users`` > 0: on a
     seeded sample of that many users (the same users for every call). ``slices``: a dict that receives the
-    NDCG/Recall@10 per item-popularity slice (``metrics.popularity_summary``) from the same ranking."""
+    NDCG/Recall@10 per item-popularity slice (``metrics.popularity_summary``) from the same ranking.
+    Every rank of the process group calls it and ranks a share of the users (``recsys.student.scoring``); the
+    figures come back on rank 0, None on the others."""
+    from recsys.student import scoring
+
     targets = tables.targets(split)
     if eval_users:
         targets = metrics.of_users(targets, metrics.sample_users(targets, n=eval_users, seed=0))
-    res = metrics.evaluate_scores(score_fn=lambda u: users[u] @ items.T, targets=targets,
-                                  history=tables.history(split), n_items=tables.n_items)
+    res = scoring.evaluate(users=users, items=items, targets=targets, history=tables.history(split),
+                           n_items=tables.n_items)
+    if res is None:
+        return None
     if slices is not None:
         slices.update(metrics.popularity_summary(res, train=tables.train, ks=(10,)))
     return {k: v for k, v in res.summary(ks=(10, 20)).items() if "@" in k}
 
 
+def export_metrics(*, items: np.ndarray, users_valid: np.ndarray, users_test: np.ndarray, tables: Tables,
+                   quantize: bool, eval_users: int = 0) -> dict[str, Any] | None:
+    """The export's figures: valid (with its popularity slices) and test metrics, and with ``quantize`` those of the
+    int8 item vectors. Every rank calls it (the rankings are shared); -> the summary on rank 0, None elsewhere."""
+    valid_slices: dict[str, Any] = {}
+    valid = evaluate(users=users_valid, items=items, tables=tables, split="valid", eval_users=eval_users,
+                     slices=valid_slices)
+    test = evaluate(users=users_test, items=items, tables=tables, split="test", eval_users=eval_users)
+    info: dict[str, Any] = {"valid": valid, "test": test, "bytes": {"item_vectors_f32": int(items.nbytes)},
+                            "valid_slices": valid_slices}
+    if quantize:
+        q, s = quantize_int8(items)
+        deq = dequantize_int8(q, s)
+        iv = evaluate(users=users_valid, items=deq, tables=tables, split="valid", eval_users=eval_users)
+        it = evaluate(users=users_test, items=deq, tables=tables, split="test", eval_users=eval_users)
+        if iv is not None and it is not None and valid is not None and test is not None:
+            info["int8"] = {
+                "valid": iv, "test": it,
+                "ndcg@10_delta_valid": iv["ndcg@10"] - valid["ndcg@10"],
+                "ndcg@10_delta_test": it["ndcg@10"] - test["ndcg@10"],
+                "max_abs_error": float(np.abs(deq - items).max()),
+            }
+        info["bytes"]["item_vectors_int8"] = int(q.nbytes + s.nbytes)
+    return info if valid is not None else None
+
+
 def write_exports(*, layout: Layout, variant: str, items: np.ndarray, users_valid: np.ndarray,
                   users_test: np.ndarray, tables: Tables, quantize: bool, tower: user_tower.UserTower | None = None,
-                  eval_users: int = 0) -> tuple[list[Path], dict[str, Any]]:
+                  eval_users: int = 0, info: dict[str, Any] | None = None) -> tuple[list[Path], dict[str, Any]]:
     """Write the vectors (and int8 copies, and the numpy user tower); return the paths and a metrics/quantisation
     summary (on a seeded sample of ``eval_users`` users when > 0; ``valid_slices``: valid NDCG/Recall@10 per item
     popularity slice). Non-finite vectors are refused (ArtifactError)
-    before anything is written."""
+    before anything is written. ``info``: that summary already computed by ``export_metrics`` (by every rank of
+    the group, before rank 0 writes); without it this process computes it, alone."""
     paths = S.write_vectors(layout=layout, variant=variant, items=items.astype(np.float32),
                             users_valid=users_valid.astype(np.float32), users_test=users_test.astype(np.float32))
     if tower is not None:
         paths.append(user_tower.write(layout=layout, variant=variant, tower=tower))
-    valid_slices: dict[str, Any] = {}
-    info: dict[str, Any] = {
-        "valid": evaluate(users=users_valid, items=items, tables=tables, split="valid", eval_users=eval_users,
-                          slices=valid_slices),
-        "test": evaluate(users=users_test, items=items, tables=tables, split="test", eval_users=eval_users),
-        "bytes": {"item_vectors_f32": int(items.nbytes)},
-        "valid_slices": valid_slices,
-    }
+    if info is None:
+        info = export_metrics(items=items, users_valid=users_valid, users_test=users_test, tables=tables,
+                              quantize=quantize, eval_users=eval_users)
+        if info is None:
+            raise RuntimeError("write_exports without info on a rank other than 0: every rank calls export_metrics "
+                               "and rank 0 passes its info")
     if quantize:
         q, s = quantize_int8(items)
         paths += S.write_int8(layout=layout, variant=variant, q=q, scales=s)
-        deq = dequantize_int8(q, s)
-        iv = evaluate(users=users_valid, items=deq, tables=tables, split="valid", eval_users=eval_users)
-        it = evaluate(users=users_test, items=deq, tables=tables, split="test", eval_users=eval_users)
-        info["int8"] = {
-            "valid": iv, "test": it,
-            "ndcg@10_delta_valid": iv["ndcg@10"] - info["valid"]["ndcg@10"],
-            "ndcg@10_delta_test": it["ndcg@10"] - info["test"]["ndcg@10"],
-            "max_abs_error": float(np.abs(deq - items).max()),
-        }
-        info["bytes"]["item_vectors_int8"] = int(q.nbytes + s.nbytes)
     return paths, info

@@ -159,10 +159,9 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     import torch.distributed as dist
 
     from recsys.student.batches import replay_size
-    from recsys.student.cores import all_cores
     from recsys.student.dataset import load_data
     from recsys.student.encode import encode_items, encode_users, user_tower
-    from recsys.student.export import write_exports
+    from recsys.student.export import export_metrics, write_exports
     from recsys.student.train import train
 
     t0, c0 = time.perf_counter(), _cpu()
@@ -180,15 +179,18 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     users_valid = encode_users(towers=towers, feats=data.feats, hist=data.train, cfg=cfg)
     users_test = encode_users(towers=towers, feats=data.feats, hist=data.train_valid, cfg=cfg)
     tower = user_tower(towers=towers, feats=data.feats, cfg=cfg)  # every rank: the tables may be sharded
+    fit = None
+    if towers.carry_dim and cfg.carry_count_k > 0 and cfg.carry_fit:  # (the same on every rank)
+        items, fit = _fit_carry_shared(cfg=cfg, data=data, items=items, users=users_valid, rank=trained.rank,
+                                       world=trained.world)
+    # every rank: each ranks a share of the users, rank 0 gets the figures (``recsys.student.scoring``)
+    info = export_metrics(items=items, users_valid=users_valid, users_test=users_test, tables=data.tables,
+                          quantize=cfg.quantize_int8, eval_users=cfg.eval_users)
     record: dict[str, Any] = {}
     if trained.rank == 0:
-        with all_cores(world=trained.world):  # its metrics: the other ranks wait in the barrier below
-            fit = None
-            if towers.carry_dim and cfg.carry_count_k > 0 and cfg.carry_fit:
-                items, fit = _fit_carry(cfg=cfg, data=data, items=items, users=users_valid)
-            paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid,
-                                        users_test=users_test, tables=data.tables, quantize=cfg.quantize_int8,
-                                        tower=tower, eval_users=cfg.eval_users)
+        paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid,
+                                    users_test=users_test, tables=data.tables, quantize=cfg.quantize_int8,
+                                    tower=tower, eval_users=cfg.eval_users, info=info)
         params = _param_counts(trained)
         examples = {"all": len(data.ex_users), "window": len(data.ex_window), "older": len(data.ex_older),
                     "replay_per_epoch": replay_size(len(data.ex_older), fraction=cfg.replay_fraction),
@@ -224,6 +226,31 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
         if not keep_group:
             dist.destroy_process_group()
     return record
+
+
+def _fit_carry_shared(*, cfg: StudentConfig, data: Any, items: Any, users: Any, rank: int,
+                      world: int) -> tuple[Any, Any]:
+    """``_fit_carry`` on rank 0 (every core: the other ranks wait in the broadcast); every rank gets the item vectors
+    it chose (the same array as ``items`` when it kept the trained shift) -> (items, the fit on rank 0, else None)."""
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    from recsys.student.cores import all_cores
+
+    fit, out = None, items
+    if rank == 0:
+        with all_cores(world=world):
+            out, fit = _fit_carry(cfg=cfg, data=data, items=items, users=users)
+    if world > 1:
+        box = [out is not items]
+        dist.broadcast_object_list(box, src=0)
+        if box[0]:  # another shift: its vectors, from rank 0
+            t = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)) if rank == 0 else \
+                torch.empty(items.shape, dtype=torch.float32)
+            dist.broadcast(t, src=0)
+            out = t.numpy()
+    return out, fit
 
 
 def _fit_carry(*, cfg: StudentConfig, data: Any, items: Any, users: Any) -> tuple[Any, Any]:

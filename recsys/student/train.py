@@ -21,10 +21,9 @@ import torch.distributed as dist
 from recsys import metrics
 from recsys.contracts import StageError
 from recsys.contracts.layout import checkpoint_path
-from recsys.student import checkpoint
+from recsys.student import checkpoint, scoring
 from recsys.student.batches import epoch_examples, replay_size
 from recsys.student.config import StudentConfig
-from recsys.student.cores import all_cores
 from recsys.student.dataset import StudentData, step_batch
 from recsys.student.encode import encode_items, encode_users
 from recsys.student.objective import StudentObjective, to_numpy_losses
@@ -55,20 +54,20 @@ class Trained:
 
 
 def validate(*, towers: TwoTower, data: StudentData, cfg: StudentConfig) -> dict[str, float]:
-    """Full-ranking NDCG/Recall on the valid split (history = train). All ranks encode; rank 0 scores."""
+    """Full-ranking NDCG/Recall on the valid split (history = train). All ranks encode and rank a share of the
+    users; rank 0 merges and broadcasts the figures."""
     towers.eval()
     items = encode_items(towers=towers, feats=data.feats, cfg=cfg)
     users = encode_users(towers=towers, feats=data.feats, hist=data.train, cfg=cfg)
     towers.train()
     out = {"ndcg@10": 0.0, "recall@10": 0.0}
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        targets = data.tables.valid
-        if cfg.eval_users:
-            targets = metrics.of_users(targets, metrics.sample_users(targets, n=cfg.eval_users, seed=cfg.seed))
-        with all_cores(world=world):  # the other ranks wait in the broadcast below
-            res = metrics.evaluate_scores(score_fn=lambda u: users[u] @ items.T, targets=targets,
-                                          history=data.tables.train, n_items=data.feats.n_items)
+    targets = data.tables.valid
+    if cfg.eval_users:
+        targets = metrics.of_users(targets, metrics.sample_users(targets, n=cfg.eval_users, seed=cfg.seed))
+    # every rank ranks its share of the users; rank 0 merges them (``recsys.student.scoring``)
+    res = scoring.evaluate(users=users, items=items, targets=targets, history=data.tables.train,
+                           n_items=data.feats.n_items)
+    if res is not None:
         out = {k: v for k, v in res.summary(ks=(10, 20)).items() if "@" in k}
     box = [out]
     if dist.is_initialized() and dist.get_world_size() > 1:
