@@ -97,5 +97,5 @@ def test_fresh_scores_rank_in_place_with_the_same_result() -> None:
     assert fresh.coverage == whole.coverage
     shared = (u @ i.T).astype(np.float32)
     keep = shared.copy()
-    evaluate_scores(score_fn=lambda users: shared[users], targets=targets, history=history, n_items=57)
+    evaluate_scores(score_fn=lambda users: shared, targets=targets, history=history, n_items=57)  # one batch: all
     assert np.array_equal(shared, keep)
