@@ -16,8 +16,14 @@ from torch import nn
 
 from recsys.student.config import StudentConfig
 from recsys.student.dataset import StepBatch
-from recsys.student.losses import EmbeddingDistillLoss, RankingDistillLoss, RetrievalLoss, candidate_mask, \
-    inner_products, softmax_of_logits
+from recsys.student.losses import (
+    EmbeddingDistillLoss,
+    RankingDistillLoss,
+    RetrievalLoss,
+    candidate_mask,
+    inner_products,
+    softmax_of_logits,
+)
 from recsys.student.towers import TwoTower
 
 

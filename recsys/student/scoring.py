@@ -27,7 +27,7 @@ def evaluate(*, users: np.ndarray, items: np.ndarray, targets: pl.DataFrame, his
     """``metrics.evaluate_scores`` of inner products ``users[u] @ items.T`` (users (U, d), items (N, d)), the target
     users split over the ranks. Every rank must call it (a collective); -> the result on rank 0, None elsewhere."""
     rank, world = _group()
-    score = lambda u: users[u] @ items.T  # noqa: E731  (a new array each call: ranked in place, fresh_scores)
+    score = lambda u: users[u] @ items.T  # a new array each call: ranked in place (fresh_scores)
     if world == 1:
         return metrics.evaluate_scores(score_fn=score, targets=targets, history=history, n_items=n_items,
                                        fresh_scores=True)

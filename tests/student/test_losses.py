@@ -6,11 +6,21 @@ import math
 
 import pytest
 import torch
-import torchrec  # noqa: F401  (a broken install must fail the suite, never skip it)
+import torchrec
 
 from recsys.student.losses import (
-    EmbeddingDistillLoss, RankingDistillLoss, candidate_mask, embedding_alignment, full_softmax, in_batch_listwise_kl,
-    inner_products, listwise_kl, position_weights, relational_kl, sampled_softmax, softmax_of_logits,
+    EmbeddingDistillLoss,
+    RankingDistillLoss,
+    candidate_mask,
+    embedding_alignment,
+    full_softmax,
+    in_batch_listwise_kl,
+    inner_products,
+    listwise_kl,
+    position_weights,
+    relational_kl,
+    sampled_softmax,
+    softmax_of_logits,
 )
 
 E = math.e
