@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-import torchrec
+import torchrec  # noqa: F401  (a broken install must fail the suite, never skip it)
 
 from recsys.student.losses import (
     EmbeddingDistillLoss,
