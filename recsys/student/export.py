@@ -40,19 +40,24 @@ def dequantize_int8(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Split,
-             eval_users: int = 0, slices: dict[str, Any] | None = None) -> dict[str, float] | None:
+             eval_users: int = 0, slices: dict[str, Any] | None = None,
+             ranking: metrics.EvalResult | None = None, ranked: bool = False) -> dict[str, float] | None:
     """Full-ranking metrics of inner-product scores on ``split`` (history excluded); ``eval_users`` > 0: on a
     seeded sample of that many users (the same users for every call). ``slices``: a dict that receives the
     NDCG/Recall@10 per item-popularity slice (``metrics.popularity_summary``) from the same ranking.
     Every rank of the process group calls it and ranks a share of the users (``recsys.student.scoring``); the
-    figures come back on rank 0, None on the others."""
+    figures come back on rank 0, None on the others. ``ranked`` (the same on every rank): ``users`` x ``items`` on
+    ``split`` was ranked already, ``ranking`` on rank 0 (the best epoch's validation): its figures, no new ranking."""
     from recsys.student import scoring
 
-    targets = tables.targets(split)
-    if eval_users:
-        targets = metrics.of_users(targets, metrics.sample_users(targets, n=eval_users, seed=0))
-    res = scoring.evaluate(users=users, items=items, targets=targets, history=tables.history(split),
-                           n_items=tables.n_items)
+    if ranked:
+        res = ranking
+    else:
+        targets = tables.targets(split)
+        if eval_users:
+            targets = metrics.of_users(targets, metrics.sample_users(targets, n=eval_users, seed=0))
+        res = scoring.evaluate(users=users, items=items, targets=targets, history=tables.history(split),
+                               n_items=tables.n_items)
     if res is None:
         return None
     if slices is not None:
@@ -61,12 +66,15 @@ def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Spl
 
 
 def export_metrics(*, items: np.ndarray, users_valid: np.ndarray, users_test: np.ndarray, tables: Tables,
-                   quantize: bool, eval_users: int = 0) -> dict[str, Any] | None:
+                   quantize: bool, eval_users: int = 0, valid_ranking: metrics.EvalResult | None = None,
+                   valid_ranked: bool = False) -> dict[str, Any] | None:
     """The export's figures: valid (with its popularity slices) and test metrics, and with ``quantize`` those of the
-    int8 item vectors. Every rank calls it (the rankings are shared); -> the summary on rank 0, None elsewhere."""
+    int8 item vectors. Every rank calls it (the rankings are shared); -> the summary on rank 0, None elsewhere.
+    ``valid_ranked`` (every rank) / ``valid_ranking`` (rank 0): the valid split's ranking of exactly these vectors
+    over every user, done already (the best epoch's validation), reused instead of ranked again."""
     valid_slices: dict[str, Any] = {}
     valid = evaluate(users=users_valid, items=items, tables=tables, split="valid", eval_users=eval_users,
-                     slices=valid_slices)
+                     slices=valid_slices, ranking=valid_ranking, ranked=valid_ranked)
     test = evaluate(users=users_test, items=items, tables=tables, split="test", eval_users=eval_users)
     info: dict[str, Any] = {"valid": valid, "test": test, "bytes": {"item_vectors_f32": int(items.nbytes)},
                             "valid_slices": valid_slices}

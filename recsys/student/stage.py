@@ -184,8 +184,12 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
         items, fit = _fit_carry_shared(cfg=cfg, data=data, items=items, users=users_valid, rank=trained.rank,
                                        world=trained.world)
     # every rank: each ranks a share of the users, rank 0 gets the figures (``recsys.student.scoring``)
+    # the valid ranking of these vectors is the best epoch's validation (the same weights, users and targets) when
+    # this call validated it over every user: reused, not ranked again
+    reuse = trained.has_best_ranking and cfg.eval_users == 0
     info = export_metrics(items=items, users_valid=users_valid, users_test=users_test, tables=data.tables,
-                          quantize=cfg.quantize_int8, eval_users=cfg.eval_users)
+                          quantize=cfg.quantize_int8, eval_users=cfg.eval_users,
+                          valid_ranking=trained.best_ranking if reuse else None, valid_ranked=reuse)
     record: dict[str, Any] = {}
     if trained.rank == 0:
         paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid,

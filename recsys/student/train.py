@@ -47,6 +47,9 @@ class Trained:
     train_seconds: float
     rank: int
     world: int
+    best_ranking: metrics.EvalResult | None = None  # rank 0: the best epoch's validation ranking when this call
+    # validated it (not when it came from a resumed checkpoint)
+    has_best_ranking: bool = False  # the same on every rank: rank 0 holds ``best_ranking``
 
     @property
     def towers(self) -> TwoTower:
@@ -54,6 +57,12 @@ class Trained:
 
 
 def validate(*, towers: TwoTower, data: StudentData, cfg: StudentConfig) -> dict[str, float]:
+    return validate_ranking(towers=towers, data=data, cfg=cfg)[0]
+
+
+def validate_ranking(*, towers: TwoTower, data: StudentData,
+                     cfg: StudentConfig) -> tuple[dict[str, float], metrics.EvalResult | None]:
+    """``validate``'s figures and, on rank 0, the ranking they come from (None on the other ranks)."""
     """Full-ranking NDCG/Recall on the valid split (history = train). All ranks encode and rank a share of the
     users; rank 0 merges and broadcasts the figures."""
     towers.eval()
@@ -72,7 +81,7 @@ def validate(*, towers: TwoTower, data: StudentData, cfg: StudentConfig) -> dict
     box = [out]
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.broadcast_object_list(box, src=0)
-    return box[0]
+    return box[0], res
 
 
 def _state(dmp: Any) -> dict[str, Any]:
@@ -175,6 +184,7 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
         log.info("student: %d examples per epoch = window (targets at/after %d) %d + replay %d of %d older",
                  n_ex, cfg.train_since, len(data.ex_window), n_replay, len(data.ex_older))
     stopped = meta["bad"] >= cfg.patience or (cfg.max_seconds > 0 and meta["seconds"] >= cfg.max_seconds)
+    best_ranking, has_best = None, False
     for epoch in range(meta["epoch"] + 1, cfg.epochs):
         if stopped:
             break
@@ -204,7 +214,7 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
             if s % max(1, steps // 10) == 0:
                 curve.append({"step": s, **vals})
         train_s = time.perf_counter() - t0
-        valid = validate(towers=dmp.module.towers, data=data, cfg=cfg)
+        valid, ranking = validate_ranking(towers=dmp.module.towers, data=data, cfg=cfg)
         rec = {"epoch": epoch, **{f"loss_{k}": v / steps for k, v in sums.items()}, "train_seconds": train_s,
                "examples_per_s": steps * b / train_s, "seconds": time.perf_counter() - t0,
                **{f"valid_{k}": v for k, v in valid.items()}, "curve": curve}
@@ -216,6 +226,7 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
                      rec["examples_per_s"], valid["ndcg@10"], valid["recall@10"])
         if valid["ndcg@10"] > meta["best"]:
             meta.update(best=valid["ndcg@10"], best_epoch=epoch, bad=0, best_valid=valid)
+            best_ranking, has_best = ranking, True
             checkpoint.save(best_path, model=_state(dmp), fused_opt={}, dense_opt={}, meta={"epoch": epoch})
         else:
             meta["bad"] += 1
@@ -228,4 +239,5 @@ def train(*, cfg: StudentConfig, data: StudentData, out_dir: Path, run_key: str)
     if best_path.exists():
         checkpoint.copy_into(dmp.state_dict(), checkpoint.load(best_path)["model"], what="best model")
     return Trained(dmp=dmp, plan=plan, history=meta["history"], best_epoch=meta["best_epoch"],
-                   best_valid=meta["best_valid"], train_seconds=meta["seconds"], rank=rank, world=world)
+                   best_valid=meta["best_valid"], train_seconds=meta["seconds"], rank=rank, world=world,
+                   best_ranking=best_ranking, has_best_ranking=has_best)
