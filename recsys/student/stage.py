@@ -179,14 +179,14 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     users_valid = encode_users(towers=towers, feats=data.feats, hist=data.train, cfg=cfg)
     users_test = encode_users(towers=towers, feats=data.feats, hist=data.train_valid, cfg=cfg)
     tower = user_tower(towers=towers, feats=data.feats, cfg=cfg)  # every rank: the tables may be sharded
-    fit = None
+    fit, encoded = None, items
     if towers.carry_dim and cfg.carry_count_k > 0 and cfg.carry_fit:  # (the same on every rank)
         items, fit = _fit_carry_shared(cfg=cfg, data=data, items=items, users=users_valid, rank=trained.rank,
                                        world=trained.world)
     # every rank: each ranks a share of the users, rank 0 gets the figures (``recsys.student.scoring``)
     # the valid ranking of these vectors is the best epoch's validation (the same weights, users and targets) when
-    # this call validated it over every user: reused, not ranked again
-    reuse = trained.has_best_ranking and cfg.eval_users == 0
+    # this call validated it over every user and the carry fit kept the trained shift: reused, not ranked again
+    reuse = trained.has_best_ranking and cfg.eval_users == 0 and items is encoded
     info = export_metrics(items=items, users_valid=users_valid, users_test=users_test, tables=data.tables,
                           quantize=cfg.quantize_int8, eval_users=cfg.eval_users,
                           valid_ranking=trained.best_ranking if reuse else None, valid_ranked=reuse)
