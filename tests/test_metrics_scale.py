@@ -84,18 +84,3 @@ def test_sampled_interval_covers_the_full_figure() -> None:
     # (0 width; the mean equals the full figure up to the last bit, as polars' group_by order is not fixed)
     assert all(lo == hi and lo == pytest.approx(full[n], rel=1e-12) for n, (lo, hi) in whole.items() if n in full)
 
-
-def test_fresh_scores_rank_in_place_with_the_same_result() -> None:
-    """``fresh_scores``: a score_fn that returns a new float32 array is ranked without the defensive copy (same
-    result); without it a score_fn may hand out a shared array, which stays untouched."""
-    targets, history, u, i = _problem(203, 57)
-    scores = dot_scorer(u, i)
-    whole = evaluate_scores(score_fn=scores, targets=targets, history=history, n_items=57, ks=(1, 5, 10))
-    fresh = evaluate_scores(score_fn=scores, targets=targets, history=history, n_items=57, ks=(1, 5, 10),
-                            fresh_scores=True)
-    assert_frame_equal(fresh.per_target, whole.per_target)
-    assert fresh.coverage == whole.coverage
-    shared = (u @ i.T).astype(np.float32)
-    keep = shared.copy()
-    evaluate_scores(score_fn=lambda users: shared, targets=targets, history=history, n_items=57)  # one batch: all
-    assert np.array_equal(shared, keep)

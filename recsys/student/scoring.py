@@ -27,13 +27,12 @@ def evaluate(*, users: np.ndarray, items: np.ndarray, targets: pl.DataFrame, his
     """``metrics.evaluate_scores`` of inner products ``users[u] @ items.T`` (users (U, d), items (N, d)), the target
     users split over the ranks. Every rank must call it (a collective); -> the result on rank 0, None elsewhere."""
     rank, world = _group()
-    score = lambda u: users[u] @ items.T  # a new array each call: ranked in place (fresh_scores)
+    score = metrics.dot_scorer(users, items)  # a new array each call (fresh): ranked in place, not copied
     if world == 1:
-        return metrics.evaluate_scores(score_fn=score, targets=targets, history=history, n_items=n_items,
-                                       fresh_scores=True)
+        return metrics.evaluate_scores(score_fn=score, targets=targets, history=history, n_items=n_items)
     share = np.array_split(np.unique(targets["user"].to_numpy()), world)[rank]
     part = metrics.evaluate_scores(score_fn=score, targets=metrics.of_users(targets, share),
-                                   history=metrics.of_users(history, share), n_items=n_items, fresh_scores=True)
+                                   history=metrics.of_users(history, share), n_items=n_items)
     parts: list[metrics.EvalResult] | None = [part] * world if rank == 0 else None
     dist.gather_object(part, parts, dst=0)
     return metrics.EvalResult.merge(parts) if parts is not None and rank == 0 else None
