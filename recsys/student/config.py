@@ -191,6 +191,14 @@ MULTILEVEL: dict[str, dict[str, object]] = {
 }
 
 
+def teacher_is_carried(cfg: StudentConfig) -> bool:
+    """The towers carry the very vectors the ranking distillation reads as its teacher (the adapted teacher's item
+    vectors and their recency pooling of the history prefix): the objective then reads the teacher's in-batch
+    scores off the carried block of the student's own score matrix (``recsys.student.objective``) and the data
+    needs no per-example teacher vectors."""
+    return cfg.teacher_carry > 0 and cfg.rank_teacher == "teacher"
+
+
 def variant_overrides(name: str) -> dict[str, object]:
     """The fields a named variant sets over the base config ({} for any other name)."""
     return {**ABLATION.get(name, {}), **MULTILEVEL.get(name, {})}

@@ -27,7 +27,7 @@ from recsys.contracts.layout import Layout
 from recsys.data.tables import Tables, load_tables
 from recsys.student.batches import Batch, Histories, ItemFeatures, histories, item_features, make_batch, \
     next_item_examples, replay_size, seq_len_of, teacher_prefix_vectors, window_examples
-from recsys.student.config import StudentConfig
+from recsys.student.config import StudentConfig, teacher_is_carried
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ def load_data(*, cfg: StudentConfig, layout: Layout, need_teacher: bool) -> Stud
         top_s[top["user"].to_numpy(), top["rank"].to_numpy()] = top["score"].to_numpy()
     kd_users = np.flatnonzero((top_i >= 0).any(1))
     teacher_ex = None
-    if emb is not None and tmeta is not None and cfg.lambda_rank > 0 and cfg.rank_candidates == "in_batch":
+    if emb is not None and tmeta is not None and cfg.lambda_rank > 0 and cfg.rank_candidates == "in_batch" \
+            and not teacher_is_carried(cfg):  # carried: the objective reads the teacher off the towers' carry
         # once per run (~1 s on Beauty) instead of one embedding_bag per step; f16 halves the memory
         teacher_ex = np.concatenate([
             teacher_prefix_vectors(teacher=emb, starts=train.ptr[ex_users[s:s + 65536]], ends=ex_pos[s:s + 65536],

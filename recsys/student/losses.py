@@ -112,14 +112,21 @@ def inner_products(a: torch.Tensor, b: torch.Tensor, *, frozen: int = 0) -> torc
     """``a @ b.T`` (A, d) x (B, d) -> (A, B), where the first ``frozen`` columns of both carry no gradient (the
     towers' carried teacher part, ``TwoTower._carry``): their product is taken outside autograd, so the backward
     pass multiplies only the ``d - frozen`` trainable columns (the same value; the sum is only split in two)."""
+    return split_products(a, b, frozen=frozen)[1]
+
+
+def split_products(a: torch.Tensor, b: torch.Tensor, *, frozen: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``inner_products`` and its gradient-free part: -> (``a[:, :frozen] @ b[:, :frozen].T`` or None when
+    ``frozen`` is 0, ``a @ b.T``). The carried part is the teacher's own score matrix times the carry weight, so the
+    distillation losses read their teacher side off it instead of multiplying the teacher's vectors again."""
     if frozen <= 0:
-        return a @ b.T
+        return None, a @ b.T
     with torch.no_grad():
         fixed = a[:, :frozen] @ b[:, :frozen].T
-    return fixed + a[:, frozen:] @ b[:, frozen:].T
+    return fixed, fixed + a[:, frozen:] @ b[:, frozen:].T
 
 
-def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor, temperature: float,
+def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor | None, temperature: float,
                   frozen: int = 0) -> torch.Tensor:
     """Relational distillation (Park et al., "Relational Knowledge Distillation", CVPR 2019, in its
     similarity-distribution form): KL(P_teacher || P_student) where row i of P is the softmax of
@@ -127,14 +134,23 @@ def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor, temperature: 
 
     student (B, d), teacher (B, D) -> scalar mean KL per row. ``frozen``: the first columns of ``student``
     that carry no gradient (``inner_products``); the cosines are then the Gram matrix over the row norms.
+    ``teacher=None`` (with ``frozen``): the frozen columns ARE the teacher's vectors (times a constant, the towers'
+    carry), and the teacher's cosines are read off their Gram matrix.
     """
     eye = torch.eye(student.shape[0], dtype=torch.bool, device=student.device)
     n = student.norm(dim=1).clamp_min(1e-12)  # F.normalize's x / max(|x|, eps), applied to the Gram matrix
-    ls = (inner_products(student, student, frozen=frozen) / (n[:, None] * n[None, :]) / temperature) \
-        .masked_fill(eye, NEG_INF)
+    fixed, gram = split_products(student, student, frozen=frozen)
+    ls = (gram / (n[:, None] * n[None, :]) / temperature).masked_fill(eye, NEG_INF)
     with torch.no_grad():  # the teacher side: one softmax, its log reused
-        t = F.normalize(teacher, dim=1)
-        log_pt = F.log_softmax((t @ t.T / temperature).masked_fill(eye, NEG_INF), dim=1)
+        if teacher is None:
+            if fixed is None:
+                raise ValueError("relational_kl: teacher=None needs frozen > 0 (the carried teacher columns)")
+            nt = student[:, :frozen].norm(dim=1).clamp_min(1e-12)
+            cos_t = fixed / (nt[:, None] * nt[None, :])
+        else:
+            t = F.normalize(teacher, dim=1)
+            cos_t = t @ t.T
+        log_pt = F.log_softmax((cos_t / temperature).masked_fill(eye, NEG_INF), dim=1)
         p_t = log_pt.exp()
     kl = (p_t * (log_pt - F.log_softmax(ls, dim=1))).masked_fill(eye, 0.0).sum(1)
     return kl.mean()
@@ -153,12 +169,14 @@ class EmbeddingDistillLoss(nn.Module):
         self.proj = nn.Linear(dim, teacher_dim, bias=False)
         self.kind, self.lam, self.tau = kind, lambda_relational, relational_temperature
 
-    def forward(self, *, student: torch.Tensor, teacher: torch.Tensor, frozen: int = 0) -> torch.Tensor:
-        """``frozen``: leading columns of ``student`` without gradient (see ``relational_kl``)."""
+    def forward(self, *, student: torch.Tensor, teacher: torch.Tensor, frozen: int = 0,
+                carried: bool = False) -> torch.Tensor:
+        """``frozen``: leading columns of ``student`` without gradient; ``carried``: they are ``teacher`` itself
+        (times a constant), so the relational part reads the teacher's cosines off them (see ``relational_kl``)."""
         loss = embedding_alignment(student=self.proj(student), teacher=teacher, kind=self.kind)
         if self.lam > 0 and student.shape[0] > 1:
-            loss = loss + self.lam * relational_kl(student=student, teacher=teacher, temperature=self.tau,
-                                                   frozen=frozen)
+            loss = loss + self.lam * relational_kl(student=student, teacher=None if carried and frozen else teacher,
+                                                   temperature=self.tau, frozen=frozen)
         return loss
 
 

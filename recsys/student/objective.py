@@ -14,15 +14,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys.student.config import StudentConfig
+from recsys.student.config import StudentConfig, teacher_is_carried
 from recsys.student.dataset import StepBatch
 from recsys.student.losses import (
     EmbeddingDistillLoss,
     RankingDistillLoss,
     RetrievalLoss,
     candidate_mask,
-    inner_products,
     softmax_of_logits,
+    split_products,
 )
 from recsys.student.towers import TwoTower
 
@@ -60,6 +60,9 @@ class StudentObjective(nn.Module):
             if cfg.lambda_emb > 0 else None
         self.rank = RankingDistillLoss(temperature=cfg.rank_temperature, position_scale=cfg.rank_position_weight) \
             if cfg.lambda_rank > 0 else None
+        # the towers carry the teacher's vectors: the carried block of the score matrix is the teacher's scores
+        # times the carry weight, and the carried columns of the positives are the teacher's item vectors
+        self.carried = bool(towers.carry_dim) and teacher_is_carried(cfg)
 
     def forward(self, step: StepBatch) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -81,7 +84,8 @@ class StudentObjective(nn.Module):
             lo = b + step.n_uniform
             cat = _gather(items[lo:lo + step.n_full], grad=True)[:self.n_items]
             out = {"rec": self.rec(users=u, all_items=cat, targets=ids)}
-            logits = inner_products(u, cols, frozen=frozen) / cfg.temperature  # the in-batch L_rank's list
+            fixed, scores = split_products(u, cols, frozen=frozen)  # the in-batch L_rank's list
+            logits = scores / cfg.temperature
             mask = candidate_mask(item_ids=col_ids, n_rows=b)
         else:
             # one (b, C) score matrix for L_rec and the in-batch L_rank: the global batch's positives, then the
@@ -92,15 +96,21 @@ class StudentObjective(nn.Module):
                 col_ids = torch.cat([col_ids, step.batch.item_ids[b:b + step.n_uniform]])
                 lq_uni = torch.full((step.n_uniform,), step.uniform_log_q)
                 lq = torch.cat([lq if lq is not None else torch.zeros(len(order)), lq_uni])
-            logits = inner_products(u, cols, frozen=frozen) / cfg.temperature
+            fixed, scores = split_products(u, cols, frozen=frozen)
+            logits = scores / cfg.temperature
             mask = candidate_mask(item_ids=col_ids, n_rows=b)
             out = {"rec": softmax_of_logits(logits=logits, mask=mask, log_q=lq)}
         if self.emb is not None and step.teacher_pos is not None:
-            out["emb"] = self.emb(student=pos, teacher=torch.from_numpy(step.teacher_pos), frozen=frozen)
+            out["emb"] = self.emb(student=pos, teacher=torch.from_numpy(step.teacher_pos), frozen=frozen,
+                                  carried=self.carried)
         elif cfg.lambda_emb > 0:
             out["emb"] = zero
         if self.rank is not None and cfg.rank_candidates == "in_batch":
-            if step.teacher_users is not None and step.teacher_items is not None:
+            if self.carried and fixed is not None:  # the teacher's scores: the carried block over the carry weight
+                with torch.no_grad():
+                    teacher = fixed * (self.teacher_scale / cfg.teacher_carry)
+                out["rank"] = self.rank.of_logits(student=logits, teacher=teacher, mask=mask)
+            elif step.teacher_users is not None and step.teacher_items is not None:
                 t_items = step.teacher_items[order]
                 if step.n_uniform and step.teacher_uniform is not None:  # the list also spans the catalogue
                     t_items = torch.cat([t_items, step.teacher_uniform])
