@@ -137,11 +137,11 @@ def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor | None, temper
     ``teacher=None`` (with ``frozen``): the frozen columns ARE the teacher's vectors (times a constant, the towers'
     carry), and the teacher's cosines are read off their Gram matrix.
     """
-    eye = torch.eye(student.shape[0], dtype=torch.bool, device=student.device)
+    from recsys.student.fused import relational_kl_of
+
     n = student.norm(dim=1).clamp_min(1e-12)  # F.normalize's x / max(|x|, eps), applied to the Gram matrix
     fixed, gram = split_products(student, student, frozen=frozen)
-    ls = (gram / (n[:, None] * n[None, :]) / temperature).masked_fill(eye, NEG_INF)
-    with torch.no_grad():  # the teacher side: one softmax, its log reused
+    with torch.no_grad():
         if teacher is None:
             if fixed is None:
                 raise ValueError("relational_kl: teacher=None needs frozen > 0 (the carried teacher columns)")
@@ -150,10 +150,7 @@ def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor | None, temper
         else:
             t = F.normalize(teacher, dim=1)
             cos_t = t @ t.T
-        log_pt = F.log_softmax((cos_t / temperature).masked_fill(eye, NEG_INF), dim=1)
-        p_t = log_pt.exp()
-    kl = (p_t * (log_pt - F.log_softmax(ls, dim=1))).masked_fill(eye, 0.0).sum(1)
-    return kl.mean()
+    return relational_kl_of(cos_s=gram / (n[:, None] * n[None, :]), cos_t=cos_t, temperature=temperature)
 
 
 class EmbeddingDistillLoss(nn.Module):
@@ -173,7 +170,12 @@ class EmbeddingDistillLoss(nn.Module):
                 carried: bool = False) -> torch.Tensor:
         """``frozen``: leading columns of ``student`` without gradient; ``carried``: they are ``teacher`` itself
         (times a constant), so the relational part reads the teacher's cosines off them (see ``relational_kl``)."""
-        loss = embedding_alignment(student=self.proj(student), teacher=teacher, kind=self.kind)
+        if frozen > 0:  # the frozen columns' product without an input gradient (the weight's gradient stays)
+            w = self.proj.weight
+            projected = F.linear(student[:, :frozen].detach(), w[:, :frozen]) + F.linear(student[:, frozen:], w[:, frozen:])
+        else:
+            projected = self.proj(student)
+        loss = embedding_alignment(student=projected, teacher=teacher, kind=self.kind)
         if self.lam > 0 and student.shape[0] > 1:
             loss = loss + self.lam * relational_kl(student=student, teacher=None if carried and frozen else teacher,
                                                    temperature=self.tau, frozen=frozen)

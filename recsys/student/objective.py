@@ -16,12 +16,12 @@ from torch import nn
 
 from recsys.student.config import StudentConfig, teacher_is_carried
 from recsys.student.dataset import StepBatch
+from recsys.student.fused import in_batch_losses
 from recsys.student.losses import (
     EmbeddingDistillLoss,
     RankingDistillLoss,
     RetrievalLoss,
     candidate_mask,
-    softmax_of_logits,
     split_products,
 )
 from recsys.student.towers import TwoTower
@@ -64,6 +64,21 @@ class StudentObjective(nn.Module):
         # times the carry weight, and the carried columns of the positives are the teacher's item vectors
         self.carried = bool(towers.carry_dim) and teacher_is_carried(cfg)
 
+    def _teacher_logits(self, step: StepBatch, *, fixed: torch.Tensor | None,
+                        order: torch.Tensor) -> torch.Tensor | None:
+        """The teacher's logits over the in-batch list (B, C'), no gradient; None when the step has no teacher.
+        Carried: the carried block of the score matrix over the carry weight (the teacher's own inner products);
+        else the step's per-example teacher vectors against its positives' [and uniform negatives'] vectors."""
+        with torch.no_grad():
+            if self.carried and fixed is not None:
+                return fixed * (self.teacher_scale / self.cfg.teacher_carry)
+            if step.teacher_users is None or step.teacher_items is None:
+                return None
+            t_items = step.teacher_items[order]
+            if step.n_uniform and step.teacher_uniform is not None:  # the list also spans the catalogue
+                t_items = torch.cat([t_items, step.teacher_uniform])
+            return step.teacher_users @ t_items.T * self.teacher_scale
+
     def forward(self, step: StepBatch) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         users, items = self.towers(step.batch)
@@ -80,13 +95,18 @@ class StudentObjective(nn.Module):
         frozen = self.towers.carry_dim  # the carried teacher columns: batch data, no gradient
         zero = torch.zeros((), dtype=u.dtype)
         cols, col_ids = all_pos[order], all_ids[order]
+        in_batch_kd = self.rank is not None and cfg.rank_candidates == "in_batch"
         if step.n_full:  # exact softmax over the catalogue: every rank's slice, gathered with its gradient
             lo = b + step.n_uniform
             cat = _gather(items[lo:lo + step.n_full], grad=True)[:self.n_items]
             out = {"rec": self.rec(users=u, all_items=cat, targets=ids)}
-            fixed, scores = split_products(u, cols, frozen=frozen)  # the in-batch L_rank's list
-            logits = scores / cfg.temperature
-            mask = candidate_mask(item_ids=col_ids, n_rows=b)
+            if in_batch_kd:  # its list: the global batch's positives
+                fixed, scores = split_products(u, cols, frozen=frozen)
+                mask = candidate_mask(item_ids=col_ids, n_rows=b)
+                teacher = self._teacher_logits(step, fixed=fixed, order=order)
+                out["rank"] = zero + 0.0 * users.sum() if teacher is None else self.rank.of_logits(
+                    student=scores[:, :teacher.shape[1]] / cfg.temperature, teacher=teacher,
+                    mask=mask[:, :teacher.shape[1]])
         else:
             # one (b, C) score matrix for L_rec and the in-batch L_rank: the global batch's positives, then the
             # uniform negatives (the same columns, the same duplicate mask); logQ only in L_rec
@@ -97,30 +117,19 @@ class StudentObjective(nn.Module):
                 lq_uni = torch.full((step.n_uniform,), step.uniform_log_q)
                 lq = torch.cat([lq if lq is not None else torch.zeros(len(order)), lq_uni])
             fixed, scores = split_products(u, cols, frozen=frozen)
-            logits = scores / cfg.temperature
-            mask = candidate_mask(item_ids=col_ids, n_rows=b)
-            out = {"rec": softmax_of_logits(logits=logits, mask=mask, log_q=lq)}
+            teacher = self._teacher_logits(step, fixed=fixed, order=order) if in_batch_kd else None
+            rec, kd = in_batch_losses(scores=scores, mask=candidate_mask(item_ids=col_ids, n_rows=b),
+                                      temperature=cfg.temperature, log_q=lq, teacher=teacher,
+                                      rank_temperature=cfg.rank_temperature)
+            out = {"rec": rec}
+            if in_batch_kd:
+                out["rank"] = kd if teacher is not None else zero + 0.0 * users.sum()
         if self.emb is not None and step.teacher_pos is not None:
             out["emb"] = self.emb(student=pos, teacher=torch.from_numpy(step.teacher_pos), frozen=frozen,
                                   carried=self.carried)
         elif cfg.lambda_emb > 0:
             out["emb"] = zero
-        if self.rank is not None and cfg.rank_candidates == "in_batch":
-            if self.carried and fixed is not None:  # the teacher's scores: the carried block over the carry weight
-                with torch.no_grad():
-                    teacher = fixed * (self.teacher_scale / cfg.teacher_carry)
-                out["rank"] = self.rank.of_logits(student=logits, teacher=teacher, mask=mask)
-            elif step.teacher_users is not None and step.teacher_items is not None:
-                t_items = step.teacher_items[order]
-                if step.n_uniform and step.teacher_uniform is not None:  # the list also spans the catalogue
-                    t_items = torch.cat([t_items, step.teacher_uniform])
-                logits, mask = logits[:, :t_items.shape[0]], mask[:, :t_items.shape[0]]
-                with torch.no_grad():
-                    teacher = step.teacher_users @ t_items.T * self.teacher_scale
-                out["rank"] = self.rank.of_logits(student=logits, teacher=teacher, mask=mask)
-            else:
-                out["rank"] = zero + 0.0 * users.sum()
-        elif self.rank is not None:
+        if self.rank is not None and not in_batch_kd:  # the teacher's top-K lists
             if step.n_kd:
                 k = step.topk_scores.shape[1]
                 kd_u = users[b:b + step.n_kd]

@@ -1,7 +1,7 @@
 """Full-ranking metrics of the student's vectors, computed by every rank of the process group at once.
 
-Each epoch's validation and the export's four rankings (valid, test and their int8 copies) score every user with
-a target against the whole catalogue. Every rank holds the full vectors (``encode`` all-gathers them), so rank r
+Each epoch's validation and the export's rankings (valid, unless the best epoch's is reused, and test) score
+every user with a target against the whole catalogue. Every rank holds the full vectors (``encode`` all-gathers them), so rank r
 ranks the r-th contiguous share of the target users and rank 0 merges the shares (``metrics.EvalResult.merge``):
 the same per-target ranks and top-K sets as one process ranking everyone, in about 1 / world of the time, where
 rank 0 alone used to rank them while the others waited in a collective.

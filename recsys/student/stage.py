@@ -167,18 +167,21 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     t0, c0 = time.perf_counter(), _cpu()
     out_dir = run_dir.layout.student(variant)
     data = load_data(cfg=cfg, layout=run_dir.layout, need_teacher=needs_teacher(cfg))
+    phases = {"load": time.perf_counter() - t0}
     try:
         trained = train(cfg=cfg, data=data, out_dir=out_dir, run_key=key)
     except BaseException:  # a refused checkpoint or a diverged loss: leave no process group behind
         if dist.is_initialized():
             dist.destroy_process_group()
         raise
+    phases["train"] = time.perf_counter() - t0 - sum(phases.values())
     towers = trained.towers
     towers.eval()
     items = encode_items(towers=towers, feats=data.feats, cfg=cfg)
     users_valid = encode_users(towers=towers, feats=data.feats, hist=data.train, cfg=cfg)
     users_test = encode_users(towers=towers, feats=data.feats, hist=data.train_valid, cfg=cfg)
     tower = user_tower(towers=towers, feats=data.feats, cfg=cfg)  # every rank: the tables may be sharded
+    phases["encode"] = time.perf_counter() - t0 - sum(phases.values())
     fit, encoded = None, items
     if towers.carry_dim and cfg.carry_count_k > 0 and cfg.carry_fit:  # (the same on every rank)
         items, fit = _fit_carry_shared(cfg=cfg, data=data, items=items, users=users_valid, rank=trained.rank,
@@ -186,10 +189,12 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     # every rank: each ranks a share of the users, rank 0 gets the figures (``recsys.student.scoring``)
     # the valid ranking of these vectors is the best epoch's validation (the same weights, users and targets) when
     # this call validated it over every user and the carry fit kept the trained shift: reused, not ranked again
+    phases["carry_fit"] = time.perf_counter() - t0 - sum(phases.values())
     reuse = trained.has_best_ranking and cfg.eval_users == 0 and items is encoded
     info = export_metrics(items=items, users_valid=users_valid, users_test=users_test, tables=data.tables,
                           quantize=cfg.quantize_int8, eval_users=cfg.eval_users,
                           valid_ranking=trained.best_ranking if reuse else None, valid_ranked=reuse)
+    phases["export_metrics"] = time.perf_counter() - t0 - sum(phases.values())
     record: dict[str, Any] = {}
     if trained.rank == 0:
         paths, info = write_exports(layout=run_dir.layout, variant=variant, items=items, users_valid=users_valid,
@@ -215,15 +220,18 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
         paths.append(S.write_train_log(layout=run_dir.layout, variant=variant,
                                        log={"variant": variant, "epochs": trained.history}))
         seconds = time.perf_counter() - t0
+        phases["write"] = seconds - sum(phases.values())
         run_dir.record(stage_name(variant), key=key, config=cfg, outputs=paths, seconds=seconds,
                        plan=trained.plan, valid=info["valid"], test=info["test"], best_epoch=trained.best_epoch,
                        valid_slices=info["valid_slices"], train_seconds=meta["train_seconds"],
                        examples_per_s=meta["examples_per_s"], int8=info.get("int8"), params=params,
                        world_size=trained.world, examples=examples, rank0_cpu_seconds=round(_cpu() - c0, 2),
-                       carry_shift=fit.shift if fit else None)
+                       carry_shift=fit.shift if fit else None,
+                       phase_seconds={k: round(v, 2) for k, v in phases.items()})
         record = run_dir.stage_record(stage_name(variant)) or {}
-        log.info("student %s: test ndcg@10 %.4f recall@10 %.4f (valid ndcg@10 %.4f), %.0fs, plan %s", variant,
+        log.info("student %s: test ndcg@10 %.4f recall@10 %.4f (valid ndcg@10 %.4f), %.0fs (%s), plan %s", variant,
                  info["test"]["ndcg@10"], info["test"]["recall@10"], info["valid"]["ndcg@10"], seconds,
+                 ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()),
                  {t: p["sharding_type"] for t, p in trained.plan["tables"].items()})
     if dist.is_initialized():
         dist.barrier()
