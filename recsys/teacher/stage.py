@@ -130,6 +130,7 @@ def execute(*, cfg: TeacherConfig, run_dir: RunDir, key: str, spec: ModelSpec, e
             encoded: dict[str, Any] | None = None) -> dict[str, Any]:
     """The stage's work in this process; ``encoded``: what distributed workers put into the cache first
     (their counts replace this process's, which then finds every text cached)."""
+    from recsys.teacher import adapter_cache
     from recsys.teacher.adapter import train_adapter
 
     t0 = time.perf_counter()
@@ -158,12 +159,20 @@ def execute(*, cfg: TeacherConfig, run_dir: RunDir, key: str, spec: ModelSpec, e
     raw_means = {split: pooled_mean(item_emb=raw_items, history=tables.history(split), n_users=tables.n_users,
                                     last_n=cfg.history_n, decay=cfg.recency_decay) for split in SPLITS}
     if cfg.adapter_epochs > 0:
-        ad = train_adapter(item_emb=raw_items, train=tables.train, valid=tables.valid,
-                           valid_history=tables.history("valid"), n_users=tables.n_users, cfg=cfg)
+        ad = adapter_cache.load(cache_dir=cfg.cache_dir, key=key)  # the same stage key: the same fit
+        cached_fit = ad is not None
+        if ad is None:
+            ad = train_adapter(item_emb=raw_items, train=tables.train, valid=tables.valid,
+                               valid_history=tables.history("valid"), n_users=tables.n_users, cfg=cfg)
+            adapter_cache.save(cache_dir=cfg.cache_dir, key=key, result=ad)
+        else:
+            log.info("teacher adapter: fitted before on these inputs, read from %s",
+                     adapter_cache.path_of(cfg.cache_dir, key))
         adapted_items = ad.apply(raw_items)
         for split in SPLITS:  # adapted users = A(recency-weighted mean of raw history), as in training
             users[f"adapted_{split}"] = ad.apply(raw_means[split])
-        adapter_stats = {"epochs": ad.epochs, "best_epoch": ad.best_epoch, "seconds": round(ad.seconds, 2)}
+        adapter_stats = {"epochs": ad.epochs, "best_epoch": ad.best_epoch, "seconds": round(ad.seconds, 2),
+                         "from_cache": cached_fit}
     else:
         adapted_items, adapter_stats = raw_items.copy(), {"epochs": [], "best_epoch": 0, "seconds": 0.0}
         for split in SPLITS:

@@ -73,3 +73,36 @@ def test_stage_refuses_items_without_text_in_one_paragraph(tiny_bert: Path, tmp_
     msg = str(e.value)
     assert str(rd.layout.items) in msg and "none of the 4 items has text" in msg and "data.items_path" in msg
     assert rd.stage_record("teacher") is None
+
+
+def test_adapter_fit_is_read_back_from_the_cache_and_a_damaged_entry_is_refitted(syn_run, tiny_bert: Path,
+                                                                                  tmp_path: Path) -> None:
+    from recsys.teacher import adapter_cache
+
+    cfg = TeacherConfig(model_path=str(tiny_bert), cache_dir=str(tmp_path / "cache"), adapter_epochs=2,
+                        adapter_batch=64, topk=20, threads=1)
+    first = run(cfg, syn_run)
+    d = syn_run.layout.stage_dir("teacher")
+    adapted = read_safetensors(d / "item_emb.safetensors")["adapted"]
+    assert first["adapter"]["from_cache"] is False
+    entries = list((tmp_path / "cache" / "adapters").glob("*.safetensors"))
+    assert len(entries) == 1
+    again = run(cfg, syn_run, force=True)  # the same key: the fit is read back, the outputs are the same
+    import json
+
+    assert again["adapter"]["from_cache"] is True
+    assert json.dumps(again["adapter"]["epochs"]) == json.dumps(first["adapter"]["epochs"])  # (epoch 0's loss: NaN)
+    np.testing.assert_array_equal(read_safetensors(d / "item_emb.safetensors")["adapted"], adapted)
+    state = read_safetensors(entries[0])
+    meta_key = entries[0].stem
+    damaged = {k: v + 1.0 for k, v in state.items()}  # other weights under the old digest
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(entries[0]), framework="numpy") as f:
+        save_file(damaged, str(entries[0]), metadata=f.metadata())
+    assert adapter_cache.load(cache_dir=cfg.cache_dir, key=meta_key) is None  # refused
+    third = run(cfg, syn_run, force=True)
+    assert third["adapter"]["from_cache"] is False  # fitted again, and the entry rewritten
+    np.testing.assert_array_equal(read_safetensors(d / "item_emb.safetensors")["adapted"], adapted)
+    assert adapter_cache.load(cache_dir=cfg.cache_dir, key=meta_key) is not None
