@@ -70,10 +70,19 @@ def refreshed_variant(cfg: RetrainConfig) -> str:
 
 def refresh_published(cfg: RetrainConfig, work: RunDir, parent: RunDir, *, force: bool) -> str:
     """The published model re-applied to the candidate's tables, without training (the gate's ``refreshed``
-    baseline): its own config, warm-started from its checkpoint, 0 epochs, exported as ``published_<variant>``."""
+    baseline): its own config, warm-started from its checkpoint, 0 epochs, exported as ``published_<variant>``.
+    (``build`` trains it beside the candidate, in the candidate's worker launch; here it is then up to date.)"""
+    from recsys.student import stage as student
+
+    name = refreshed_variant(cfg)
+    student.run(refreshed_config(cfg, parent), work, variant=name, force=force)
+    return name
+
+
+def refreshed_config(cfg: RetrainConfig, parent: RunDir) -> StudentConfig:
+    """The config of ``refresh_published``: the published student's own, from its checkpoint, 0 epochs."""
     from recsys.config import ConfigError
     from recsys.config import build as build_config
-    from recsys.student import stage as student
 
     src = parent.layout.student(cfg.variant)
     meta = S.read_meta(layout=parent.layout, variant=cfg.variant)
@@ -82,10 +91,7 @@ def refresh_published(cfg: RetrainConfig, work: RunDir, parent: RunDir, *, force
     except (ConfigError, KeyError) as e:
         raise ConfigError(f"{parent.layout.student_meta(cfg.variant)}: the published student's config cannot be rebuilt by this version "
                           f"of recsys ({e}); set gate.baseline=as_served to compare with its stored vectors") from e
-    rcfg = dataclasses.replace(pub, epochs=0, init_from=str(src), train_since=None, quantize_int8=False)
-    name = refreshed_variant(cfg)
-    student.run(rcfg, work, variant=name, force=force)
-    return name
+    return dataclasses.replace(pub, epochs=0, init_from=str(src), train_since=None, quantize_int8=False)
 
 
 def gate_step(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: bool) -> dict[str, Any]:
@@ -94,7 +100,7 @@ def gate_step(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force:
 
     refreshed = None
     if parent is not None and cfg.gate.baseline == "refreshed":
-        refreshed = refresh_published(cfg, work, parent, force=force)
+        refreshed = refresh_published(cfg, work, parent, force=False)  # trained beside the candidate in build
     return gate.run(cfg.gate, work, published=parent, variant=cfg.variant, refreshed=refreshed, force=force)
 
 
@@ -124,7 +130,10 @@ def build(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: boo
                                   "train_since": scfg.train_since, "replay_fraction": scfg.replay_fraction,
                                   "epochs": scfg.epochs})
     with step(S.stage_of(cfg.variant), timings):
-        rec = student.run(scfg, work, variant=cfg.variant, force=force)
+        jobs = {cfg.variant: scfg}
+        if parent is not None and cfg.gate.baseline == "refreshed":  # the gate's baseline, in the same launch
+            jobs[refreshed_variant(cfg)] = refreshed_config(cfg, parent)  # (one worker start, not two)
+        rec = student.run_variants(jobs, work, force=force)[cfg.variant]
     work.update_manifest(retrain={**work.manifest().get("retrain", {}), "examples": rec.get("examples")})
     if warm:
         log.info("student: incremental, %s", rec.get("examples"))

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NEG_INF = -1e9
+from recsys.student.fused import NEG_INF, relational_kl_of
+
 
 
 def sampled_softmax(
@@ -137,8 +138,6 @@ def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor | None, temper
     ``teacher=None`` (with ``frozen``): the frozen columns ARE the teacher's vectors (times a constant, the towers'
     carry), and the teacher's cosines are read off their Gram matrix.
     """
-    from recsys.student.fused import relational_kl_of
-
     n = student.norm(dim=1).clamp_min(1e-12)  # F.normalize's x / max(|x|, eps), applied to the Gram matrix
     fixed, gram = split_products(student, student, frozen=frozen)
     with torch.no_grad():
