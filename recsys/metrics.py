@@ -199,10 +199,13 @@ def evaluate_many(
     batch_size: int = 1024,
     progress: bool = False,
     fresh: bool = False,
+    coverage: bool = True,
 ) -> list[EvalResult]:
     """``evaluate_scores`` of ``n_systems`` scorers in one pass: ``scores_fn(users)`` returns one (B, n_items)
     score block per system, so systems that share work (e.g. mixtures of the same two matmuls) pay it once.
-    ``fresh``: every block is a new array nobody else holds (a matmul's output), masked in place, not copied."""
+    ``fresh``: every block is a new array nobody else holds (a matmul's output), masked in place, not copied.
+    ``coverage=False``: skip the top-K pass that only catalogue coverage needs (the results' coverage is empty);
+    the per-target ranks, and every metric of them, are the same."""
     users = np.unique(targets["user"].to_numpy()).astype(np.int64)
     t_ptr, t_items = _csr(targets, users)
     h_ptr, h_items = _csr(history, users)
@@ -243,13 +246,14 @@ def evaluate_many(
             rows = scores if len(t_row) == b and (t_row == np.arange(b)).all() else scores[t_row]
             r = np.count_nonzero(rows >= safe_t[:, None], axis=1) - 1  # #(> t) + #(== t) - 1: ties count against
             ranks[j][t_lo:t_hi] = np.where(bad, MISS, r)
-            top = top_k_rows(scores, kmax)
-            for k in ks:
-                seen[j][k][top[:, :k].ravel()] = True
+            if coverage:
+                top = top_k_rows(scores, kmax)
+                for k in ks:
+                    seen[j][k][top[:, :k].ravel()] = True
     user_col = np.repeat(users, np.diff(t_ptr)).astype(np.int32)
     return [EvalResult(per_target=pl.DataFrame({"user": user_col, "item": t_items.astype(np.int32), "rank": ranks[j]}),
-                       n_items=n_items, coverage={k: float(v.mean()) for k, v in seen[j].items()},
-                       nonfinite_targets=nonfinite[j], top_items=seen[j]) for j in range(n_systems)]
+                       n_items=n_items, coverage={k: float(v.mean()) for k, v in seen[j].items()} if coverage
+                       else {}, nonfinite_targets=nonfinite[j], top_items=seen[j]) for j in range(n_systems)]
 
 
 def evaluate_lists(*, lists: pl.DataFrame, targets: pl.DataFrame, n_items: int,

@@ -57,6 +57,11 @@ def test_evaluate_many_equals_one_evaluate_scores_per_system() -> None:
         want = metrics.evaluate_scores(score_fn=lambda u, s=scores: s[u], targets=targets, history=history,
                                        n_items=7, ks=(1, 3))
         assert got.per_target.equals(want.per_target) and got.coverage == want.coverage
+    bare = metrics.evaluate_many(scores_fn=lambda u: [a[u], b[u]], n_systems=2, targets=targets, history=history,
+                                 n_items=7, ks=(1, 3), batch_size=2, coverage=False)  # the carry fit's call
+    for got, full in zip(bare, both):
+        assert got.per_target.equals(full.per_target) and got.coverage == {} and got.summary(ks=(1, 3)) == {
+            k: v for k, v in full.summary(ks=(1, 3)).items() if not k.startswith("coverage")}
 
 
 def test_fit_returns_the_vectors_the_tower_encodes_at_the_chosen_shift(tiny_run) -> None:
