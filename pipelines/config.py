@@ -71,6 +71,9 @@ class RetrainConfig:
     # the next retrain appends to the newest refused candidate's tables (built on the same published version)
     incremental_epochs: int = ranged(0, ge=0)  # a cap of 2 cost ~10 % test NDCG@10 on Beauty week 2 (0.0767
     # vs 0.0849 with student.epochs=5 and early stopping): the window + replay already makes each epoch cheap
+    refit_adapter: bool = False  # False: an incremental retrain applies the published version's teacher adapter
+    # (``teacher.adapter_from``) instead of fitting it again, which was ~1 min of a ~1.5 min UCI weekly retrain; the
+    # first version (and any retrain with this true, or when the published version has no adapter) fits it
     # Defaults = the dataclasses'; the recommended values (temporal split, distillation lambdas) are in
     # pipelines/configs/retrain_default.toml, which is read when no -c is given.
     data: DataConfig = DataConfig()

@@ -28,6 +28,7 @@ from recsys.contracts import student as S
 from recsys.publish import request, store
 from recsys.publish.config import GateConfig, PublishConfig
 from recsys.student.config import StudentConfig
+from recsys.teacher.config import TeacherConfig
 
 log = logging.getLogger("recsys")
 REFUSED = 3
@@ -43,6 +44,17 @@ def train_end(run: RunDir) -> int:
     from recsys.contracts import tables as T
 
     return int(T.read(layout=run.layout).train["timestamp"].max()) + 1
+
+
+def teacher_config(cfg: RetrainConfig, parent: RunDir | None) -> TeacherConfig:
+    """With a published version that fitted an adapter: apply that adapter (``teacher.adapter_from``) unless
+    ``retrain.refit_adapter``; else ``cfg.teacher`` as given."""
+    from recsys.contracts import teacher as T
+
+    if parent is None or cfg.refit_adapter or cfg.teacher.adapter_epochs == 0 or cfg.teacher.adapter_from \
+            or not T.has_adapter(parent.layout):
+        return cfg.teacher
+    return dataclasses.replace(cfg.teacher, adapter_from=str(parent.root))
 
 
 def student_config(cfg: RetrainConfig, parent: RunDir | None) -> tuple[StudentConfig, bool]:
@@ -121,7 +133,7 @@ def build(cfg: RetrainConfig, work: RunDir, parent: RunDir | None, *, force: boo
             append.run(cfg.data, work, base=base or parent, logs=str(cfg.logs), force=force)
     store.pause_point("retrain:teacher")
     with step("teacher", timings):
-        teacher.run(cfg.teacher, work, force=force)
+        teacher.run(teacher_config(cfg, parent), work, force=force)
     store.pause_point("retrain:student")
     scfg, warm = student_config(cfg, parent)
     work.update_manifest(retrain={**work.manifest().get("retrain", {}), "warm_start": warm,

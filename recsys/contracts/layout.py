@@ -94,6 +94,10 @@ class Layout:
     def teacher_topk(self, split: str) -> Path:  # user, item, score, rank
         return self.teacher / f"topk_{split}.parquet"
 
+    @property
+    def teacher_adapter(self) -> Path:  # the fitted adapter's weights (f32) + its kind; absent without an adapter
+        return self.teacher / "adapter.safetensors"
+
     # ---------------------------------------------------------------- baselines/
     @property
     def baselines(self) -> Path:

@@ -5,6 +5,9 @@
                           adapter temperature: the student reads them here, it has no copy of its own)
 ``user_emb.safetensors``  {"raw_valid", "raw_test", "adapted_valid", "adapted_test": (U, D) f32}, finite
 ``topk_{valid,test}.parquet``  user, item, score, rank (see ``lists``)
+``adapter.safetensors``   the domain adapter's weights (f32 tensors named as its ``state_dict``), metadata ``kind``;
+                          written when the stage has an adapter, read by a later run that reuses it
+                          (``teacher.adapter_from``: a weekly retrain applies the published version's)
 """
 
 from __future__ import annotations
@@ -59,6 +62,35 @@ def write(*, layout: Layout, raw_items: np.ndarray, adapted_items: np.ndarray, m
         outs.append(write_safetensors(layout.teacher_users, dict(users), metadata={"user_mode": meta.user_mode}))
     outs += [lists.write(path=layout.teacher_topk(s), frame=f) for s, f in (topk or {}).items()]
     return outs
+
+
+def write_adapter(*, layout: Layout, state: Mapping[str, np.ndarray], kind: str) -> Path:
+    from recsys.artifacts import write_safetensors
+
+    return write_safetensors(layout.teacher_adapter, {k: np.asarray(v, np.float32) for k, v in state.items()},
+                             metadata={"kind": kind})
+
+
+def has_adapter(layout: Layout) -> bool:
+    return _present(layout.teacher_adapter, layout=layout)
+
+
+def read_adapter(*, layout: Layout) -> tuple[dict[str, np.ndarray], str]:
+    """(weights, kind) of the run's fitted adapter, verified: digest against the stage record, finite f32."""
+    from safetensors.numpy import load_file
+
+    p = verify(layout.teacher_adapter, layout=layout, stage=STAGE)
+    kind = (_header(p).get("__metadata__") or {}).get("kind")
+    if kind not in ("linear", "mlp"):
+        raise problem(p, f"adapter kind {kind!r} is not one this recsys applies", rebuild(STAGE))
+    try:
+        state = load_file(str(p))
+    except Exception as e:  # safetensors raises SafetensorError on a damaged header or body
+        raise raise_from(p, e, stage=STAGE) from None
+    for k, v in state.items():
+        if v.dtype != np.float32 or not np.isfinite(v).all():
+            raise problem(p, f"tensor '{k}' is not finite float32", rebuild(STAGE))
+    return state, kind
 
 
 def paths(layout: Layout, *, topk: tuple[str, ...] = ("valid", "test")) -> list[Path]:

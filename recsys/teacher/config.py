@@ -76,6 +76,10 @@ class TeacherConfig:
     # Each epoch is ~0.5 TFLOP on Beauty (2 adapter passes per event + the B x B logits): ~10 s on 2 cores.
     # Valid NDCG@10 gains most in the first 2-3 epochs; early stopping ends the rest.
     adapter_epochs: int = ranged(4, ge=0)  # 0 disables the adapter (adapted = raw)
+    adapter_from: str = ""  # a run directory whose fitted adapter is applied instead of fitting one (its
+    # ``teacher/adapter.safetensors``, verified; its hash is part of this stage's key). ``recsys retrain`` sets it
+    # to the published version (``retrain.refit_adapter = false``): the adapter is a small map of the text space
+    # that a week of new events barely moves, and refitting it is most of a weekly retrain's teacher time
     adapter_lr: float = ranged(2e-3, gt=0)
     adapter_batch: int = ranged(512, ge=1)  # in-batch negatives; the logits cost O(B) per event, 512 keeps
     # them < the adapter's

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,8 +40,24 @@ def model_spec(cfg: TeacherConfig) -> ModelSpec:
 
 def stage_key(cfg: TeacherConfig, run_dir: RunDir, spec: ModelSpec) -> str:
     """Config + data outputs + model weights fingerprint (cache_dir, threads and nproc do not change results)."""
-    same = dataclasses.replace(cfg, cache_dir="", threads=0, nproc=1)
-    return hash_obj({"cfg": same, "data": run_dir.output_hash("data"), "model": spec.fingerprint, "v": 1})
+    same = dataclasses.replace(cfg, cache_dir="", threads=0, nproc=1, adapter_from="")
+    key = {"cfg": same, "data": run_dir.output_hash("data"), "model": spec.fingerprint, "v": 1}
+    if cfg.adapter_from:  # the adapter applied is that file's content, wherever it lies
+        key["adapter"] = reused_adapter_hash(cfg)
+    return hash_obj(key)
+
+
+def reused_adapter_hash(cfg: TeacherConfig) -> str:
+    """sha256 of the adapter file ``cfg.adapter_from`` names (a ConfigError naming the key when it has none)."""
+    from recsys.artifacts import file_sha256
+    from recsys.config import ConfigError
+    from recsys.contracts.layout import Layout
+
+    p = Layout(Path(cfg.adapter_from)).teacher_adapter
+    if not p.exists():
+        raise ConfigError(f"config key 'teacher.adapter_from': {cfg.adapter_from} has no fitted adapter ({p}); name "
+                          "a run directory whose teacher stage fitted one, or leave it empty to fit the adapter here")
+    return file_sha256(p)
 
 
 class LazyEncoder:
@@ -56,6 +73,22 @@ class LazyEncoder:
                                    batch_size=c.batch_size, instruction=c.instruction, dtype=c.dtype,
                                    threads=c.threads, cache_dir=c.cache_dir, gguf_file=c.gguf_file)
         return self.encoder.encode(texts)
+
+
+def _reused_adapter(cfg: TeacherConfig) -> Any:
+    """``cfg.adapter_from``'s fitted adapter, verified (``recsys.contracts.teacher.read_adapter``), as a fit result."""
+    from recsys.artifacts import RunDir
+    from recsys.teacher.adapter import AdapterResult
+
+    src = RunDir(Path(cfg.adapter_from))
+    state, kind = T.read_adapter(layout=src.layout)
+    if kind != cfg.adapter:
+        from recsys.config import ConfigError
+
+        raise ConfigError(f"config key 'teacher.adapter_from': {cfg.adapter_from} holds a '{kind}' adapter, "
+                          f"teacher.adapter is '{cfg.adapter}'; set teacher.adapter = \"{kind}\" or fit one here")
+    log.info("teacher adapter: applying the one fitted in %s (teacher.adapter_from), not fitting", src.root)
+    return AdapterResult(state=state, kind=kind, epochs=[], best_epoch=0, seconds=0.0)
 
 
 def user_embeddings(*, cfg: TeacherConfig, tables: Tables, item_emb: np.ndarray, split: Split,
@@ -159,20 +192,21 @@ def execute(*, cfg: TeacherConfig, run_dir: RunDir, key: str, spec: ModelSpec, e
     raw_means = {split: pooled_mean(item_emb=raw_items, history=tables.history(split), n_users=tables.n_users,
                                     last_n=cfg.history_n, decay=cfg.recency_decay) for split in SPLITS}
     if cfg.adapter_epochs > 0:
-        ad = adapter_cache.load(cache_dir=cfg.cache_dir, key=key)  # the same stage key: the same fit
+        ad = _reused_adapter(cfg) if cfg.adapter_from else \
+            adapter_cache.load(cache_dir=cfg.cache_dir, key=key)  # the same stage key: the same fit
         cached_fit = ad is not None
         if ad is None:
             ad = train_adapter(item_emb=raw_items, train=tables.train, valid=tables.valid,
                                valid_history=tables.history("valid"), n_users=tables.n_users, cfg=cfg)
             adapter_cache.save(cache_dir=cfg.cache_dir, key=key, result=ad)
-        else:
+        elif not cfg.adapter_from:
             log.info("teacher adapter: fitted before on these inputs, read from %s",
                      adapter_cache.path_of(cfg.cache_dir, key))
         adapted_items = ad.apply(raw_items)
         for split in SPLITS:  # adapted users = A(recency-weighted mean of raw history), as in training
             users[f"adapted_{split}"] = ad.apply(raw_means[split])
         adapter_stats = {"epochs": ad.epochs, "best_epoch": ad.best_epoch, "seconds": round(ad.seconds, 2),
-                         "from_cache": cached_fit}
+                         "from_cache": cached_fit and not cfg.adapter_from, "reused_from": cfg.adapter_from or None}
     else:
         adapted_items, adapter_stats = raw_items.copy(), {"epochs": [], "best_epoch": 0, "seconds": 0.0}
         for split in SPLITS:
@@ -189,6 +223,10 @@ def execute(*, cfg: TeacherConfig, run_dir: RunDir, key: str, spec: ModelSpec, e
                          adapter_temperature=cfg.adapter_temperature)
     outs = T.write(layout=run_dir.layout, raw_items=raw_items, adapted_items=adapted_items, users=users, topk=tops,
                    meta=meta)
+    if cfg.adapter_epochs > 0:
+        outs.append(T.write_adapter(layout=run_dir.layout, state=ad.state, kind=ad.kind))
+    elif run_dir.layout.teacher_adapter.exists():  # a re-run without one: no stale adapter beside the new vectors
+        run_dir.layout.teacher_adapter.unlink()
     seconds = time.perf_counter() - t0 + (float(encoded["seconds"]) if encoded is not None else 0.0)
     stats = {"items": tables.n_items, "users": tables.n_users, "dim_raw": int(raw_items.shape[1]),
              "dim_adapted": int(adapted_items.shape[1]), "encoded_new": new, "from_cache": cached,

@@ -208,6 +208,8 @@ def test_retrain_publishes_a_better_or_equal_candidate_then_a_rerun_does_nothing
     assert ex["train_since"] == m["retrain"]["train_since"]
     counts = m["stages"]["data"]["counts"]
     assert counts["read"] == counts["kept"] + counts["quarantined"] and counts["kept"] > 0
+    adapter = m["stages"]["teacher"]["stats"]["adapter"]  # the published version's adapter applied, not refitted
+    assert adapter["reused_from"] and Path(adapter["reused_from"]).name == "0001" and adapter["epochs"] == []
     root = copy_root(incremented_root, tmp_path / "root")
     events = store.events(root)
     capsys.readouterr()
@@ -215,6 +217,23 @@ def test_retrain_publishes_a_better_or_equal_candidate_then_a_rerun_does_nothing
     assert "up to date" in capsys.readouterr().out
     assert store.events(root) == events and store.list_versions(root) == ["0001", "0002"]
     assert not list((root / "work").iterdir())
+
+
+def test_incremental_teacher_config_applies_the_published_adapter_unless_told_to_refit(tmp_path: Path) -> None:
+    from pipelines.retrain import RetrainConfig, teacher_config
+    from recsys.contracts import teacher as T
+    from recsys.teacher.config import TeacherConfig
+
+    parent = RunDir(tmp_path / "0001")
+    cfg = RetrainConfig(teacher=TeacherConfig(adapter_epochs=2))
+    assert teacher_config(cfg, None) == cfg.teacher  # the first version fits its own
+    assert teacher_config(cfg, parent) == cfg.teacher  # a published version without an adapter: fit one
+    out = T.write_adapter(layout=parent.layout, state={"net.weight": np.eye(2, dtype=np.float32)}, kind="linear")
+    parent.record("teacher", key="k", config={}, outputs=[out], seconds=0.0)
+    assert teacher_config(cfg, parent).adapter_from == str(parent.root)
+    assert teacher_config(dataclasses.replace(cfg, refit_adapter=True), parent) == cfg.teacher
+    off = dataclasses.replace(cfg, teacher=TeacherConfig(adapter_epochs=0))
+    assert teacher_config(off, parent) == off.teacher  # no adapter at all: nothing to apply
 
 
 def test_incremental_student_config_trains_on_what_the_published_student_never_saw(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_stage_writes_contract_files_and_skips_when_fresh(syn_run, tiny_bert: Pa
         assert top.join(t.history(split).select("user", "item"), on=["user", "item"]).height == 0
     assert stats["encoded_new"] == t.n_items and set(stats["metrics"]) == {"raw_valid", "adapted_valid"}
     rec = syn_run.stage_record("teacher")
-    assert rec["user_mode"] == "pooled" and len(rec["outputs"]) == 4
+    assert rec["user_mode"] == "pooled" and len(rec["outputs"]) == 5  # + the fitted adapter's weights
     mtime = (d / "item_emb.safetensors").stat().st_mtime_ns
     run(cfg, syn_run)  # fresh: skipped, nothing rewritten
     assert (d / "item_emb.safetensors").stat().st_mtime_ns == mtime
@@ -106,3 +106,39 @@ def test_adapter_fit_is_read_back_from_the_cache_and_a_damaged_entry_is_refitted
     assert third["adapter"]["from_cache"] is False  # fitted again, and the entry rewritten
     np.testing.assert_array_equal(read_safetensors(d / "item_emb.safetensors")["adapted"], adapted)
     assert adapter_cache.load(cache_dir=cfg.cache_dir, key=meta_key) is not None
+
+
+def test_adapter_from_applies_another_runs_fitted_adapter_without_fitting(syn_run, tiny_bert: Path,
+                                                                          tmp_path: Path) -> None:
+    import dataclasses
+    import shutil
+
+    import pytest
+
+    from recsys.artifacts import RunDir
+    from recsys.config import ConfigError
+    from recsys.contracts import ArtifactError
+    from recsys.contracts import teacher as T
+
+    cfg = TeacherConfig(model_path=str(tiny_bert), cache_dir=str(tmp_path / "cache"), adapter_epochs=2,
+                        adapter_batch=64, topk=20, threads=1)
+    shutil.copytree(syn_run.root, tmp_path / "src")  # (syn_run is shared by this module's tests: not damaged)
+    src = RunDir(tmp_path / "src")
+    run(cfg, src, force=True)
+    state, kind = T.read_adapter(layout=src.layout)
+    assert kind == "linear" and state
+    want = read_safetensors(src.layout.teacher_items)["adapted"]
+    shutil.copytree(syn_run.root, tmp_path / "other", ignore=shutil.ignore_patterns("teacher"))
+    other = RunDir(tmp_path / "other")  # the same tables in another run directory (a retrain's candidate)
+    reuse = dataclasses.replace(cfg, adapter_from=str(src.root), cache_dir=str(tmp_path / "empty_cache"))
+    stats = run(reuse, other)
+    assert stats["adapter"]["reused_from"] == str(src.root) and stats["adapter"]["epochs"] == []
+    np.testing.assert_array_equal(read_safetensors(other.layout.teacher_items)["adapted"], want)
+    assert T.read_adapter(layout=other.layout)[0].keys() == state.keys()  # written again: the run is self-contained
+    assert not (tmp_path / "empty_cache" / "adapters").exists()  # nothing fitted
+    with pytest.raises(ConfigError, match="teacher.adapter_from"):
+        run(dataclasses.replace(reuse, adapter_from=str(tmp_path / "nowhere")), other, force=True)
+    blob = src.layout.teacher_adapter.read_bytes()
+    src.layout.teacher_adapter.write_bytes(blob[:-8] + bytes(8))  # damaged after it was recorded
+    with pytest.raises(ArtifactError, match="adapter.safetensors"):
+        run(reuse, other, force=True)
