@@ -223,17 +223,18 @@ def cpu_seconds() -> float:
 @contextlib.contextmanager
 def step(name: str, timings: dict[str, float], cpu: dict[str, float] | None = None) -> Iterator[None]:
     """Time the block as stage ``name``: wall seconds into ``timings``, CPU seconds (``cpu_seconds``) into
-    ``cpu`` when given."""
+    ``cpu`` when given; a stage that runs twice (the baselines, before the ranker and again before the
+    evaluation) adds both."""
     log.info("── %s", name)
     t0, c0 = time.perf_counter(), cpu_seconds()
     try:
         yield
     finally:
-        timings[name] = round(time.perf_counter() - t0, 2)
+        wall, used = time.perf_counter() - t0, cpu_seconds() - c0
+        timings[name] = round(timings.get(name, 0.0) + wall, 2)
         if cpu is not None:
-            cpu[name] = round(cpu_seconds() - c0, 2)
-        log.info("── %s done in %.1fs%s", name, timings[name],
-                 f" ({cpu[name]:.1f} CPU s)" if cpu is not None else "")
+            cpu[name] = round(cpu.get(name, 0.0) + used, 2)
+        log.info("── %s done in %.1fs%s", name, wall, f" ({used:.1f} CPU s)" if cpu is not None else "")
 
 
 def quiet_third_party() -> None:

@@ -184,7 +184,8 @@ def run_dataset(name: str, *, out: Path, increments: int, base_months: int, sinc
         t0 = time.perf_counter()
         outcome, info = retrain(cfg, root)
         secs = round(time.perf_counter() - t0, 1)
-        row: dict[str, Any] = {"step": f"sabotage (untrained: {', '.join(o.removeprefix('student.') for o in SABOTAGE)})" if sabotage else
+        broken = ", ".join(o.removeprefix("student.") for o in SABOTAGE)
+        row: dict[str, Any] = {"step": f"sabotage (untrained: {broken})" if sabotage else
                                ("initial" if k == 0 else f"week {k}"), "logs": _window(part, name),
                                "outcome": outcome, "current_before": before,
                                "current_after": store.current_name(root), "seconds_incremental": secs}
