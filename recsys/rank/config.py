@@ -39,6 +39,10 @@ class RankConfig:
     # with 1. Set 1 on a shared box, where the OpenMP team spins waiting for a core: one thread fitted the Toys
     # ranker in 5.7 CPU s instead of 37 (38 s wall instead of 104 at load 8)
     num_threads: int = ranged(0, ge=0)
+    single_thread_rows: int = ranged(100_000, ge=0)  # with num_threads = 0, a fit or scoring of fewer candidate
+    # rows than this runs on one thread: starting and syncing the OpenMP team costs more than the work (a UCI
+    # weekly retrain's ranker, ~5k rows: 1.4-1.6 s on one thread vs 4.4-7.9 s on two, load 3; Beauty's ~650k rows
+    # keep every core). Same trees either way
     holdout_fraction: float = ranged(0.15, ge=0, lt=1)  # training queries held out for early stopping
     # (0 = none)
     gate_fraction: float = ranged(0.25, ge=0, lt=1)  # valid users never trained on, where the ranker meets

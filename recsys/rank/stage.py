@@ -33,7 +33,7 @@ from recsys.rank.config import RankConfig
 from recsys.rank.features import candidate_features, feature_columns, feature_context, label
 from recsys.rank.gate import decide
 from recsys.rank.sources import RANKER_ROW, SOURCE_ROWS, load_sources, source_files
-from recsys.rank.train import importance, rerank, save_model, train_ranker
+from recsys.rank.train import importance, rerank, save_model, threads_for, train_ranker
 
 log = logging.getLogger(__name__)
 STAGE = "rank"
@@ -94,8 +94,9 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
     gate_targets = tables.valid.filter(is_gate)
     prefix_row = {p: row for p, row in SOURCE_ROWS.values()}
     valid_fig = {prefix_row[p]: _eval(lst.filter(is_gate), gate_targets, tables.n_items) for p, lst in lists_v.items()}
-    valid_fig[RANKER_ROW] = _eval(rerank(booster, fv.filter(is_gate), num_threads=cfg.num_threads), gate_targets,
-                                   tables.n_items)
+    gate_fv = fv.filter(is_gate)
+    valid_fig[RANKER_ROW] = _eval(rerank(booster, gate_fv, num_threads=threads_for(gate_fv.height, cfg=cfg)),
+                                  gate_targets, tables.n_items)
     decision = decide({r: m[cfg.gate_metric] for r, m in valid_fig.items()}, ranker=RANKER_ROW, margin=cfg.gate_margin)
     log.info("rank gate: %s", decision.reason)
     if cfg.refit and held.len():  # the gate users are data too: refit on every valid user, same rounds
@@ -105,7 +106,7 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
         train_report["refit"] = refit_report
     ct, _ = candidates(root, cfg, tables=tables, split="test")
     ctx = feature_context(tables=tables, split="test", recent_days=cfg.recent_days)  # once, for every block
-    reranked = pl.concat([rerank(booster, candidate_features(block, ctx=ctx), num_threads=cfg.num_threads)
+    reranked = pl.concat([_rerank_block(booster, candidate_features(block, ctx=ctx), cfg=cfg)
                           for block in user_blocks(ct, block_users=cfg.block_users)])
     outs = [save_model(booster, layout=lay), L.write(path=lay.reranked("test"), frame=reranked),
             R.write_importance(layout=lay, importance={"importance_type": "gain", "features": importance(booster)})]
@@ -122,3 +123,7 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
     run_dir.update_manifest(served={"row": decision.served, "reason": decision.reason, "valid": decision.valid,
                                     "margin": decision.margin, "metric": cfg.gate_metric})
     return report
+
+
+def _rerank_block(booster: Any, f: pl.DataFrame, *, cfg: RankConfig) -> pl.DataFrame:
+    return rerank(booster, f, num_threads=threads_for(f.height, cfg=cfg))

@@ -42,6 +42,14 @@ def with_positives(f: pl.DataFrame) -> pl.DataFrame:
     return f.filter(pl.col("label").max().over("user") > 0)
 
 
+def threads_for(rows: int, *, cfg: RankConfig) -> int:
+    """LightGBM's ``num_threads`` for ``rows`` candidate rows: ``cfg.num_threads`` when set, else 1 below
+    ``cfg.single_thread_rows`` and 0 (LightGBM's default, every core) above."""
+    if cfg.num_threads:
+        return cfg.num_threads
+    return 1 if rows < cfg.single_thread_rows else 0
+
+
 def train_ranker(train: pl.DataFrame, *, cfg: RankConfig, features: list[str]) -> tuple[Any, dict[str, Any]]:
     """Fit LambdaRank on labelled candidates (user, item, label, <features>).
 
@@ -69,8 +77,9 @@ def train_ranker(train: pl.DataFrame, *, cfg: RankConfig, features: list[str]) -
         # Dataset construction (LightGBM's own advice with deterministic = true)
         "force_col_wise": True,
     }
-    if cfg.num_threads:
-        params["num_threads"] = cfg.num_threads
+    threads = threads_for(train.height, cfg=cfg)
+    if threads:
+        params["num_threads"] = threads
     dtr = lgb.Dataset(matrix(tr, features), label=tr["label"].to_numpy(), group=groups(tr), feature_name=features)
     sets, callbacks = [], []
     if va.height:

@@ -76,3 +76,12 @@ def test_union_of_a_list_repeating_a_pair_falls_back_to_the_joins() -> None:
                          schema={"user": pl.Int32, "item": pl.Int32, "score": pl.Float32, "rank": pl.Int32})
     s = Source("s", USERS, ITEMS, lists=twice)
     assert union({"s": twice}, sources=[s], depth=2).height == 2  # one row per match, as the joins give
+
+
+def test_lightgbm_threads_follow_the_row_count_unless_set() -> None:
+    from recsys.rank.config import RankConfig
+    from recsys.rank.train import threads_for
+
+    auto = RankConfig(single_thread_rows=1000)
+    assert threads_for(999, cfg=auto) == 1 and threads_for(1000, cfg=auto) == 0  # 0 = every core
+    assert threads_for(10, cfg=RankConfig(num_threads=2)) == 2 and threads_for(10**7, cfg=RankConfig(num_threads=1)) == 1
