@@ -57,7 +57,8 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
     found = {}
     for s in systems:
         t = time.perf_counter()
-        res = evaluate(s, tables, split=split, ks=curve_ks, block_users=cfg.block_users, users=users)
+        res = evaluate(s, tables, split=split, ks=curve_ks, block_users=cfg.block_users, users=users,
+                       coverage_ks=cfg.ks)
         summ = res.summary(ks=cfg.ks)
         row = {"model": s.name, "kind": s.kind, **summ, "eval_seconds": round(time.perf_counter() - t, 2)}
         if users is not None:
@@ -75,11 +76,11 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
         len_parts.append(by_len.with_columns(pl.lit(s.name).alias("model")))
         found[s.name] = s
         log.info("eval: %-24s recall@10 %.4f  ndcg@10 %.4f", s.name, summ.get("recall@10", 0), summ.get("ndcg@10", 0))
-    overlap = {}
+    overlap, tops = {}, {}
     for a, b in [("teacher_adapted", "student_kd"), ("teacher_raw", "student_kd"), ("teacher_raw", "student_no_kd")]:
         if a in found and b in found and cfg.overlap_users > 0:
             overlap[f"top-{cfg.overlap_k} overlap {a} / {b}"] = topk_overlap(
-                found[a], found[b], tables, split=split, k=cfg.overlap_k, n_users=cfg.overlap_users)
+                found[a], found[b], tables, split=split, k=cfg.overlap_k, n_users=cfg.overlap_users, tops=tops)
     pop_frame = pl.concat(pop_parts, how="diagonal_relaxed") if pop_parts else pl.DataFrame()
     len_frame = pl.concat(len_parts, how="diagonal_relaxed") if len_parts else pl.DataFrame()
     counts = dict(tables.targets(split).join(pop, on="item").group_by("slice").len().iter_rows())
