@@ -174,6 +174,31 @@ def bucket_candidates(scores: np.ndarray, k: int, *, group: int = 0
     return cand, take_rows(scores, cand), left_best
 
 
+def top_k_set(scores: np.ndarray, k: int, *, tied: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """(B, k) columns of each row's ``k`` largest scores, in no order, for callers bound to one partition's choice
+    among ties: where ties cross the k-th place, ``tied(scores[rows])`` picks (e.g. the ``np.argpartition`` call
+    the caller used before, whose choice among equal scores its results depend on).
+
+    Elsewhere the set is unique (every score above the k-th value, and exactly as many equal to it as there is
+    room for), so any exact selection finds it: ``bucket_candidates`` narrows each row first. A row is handed to
+    ``tied`` when more candidates equal the k-th value than the set has room for, when a left-out bucket reaches
+    it, or when it holds a NaN (whose place is the partition's)."""
+    cand, sub, left_best = bucket_candidates(scores, k)
+    if cand is None:
+        return tied(scores)
+    c = sub.shape[1]
+    top = np.argpartition(sub, c - k, axis=1)[:, c - k:]
+    vals = take_rows(sub, top)
+    kth = vals.min(axis=1)
+    bad = (np.count_nonzero(sub == kth[:, None], axis=1) > k - np.count_nonzero(vals > kth[:, None], axis=1)) \
+        | (left_best >= kth) | np.isnan(kth) | np.isnan(left_best)
+    top = take_rows(cand, top)
+    rows = np.flatnonzero(bad)
+    if len(rows):
+        top[rows] = tied(scores[rows])
+    return top
+
+
 def top_k_rows(scores: np.ndarray, k: int, *, group: int = 0) -> np.ndarray:
     """(B, k) column ids of each row's ``k`` largest scores, best first; equal scores by the lower id.
 
@@ -183,8 +208,7 @@ def top_k_rows(scores: np.ndarray, k: int, *, group: int = 0) -> np.ndarray:
     per 1024-row block against 42 ms with 4 buckets and ~80 ms for the plain partition). The result does not
     depend on ``group``. Falls back to the plain partition when N < 8 k.
     """
-    b, n = scores.shape
-    if k >= n:
+    if k >= scores.shape[1]:
         return np.argsort(-scores, axis=1, kind="stable")  # stable: equal scores by id
     cand, sub, left_best = bucket_candidates(scores, k, group=group)
     c = sub.shape[1]
@@ -282,9 +306,8 @@ def evaluate_many(
             if scores.shape != (b, n_items):
                 raise ValueError(f"score_fn returned shape {scores.shape}, expected {(b, n_items)}")
             t_score = scores[t_row, t_it]
-            nan = np.isnan(scores)
-            if nan.any():
-                scores[nan] = np.inf  # another item's NaN ranks above the target
+            if np.isnan(scores.max()):  # a NaN propagates through max: one pass, no (B, N) mask unless there is one
+                scores[np.isnan(scores)] = np.inf  # another item's NaN ranks above the target
             scores[h_row, h_it] = -np.inf
             bad = ~np.isfinite(t_score)
             nonfinite[j] += int(bad.sum())

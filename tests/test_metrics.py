@@ -244,6 +244,20 @@ def test_sorted_unique_is_np_unique() -> None:
         np.testing.assert_array_equal(sorted_unique(a), np.unique(a))
 
 
+def test_top_k_set_keeps_the_tie_breakers_choice() -> None:
+    """Unique sets are found by buckets; rows with ties across the cut (or NaN) take ``tied``'s choice."""
+    from recsys.metrics import top_k_set
+
+    rng = np.random.default_rng(9)
+    s = rng.standard_normal((30, 2000)).astype(np.float32)
+    s[:5] = np.round(s[:5])
+    s[5, 3] = np.nan
+    for k in (3, 10, 40):
+        for tied in (lambda r: np.argpartition(-r, k, axis=1)[:, :k],
+                     lambda r: np.argpartition(r, r.shape[1] - k, axis=1)[:, r.shape[1] - k:]):
+            np.testing.assert_array_equal(np.sort(top_k_set(s, k, tied=tied), 1), np.sort(tied(s), 1))
+
+
 def test_coverage_ks_changes_only_the_coverage_measured() -> None:
     """``coverage_ks`` limits which coverage@K is computed; the ranks (every other metric) are the same."""
     rng = np.random.default_rng(7)

@@ -19,7 +19,15 @@ from recsys.contracts import student as S
 from recsys.contracts import teacher as TC
 from recsys.contracts.layout import Layout
 from recsys.data.tables import Split, Tables
-from recsys.metrics import EvalResult, ScoreFn, dot_scorer, evaluate_lists, evaluate_scores, of_users
+from recsys.metrics import (
+    EvalResult,
+    ScoreFn,
+    dot_scorer,
+    evaluate_lists,
+    evaluate_scores,
+    of_users,
+    top_k_set,
+)
 
 # Report order; anything else found (e.g. extra student variants) follows.
 ORDER = ["most_popular", "als", "teacher_raw", "teacher_adapted", "student_no_kd", "student_kd_emb",
@@ -111,7 +119,9 @@ def top_sets(s: System, tables: Tables, *, split: Split, k: int, users: np.ndarr
     cols = hist["item"].to_numpy()
     sc = np.array(s.score_fn(users), dtype=np.float32, copy=True)
     sc[rows, cols] = -np.inf
-    return np.argpartition(-sc, k, axis=1)[:, :k]
+    # the set ``np.argpartition(-sc, k)[:, :k]`` keeps (its choice among ties across the k-th place included),
+    # without a partition over every item of every row
+    return top_k_set(sc, k, tied=lambda r: np.argpartition(-r, k, axis=1)[:, :k])
 
 
 def topk_overlap(a: System, b: System, tables: Tables, *, split: Split, k: int, n_users: int, seed: int = 0,

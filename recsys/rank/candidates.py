@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import polars as pl
 
-from recsys.metrics import bucket_candidates, sorted_unique
+from recsys.metrics import sorted_unique, top_k_set
 
 LIST_SCHEMA = {"user": pl.Int32, "item": pl.Int32, "score": pl.Float32, "rank": pl.Int32}
 
@@ -68,32 +68,15 @@ def exact_topk(*, users: np.ndarray, items: np.ndarray, query: np.ndarray, histo
 
 def _top_set(sc: np.ndarray, k: int) -> np.ndarray:
     """(B, k) columns of each row's ``k`` largest scores, in no order: exactly the set that
-    ``np.argpartition(sc, n - k, axis=1)[:, n - k:]`` keeps.
+    ``np.argpartition(sc, n - k, axis=1)[:, n - k:]`` keeps (``metrics.top_k_set``: ~5x less work where that set
+    is unique, argpartition itself on the rows where ties cross the cut).
 
     Not ``metrics.top_k_rows``: among equal scores at the k-th place (the teacher's duplicate item texts) it keeps
-    the lower ids where argpartition keeps others, and every list the ranker was tuned on would move. Where the
-    set is unique (no tie across the k-th place) any exact selection finds it, so ``bucket_candidates`` narrows
-    each row to a few hundred columns first (~5x less work than a partition over all N); the rows with a tie
-    across the cut are partitioned whole, as before (each row's partition depends only on that row)."""
-    b, n = sc.shape
+    the lower ids where argpartition keeps others, and every list the ranker was tuned on would move."""
+    n = sc.shape[1]
     if k >= n:
-        return np.tile(np.arange(n), (b, 1))
-    cand, sub, left_best = bucket_candidates(sc, k)
-    if cand is None:
-        return np.argpartition(sc, n - k, axis=1)[:, n - k:]
-    c = sub.shape[1]
-    top = np.argpartition(sub, c - k, axis=1)[:, c - k:]
-    vals = np.take_along_axis(sub, top, 1)
-    kth = vals.min(axis=1)
-    # a tie across the cut: more candidates equal the k-th value than the set has room for, or a left-out
-    # bucket holds one (its best reaches the k-th value). Either way argpartition's own choice is taken.
-    tied = (np.count_nonzero(sub == kth[:, None], axis=1) > k - np.count_nonzero(vals > kth[:, None], axis=1)) \
-        | (left_best >= kth) | np.isnan(kth) | np.isnan(left_best)  # NaN: argpartition's order, as before
-    top = np.take_along_axis(cand, top, 1)
-    rows = np.flatnonzero(tied)
-    if len(rows):
-        top[rows] = np.argpartition(sc[rows], n - k, axis=1)[:, n - k:]
-    return top
+        return np.tile(np.arange(n), (sc.shape[0], 1))
+    return top_k_set(sc, k, tied=lambda rows: np.argpartition(rows, n - k, axis=1)[:, n - k:])
 
 
 def source_lists(sources: list[Source], *, query: np.ndarray, history: pl.DataFrame, depth: int) -> dict[str, pl.DataFrame]:
