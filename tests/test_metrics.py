@@ -253,8 +253,8 @@ def test_top_k_set_keeps_the_tie_breakers_choice() -> None:
     s[:5] = np.round(s[:5])
     s[5, 3] = np.nan
     for k in (3, 10, 40):
-        for tied in (lambda r: np.argpartition(-r, k, axis=1)[:, :k],
-                     lambda r: np.argpartition(r, r.shape[1] - k, axis=1)[:, r.shape[1] - k:]):
+        for tied in (lambda r, k=k: np.argpartition(-r, k, axis=1)[:, :k],
+                     lambda r, k=k: np.argpartition(r, r.shape[1] - k, axis=1)[:, r.shape[1] - k:]):
             np.testing.assert_array_equal(np.sort(top_k_set(s, k, tied=tied), 1), np.sort(tied(s), 1))
 
 
