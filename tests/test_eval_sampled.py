@@ -39,3 +39,21 @@ def test_sampled_rows_have_intervals_that_cover_the_full_figure(run_dir: RunDir)
             assert lo <= full[r["model"]][metric] <= hi, (r["model"], metric, lo, full[r["model"]][metric], hi)
     on_disk = json.loads(run_dir.layout.metrics.read_text())
     assert on_disk["rows"][0]["ci"] == rows[0]["ci"]
+
+
+def test_systems_evaluated_two_at_a_time_give_the_same_rows(run_dir: RunDir) -> None:
+    """``eval.workers``: threads change the time, never a number, the row order or the slices."""
+    def strip(m: dict) -> dict:
+        return {**m, "rows": [{k: v for k, v in r.items() if k != "eval_seconds"} for r in m["rows"]]}
+
+    def approx(x):  # polars' group_by sums per-slice means in any order: the last bit moves run to run
+        if isinstance(x, dict):
+            return {k: approx(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [approx(v) for v in x]
+        return pytest.approx(x, rel=1e-12) if isinstance(x, float) else x
+
+    one = strip(eval_stage.run(EvalConfig(plots=False, workers=1), run_dir))
+    two = strip(eval_stage.run(EvalConfig(plots=False, workers=2), run_dir))
+    assert [r["model"] for r in two["rows"]] == [r["model"] for r in one["rows"]] and len(one["rows"]) >= 3
+    assert two == approx(one)

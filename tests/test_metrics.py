@@ -211,6 +211,68 @@ def test_top_k_rows_matches_a_full_sort() -> None:
             np.testing.assert_array_equal(got, want)
 
 
+def test_top_k_rows_does_not_depend_on_the_number_of_buckets() -> None:
+    """Any bucket count (and the automatic one) gives the same rows, ties included."""
+    from recsys.metrics import auto_group, top_k_rows
+
+    rng = np.random.default_rng(4)
+    s = np.round(rng.standard_normal((40, 3001)), 1).astype(np.float32)
+    s[:, 2000:2100] = s[:, :100]  # exact duplicates, as duplicate item texts give the teacher
+    for k in (5, 20, 100):
+        want = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        for g in (2, 4, 7, 16, 0):
+            np.testing.assert_array_equal(top_k_rows(s, k, group=g), want)
+    assert auto_group(12101, 20) == 16 and auto_group(12101, 100) == 7 and auto_group(50, 20) == 0
+
+
+def test_take_rows_is_take_along_axis() -> None:
+    from recsys.metrics import take_rows
+
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((6, 50)).astype(np.float32)
+    idx = rng.integers(0, 50, (6, 9))
+    np.testing.assert_array_equal(take_rows(a, idx), np.take_along_axis(a, idx, 1))
+    np.testing.assert_array_equal(take_rows(a[:, ::2], idx // 2), np.take_along_axis(a[:, ::2], idx // 2, 1))
+
+
+def test_sorted_unique_is_np_unique() -> None:
+    from recsys.metrics import sorted_unique
+
+    rng = np.random.default_rng(6)
+    for a in (rng.integers(0, 50, 500), rng.integers(-(1 << 40), 1 << 40, 1000), np.zeros(0, np.int64),
+              np.array([3]), np.array([2, 2, 2])):
+        np.testing.assert_array_equal(sorted_unique(a), np.unique(a))
+
+
+def test_top_k_set_keeps_the_tie_breakers_choice() -> None:
+    """Unique sets are found by buckets; rows with ties across the cut (or NaN) take ``tied``'s choice."""
+    from recsys.metrics import top_k_set
+
+    rng = np.random.default_rng(9)
+    s = rng.standard_normal((30, 2000)).astype(np.float32)
+    s[:5] = np.round(s[:5])
+    s[5, 3] = np.nan
+    for k in (3, 10, 40):
+        for tied in (lambda r, k=k: np.argpartition(-r, k, axis=1)[:, :k],
+                     lambda r, k=k: np.argpartition(r, r.shape[1] - k, axis=1)[:, r.shape[1] - k:]):
+            np.testing.assert_array_equal(np.sort(top_k_set(s, k, tied=tied), 1), np.sort(tied(s), 1))
+
+
+def test_coverage_ks_changes_only_the_coverage_measured() -> None:
+    """``coverage_ks`` limits which coverage@K is computed; the ranks (every other metric) are the same."""
+    rng = np.random.default_rng(7)
+    n = 60
+    scores = rng.standard_normal((30, n)).astype(np.float32)
+    targets = pl.DataFrame({"user": np.arange(30), "item": rng.integers(0, n, 30)})
+    hist = pl.DataFrame({"user": np.repeat(np.arange(30), 3), "item": rng.integers(0, n, 90)})
+    full = evaluate_scores(score_fn=_fixed(scores), targets=targets, history=hist, n_items=n, ks=(1, 5, 10, 20))
+    part = evaluate_scores(score_fn=_fixed(scores), targets=targets, history=hist, n_items=n, ks=(1, 5, 10, 20),
+                           coverage_ks=(5,))
+    assert part.per_target.equals(full.per_target)
+    assert part.coverage == {5: full.coverage[5]}
+    assert part.summary(ks=(5,)) == full.summary(ks=(5,))
+
+
 def test_dot_scorer_results_are_not_copied_but_views_are() -> None:
     """A fresh matmul result is masked in place; a broadcast view (most popular) is copied, never written."""
     from recsys.metrics import _writable

@@ -23,6 +23,10 @@ class EvalConfig:
     # full ranking scores this many users at a time: peak memory ~30 bytes x block_users x items (1024 x 1M
     # items ~ 30 GiB, so lower it for large catalogues); results do not depend on it
     block_users: int = ranged(1024, ge=1)
+    # systems evaluated at a time, each in a thread with one BLAS thread (full ranking is numpy that releases the
+    # GIL, half of it single-threaded): 2 fills a 2-core box; peak memory grows by one block per extra worker.
+    # The numbers do not depend on it; 1 = one at a time, BLAS on every core
+    workers: int = ranged(2, ge=1)
     # 0 = every user with a target. N > 0: a seeded sample of N of them (10M-user logs), and every metric gets
     # a normal-approximation confidence interval (metrics.json rows: "ci", "sampled_users", "population")
     sample_users: int = ranged(0, ge=0)

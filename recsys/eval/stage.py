@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -15,10 +17,19 @@ from recsys.eval import plots as P
 from recsys.eval.config import EvalConfig
 from recsys.eval.report import render
 from recsys.eval.slices import POPULARITY, as_dict, history_order, ordered
-from recsys.eval.systems import ORDER, discover, evaluate, sizes, topk_overlap, tradeoff_points
-from recsys.metrics import history_length_slices, intervals, popularity_slices, sample_users, summarize
+from recsys.eval.systems import ORDER, System, discover, evaluate, sizes, topk_overlap, tradeoff_points
+from recsys.metrics import (
+    EvalResult,
+    history_length_slices,
+    intervals,
+    popularity_slices,
+    sample_users,
+    summarize,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _protocol(run_dir: RunDir, split: str) -> str:
@@ -35,6 +46,32 @@ def served_row(run_dir: RunDir, rows: list[str]) -> dict[str, Any]:
         return {"row": rank["served"], "reason": rank["reason"], "valid": rank["valid"], "margin": rank["margin"]}
     fallback = next((r for r in ("student_kd_ann", "student_kd") if r in rows), rows[0] if rows else None)
     return {"row": fallback, "reason": "no rank gate in this run: the student's own list is served", "valid": {}}
+
+
+def _map(fn: Callable[[T], R], items: list[T], *, workers: int) -> Iterator[R]:
+    """``map(fn, items)`` in order; ``workers`` > 1: that many threads, BLAS at one thread each meanwhile.
+
+    Full ranking of one system is numpy that releases the GIL (the score matmul, partitions, gathers, counts),
+    about half of it single-threaded whatever BLAS does: two systems at a time keep both cores of a 2-core box
+    busy. Each system's numbers do not depend on it (nothing is shared but read-only inputs)."""
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _one_blas_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eval") as pool:
+        yield from pool.map(fn, items)
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn / implicit
+        yield
+        return
+    with threadpool_limits(1, "blas"):
+        yield
 
 
 def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict[str, Any]:
@@ -55,11 +92,16 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
     h_order = history_order(cfg.history_bins)
     slice_metrics = [f"{m}@{k}" for k in cfg.ks for m in ("ndcg", "recall")]
     found = {}
-    for s in systems:
+
+    def one(s: System) -> tuple[EvalResult, float]:
         t = time.perf_counter()
-        res = evaluate(s, tables, split=split, ks=curve_ks, block_users=cfg.block_users, users=users)
+        res = evaluate(s, tables, split=split, ks=curve_ks, block_users=cfg.block_users, users=users,
+                       coverage_ks=cfg.ks)
+        return res, time.perf_counter() - t
+
+    for s, (res, secs) in zip(systems, _map(one, systems, workers=cfg.workers)):
         summ = res.summary(ks=cfg.ks)
-        row = {"model": s.name, "kind": s.kind, **summ, "eval_seconds": round(time.perf_counter() - t, 2)}
+        row = {"model": s.name, "kind": s.kind, **summ, "eval_seconds": round(secs, 2)}
         if users is not None:
             ci = intervals(res.per_target, ks=cfg.ks, population=population, confidence=cfg.confidence)
             row.update(sampled_users=len(users), population=population, confidence=cfg.confidence,
@@ -75,11 +117,11 @@ def run(cfg: EvalConfig, run_dir: RunDir, *, dataset: str | None = None) -> dict
         len_parts.append(by_len.with_columns(pl.lit(s.name).alias("model")))
         found[s.name] = s
         log.info("eval: %-24s recall@10 %.4f  ndcg@10 %.4f", s.name, summ.get("recall@10", 0), summ.get("ndcg@10", 0))
-    overlap = {}
+    overlap, tops = {}, {}
     for a, b in [("teacher_adapted", "student_kd"), ("teacher_raw", "student_kd"), ("teacher_raw", "student_no_kd")]:
         if a in found and b in found and cfg.overlap_users > 0:
             overlap[f"top-{cfg.overlap_k} overlap {a} / {b}"] = topk_overlap(
-                found[a], found[b], tables, split=split, k=cfg.overlap_k, n_users=cfg.overlap_users)
+                found[a], found[b], tables, split=split, k=cfg.overlap_k, n_users=cfg.overlap_users, tops=tops)
     pop_frame = pl.concat(pop_parts, how="diagonal_relaxed") if pop_parts else pl.DataFrame()
     len_frame = pl.concat(len_parts, how="diagonal_relaxed") if len_parts else pl.DataFrame()
     counts = dict(tables.targets(split).join(pop, on="item").group_by("slice").len().iter_rows())

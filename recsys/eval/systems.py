@@ -19,7 +19,15 @@ from recsys.contracts import student as S
 from recsys.contracts import teacher as TC
 from recsys.contracts.layout import Layout
 from recsys.data.tables import Split, Tables
-from recsys.metrics import EvalResult, ScoreFn, dot_scorer, evaluate_lists, evaluate_scores, of_users
+from recsys.metrics import (
+    EvalResult,
+    ScoreFn,
+    dot_scorer,
+    evaluate_lists,
+    evaluate_scores,
+    of_users,
+    top_k_set,
+)
 
 # Report order; anything else found (e.g. extra student variants) follows.
 ORDER = ["most_popular", "als", "teacher_raw", "teacher_adapted", "student_no_kd", "student_kd_emb",
@@ -80,35 +88,54 @@ def tradeoff_points(layout: Layout) -> list[dict]:
 
 
 def evaluate(system: System, tables: Tables, *, split: Split, ks: tuple[int, ...], block_users: int = 1024,
-             users: np.ndarray | None = None) -> EvalResult:
-    """Full ranking in blocks of ``block_users``, or the system's lists; only ``users`` (None = all) count."""
+             users: np.ndarray | None = None, coverage_ks: tuple[int, ...] | None = None) -> EvalResult:
+    """Full ranking in blocks of ``block_users``, or the system's lists; only ``users`` (None = all) count.
+    ``coverage_ks``: the cut-offs whose coverage is measured (None = ``ks``; the report shows only its headline
+    ones, and each user's top-K for coverage is the costliest part of full ranking after the scores)."""
     targets, history = tables.targets(split), tables.history(split)
     if users is not None:
         targets, history = of_users(targets, users), of_users(history, users)
     if system.score_fn is not None:
         return evaluate_scores(score_fn=system.score_fn, targets=targets, history=history,
-                               n_items=tables.n_items, ks=ks, batch_size=block_users)
+                               n_items=tables.n_items, ks=ks, batch_size=block_users, coverage_ks=coverage_ks)
     assert system.lists is not None
     lists = system.lists if users is None else of_users(system.lists, users)
-    return evaluate_lists(lists=lists, targets=targets, n_items=tables.n_items, ks=ks)
+    return evaluate_lists(lists=lists, targets=targets, n_items=tables.n_items,
+                          ks=ks if coverage_ks is None else coverage_ks)
 
 
-def topk_overlap(a: System, b: System, tables: Tables, *, split: Split, k: int, n_users: int, seed: int = 0) -> float:
-    """Mean |top-k(a) ∩ top-k(b)| / k over a sample of users (history excluded in both)."""
-    assert a.score_fn is not None and b.score_fn is not None
+def overlap_users(tables: Tables, *, split: Split, n_users: int, seed: int = 0) -> np.ndarray:
+    """The seeded sample of users with a target at ``split`` that ``topk_overlap`` compares on."""
     users = np.unique(tables.targets(split)["user"].to_numpy())
-    users = np.random.default_rng(seed).choice(users, size=min(n_users, len(users)), replace=False)
+    return np.random.default_rng(seed).choice(users, size=min(n_users, len(users)), replace=False)
+
+
+def top_sets(s: System, tables: Tables, *, split: Split, k: int, users: np.ndarray) -> np.ndarray:
+    """(len(users), k) item ids of each user's top-``k`` by ``s`` (history excluded; order within a row unset)."""
+    assert s.score_fn is not None
     hist = tables.history(split).filter(pl.col("user").is_in(users.tolist()))
     pos = {u: r for r, u in enumerate(users)}
     rows = np.array([pos[u] for u in hist["user"].to_list()], dtype=np.int64)
     cols = hist["item"].to_numpy()
+    sc = np.array(s.score_fn(users), dtype=np.float32, copy=True)
+    sc[rows, cols] = -np.inf
+    # the set ``np.argpartition(-sc, k)[:, :k]`` keeps (its choice among ties across the k-th place included),
+    # without a partition over every item of every row
+    return top_k_set(sc, k, tied=lambda r: np.argpartition(-r, k, axis=1)[:, :k])
 
-    def top(s: System) -> np.ndarray:
-        sc = np.array(s.score_fn(users), dtype=np.float32, copy=True)  # type: ignore[misc]
-        sc[rows, cols] = -np.inf
-        return np.argpartition(-sc, k, axis=1)[:, :k]
 
-    ta, tb = top(a), top(b)
+def topk_overlap(a: System, b: System, tables: Tables, *, split: Split, k: int, n_users: int, seed: int = 0,
+                 tops: dict[str, np.ndarray] | None = None) -> float:
+    """Mean |top-k(a) ∩ top-k(b)| / k over a sample of users (history excluded in both).
+
+    ``tops``: a cache of ``top_sets`` by system name (the same sample of users, ``k`` and ``split``), filled here,
+    so a system compared twice is scored once."""
+    users = overlap_users(tables, split=split, n_users=n_users, seed=seed)
+    tops = {} if tops is None else tops
+    for s in (a, b):
+        if s.name not in tops:
+            tops[s.name] = top_sets(s, tables, split=split, k=k, users=users)
+    ta, tb = tops[a.name], tops[b.name]
     return float(np.mean([len(np.intersect1d(x, y)) / k for x, y in zip(ta, tb)]))
 
 

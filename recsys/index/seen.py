@@ -64,7 +64,9 @@ def drop_seen(scores: np.ndarray, ids: np.ndarray, seen: Seen | None, *, k: int)
         row, item = seen.pairs()
         span = np.int64(max(int(ids.max(initial=0)), int(item.max(initial=0))) + 1)
         keys = np.arange(len(ids), dtype=np.int64)[:, None] * span + ids
-        bad |= np.isin(keys, row * span + item)
+        # membership by one sort + binary search: ``np.isin`` sorts (hash-uniques, in numpy 2.4) both sides
+        excluded = np.sort(row * span + item)
+        bad |= excluded[np.searchsorted(excluded, keys).clip(max=len(excluded) - 1)] == keys
     order = np.argsort(bad, axis=1, kind="stable")[:, :k]
     s = np.take_along_axis(scores, order, axis=1)
     i = np.take_along_axis(ids, order, axis=1)

@@ -30,25 +30,48 @@ SWEEPS: dict[str, tuple[str | None, tuple[int, ...]]] = {
 }
 
 
+def _pq_m(kind: str, cfg: IndexConfig, d: int) -> int:
+    # PQ with d/8 sub-quantizers: training the default d/2 of them costs a minute on 2 cores for a plot
+    return max(1, d // 8) if kind == "ivf_pq" and cfg.pq_m == 0 else cfg.pq_m
+
+
+def _reuses(kind: str, cfg: IndexConfig, d: int) -> bool:
+    """True when the stage's own index (of ``cfg.kind``) is swept for ``kind`` instead of building another."""
+    return kind == cfg.kind and (kind != "ivf_pq" or _pq_m(kind, cfg, d) == cfg.pq_m) \
+        and not want_gpu(cfg.use_gpu)  # the sweep measures CPU search
+
+
+def build_kinds(items: np.ndarray, *, cfg: IndexConfig, model_metric: str,
+                skip_own: bool = True) -> dict[str, tuple[ItemIndex, float]]:
+    """Every kind of ``SWEEPS`` built over ``items`` with its sweep settings -> kind -> (index, build seconds);
+    ``skip_own``: not the kind the stage's own index stands for (``sweep``'s ``built``).
+
+    The slow part of the sweep (IVF-PQ's codebooks: 10 of its 15 s on Beauty, one thread) and timing nothing
+    but the builds, so the index stage runs it in a background thread while it searches (faiss releases the
+    GIL); the QPS are measured afterwards, alone. On a busy machine a build's seconds then include waiting for
+    a core."""
+    return {kind: _build_one(items, kind, cfg, model_metric) for kind in SWEEPS
+            if not (skip_own and _reuses(kind, cfg, items.shape[1]))}
+
+
 def sweep(items: np.ndarray, *, queries: np.ndarray, cfg: IndexConfig, model_metric: str, k: int = 10,
-          built: tuple[ItemIndex, float] | None = None) -> list[dict[str, Any]]:
+          built: tuple[ItemIndex, float] | None = None,
+          prebuilt: dict[str, tuple[ItemIndex, float]] | None = None) -> list[dict[str, Any]]:
     """Build each kind and measure (recall@k vs exact, QPS) per search setting. Numpy in, dicts out.
 
     ``built``: the stage's own index of ``cfg.kind`` over these vectors and its build seconds, swept instead
-    of building that kind again (its search parameter is left at the last swept value: set it back)."""
+    of building that kind again (its search parameter is left at the last swept value: set it back).
+    ``prebuilt``: kinds already built by ``build_kinds`` (the others are built here)."""
     points: list[dict[str, Any]] = []
     exact_ids: np.ndarray | None = None
+    prebuilt = dict(prebuilt or {})
     for kind, (param, values) in SWEEPS.items():
-        t0 = time.perf_counter()
-        # PQ with d/8 sub-quantizers: training the default d/2 of them costs a minute on 2 cores for a plot
-        pq_m = max(1, items.shape[1] // 8) if kind == "ivf_pq" and cfg.pq_m == 0 else cfg.pq_m
-        if built is not None and kind == cfg.kind and (kind != "ivf_pq" or pq_m == cfg.pq_m) \
-                and not want_gpu(cfg.use_gpu):  # the sweep measures CPU search
+        if built is not None and _reuses(kind, cfg, items.shape[1]):
             index, build_s = built
+        elif kind in prebuilt:
+            index, build_s = prebuilt.pop(kind)
         else:
-            index = build_index(items, cfg=dataclasses.replace(cfg, kind=kind, nprobe=0, ef_search=0,
-                                                               use_gpu="never", pq_m=pq_m), model_metric=model_metric)
-            build_s = time.perf_counter() - t0
+            index, build_s = _build_one(items, kind, cfg, model_metric)
         if exact_ids is None:
             exact_ids = index.search(queries, k=k, exact=True)[1]
         nlist = None
@@ -70,3 +93,11 @@ def sweep(items: np.ndarray, *, queries: np.ndarray, cfg: IndexConfig, model_met
                            "qps": len(queries) / max(secs, 1e-9), "build_seconds": round(build_s, 3)})
         log.info("index trade-off: %s built in %.1fs, %d settings", kind, build_s, len(values))
     return points
+
+
+def _build_one(items: np.ndarray, kind: str, cfg: IndexConfig, model_metric: str) -> tuple[ItemIndex, float]:
+    t0 = time.perf_counter()
+    index = build_index(items, cfg=dataclasses.replace(cfg, kind=kind, nprobe=0, ef_search=0, use_gpu="never",
+                                                       pq_m=_pq_m(kind, cfg, items.shape[1])),
+                        model_metric=model_metric)
+    return index, time.perf_counter() - t0

@@ -40,3 +40,21 @@ def test_recall_vs_exact_equals_the_per_row_set_intersection() -> None:
     assert recall_vs_exact(ann, exact) == pytest.approx(want, abs=1e-12)
     assert recall_vs_exact(np.array([[3, 1, -1]]), np.array([[1, 2, 3]])) == pytest.approx(2 / 3)
     assert recall_vs_exact(np.zeros((0, 5), np.int64), np.zeros((0, 5), np.int64)) == 1.0
+
+
+def test_prebuilt_kinds_give_the_same_points_as_building_in_the_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``build_kinds`` (what the stage runs in a background thread) skips the stage's own kind; sweeping its
+    indexes gives the same recalls as the sweep building them itself, and their build seconds."""
+    monkeypatch.setattr(tradeoff, "SWEEPS", {k: tradeoff.SWEEPS[k] for k in ("flat", "ivf_flat", "hnsw")})
+    items = clustered_vectors(400, 16, seed=1).astype(np.float32)
+    queries = queries_like(items, 30).astype(np.float32)
+    cfg = IndexConfig(kind="hnsw", use_gpu="never")
+    pre = tradeoff.build_kinds(items, cfg=cfg, model_metric="ip")
+    assert set(pre) == {"flat", "ivf_flat"}
+    seconds = {kind: s for kind, (_, s) in pre.items()}
+    a = sweep(items, queries=queries, cfg=cfg, model_metric="ip", built=(build_index(items, cfg=cfg), 1.0),
+              prebuilt=pre)
+    b = sweep(items, queries=queries, cfg=cfg, model_metric="ip", built=(build_index(items, cfg=cfg), 1.0))
+    assert [(p["kind"], p["value"], p["recall"]) for p in a] == [(p["kind"], p["value"], p["recall"]) for p in b]
+    assert {p["kind"]: p["build_seconds"] for p in a if p["kind"] != "hnsw"} == \
+        {k: round(s, 3) for k, s in seconds.items()}

@@ -85,3 +85,23 @@ def test_lightgbm_threads_follow_the_row_count_unless_set() -> None:
     auto = RankConfig(single_thread_rows=1000)
     assert threads_for(999, cfg=auto) == 1 and threads_for(1000, cfg=auto) == 0  # 0 = every core
     assert threads_for(10, cfg=RankConfig(num_threads=2)) == 2 and threads_for(10**7, cfg=RankConfig(num_threads=1)) == 1
+
+
+def test_top_set_is_the_set_argpartition_keeps() -> None:
+    """The bucketed selection keeps exactly argpartition's set, also where ties cross the k-th place (there
+    argpartition's own choice is taken), with -inf history, NaN and catalogues too small for buckets."""
+    from recsys.rank.candidates import _top_set
+
+    rng = np.random.default_rng(8)
+    for n, b in ((5000, 40), (1000, 9), (57, 6), (300, 12)):
+        s = rng.standard_normal((b, n)).astype(np.float32)
+        s[:, n // 2:n // 2 + n // 10] = s[:, 1:1 + n // 10]  # duplicate items
+        s[:3] = np.round(s[:3] * 2)  # many ties across the cut
+        s[3, :] = -np.inf
+        s[3, :3] = 1.0  # fewer finite scores than k
+        s[4, 7] = np.nan
+        for k in (1, 10, 50):
+            if k >= n:
+                continue
+            want = np.sort(np.argpartition(s, n - k, axis=1)[:, n - k:], axis=1)
+            np.testing.assert_array_equal(np.sort(_top_set(s, k), axis=1), want)
