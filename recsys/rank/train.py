@@ -42,6 +42,28 @@ def with_positives(f: pl.DataFrame) -> pl.DataFrame:
     return f.filter(pl.col("label").max().over("user") > 0)
 
 
+def early_stopping(*, patience: int, min_rounds: int) -> Any:
+    """LightGBM callback: the best round (first validation metric, higher is better) among rounds >= ``min_rounds``;
+    stop once ``patience`` rounds passed without a better one, or at the last round; the booster's
+    ``best_iteration`` / ``best_score`` are that round's. LightGBM's own ``early_stopping`` also takes the first
+    rounds, where one lucky evaluation on a small holdout can end training."""
+    from lightgbm.callback import EarlyStopException
+
+    best: dict[str, Any] = {"score": float("-inf"), "round": 0, "results": None}
+
+    def callback(env: Any) -> None:
+        rnd = env.iteration + 1  # 1-based, as best_iteration
+        if rnd >= min_rounds and env.evaluation_result_list:
+            score = env.evaluation_result_list[0][2]
+            if score > best["score"]:
+                best.update(score=score, round=rnd, results=list(env.evaluation_result_list))
+        if best["results"] is not None and (rnd - best["round"] >= patience or rnd == env.end_iteration):
+            raise EarlyStopException(best["round"] - 1, best["results"])
+
+    callback.order = 30  # type: ignore[attr-defined]  (after the evaluation, as lightgbm's own)
+    return callback
+
+
 def threads_for(rows: int, *, cfg: RankConfig) -> int:
     """LightGBM's ``num_threads`` for ``rows`` candidate rows: ``cfg.num_threads`` when set, else 1 below
     ``cfg.single_thread_rows`` and 0 (LightGBM's default, every core) above."""
@@ -84,7 +106,7 @@ def train_ranker(train: pl.DataFrame, *, cfg: RankConfig, features: list[str]) -
     sets, callbacks = [], []
     if va.height:
         sets = [lgb.Dataset(matrix(va, features), label=va["label"].to_numpy(), group=groups(va), reference=dtr)]
-        callbacks = [lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)]
+        callbacks = [early_stopping(patience=cfg.early_stopping_rounds, min_rounds=min(cfg.min_rounds, cfg.n_estimators))]
     booster = lgb.train(params, dtr, num_boost_round=cfg.n_estimators, valid_sets=sets, callbacks=callbacks)
     report = {"queries": n_queries, "queries_with_positive": int(len(users)), "holdout_queries": int(n_hold),
               "rows": train.height, "best_iteration": int(booster.best_iteration or booster.current_iteration())}

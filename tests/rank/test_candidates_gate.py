@@ -105,3 +105,25 @@ def test_top_set_is_the_set_argpartition_keeps() -> None:
                 continue
             want = np.sort(np.argpartition(s, n - k, axis=1)[:, n - k:], axis=1)
             np.testing.assert_array_equal(np.sort(_top_set(s, k), axis=1), want)
+
+
+def test_early_stopping_ignores_a_lucky_first_round_and_stops_after_patience() -> None:
+    import collections
+
+    import pytest
+    from lightgbm.callback import EarlyStopException
+
+    from recsys.rank.train import early_stopping
+
+    env = collections.namedtuple("Env", "iteration end_iteration evaluation_result_list")
+    curve = [0.9] + [0.5 + 0.001 * r for r in range(1, 60)] + [0.55] * 40  # a spike at round 1, best at 60
+    cb = early_stopping(patience=5, min_rounds=10)
+    with pytest.raises(EarlyStopException) as stop:
+        for i, score in enumerate(curve):
+            cb(env(i, len(curve), [("valid_0", "ndcg@10", score, True)]))
+    assert stop.value.best_iteration + 1 == 60 and stop.value.best_score[0][2] == pytest.approx(0.559)
+    cb = early_stopping(patience=100, min_rounds=3)  # never patient enough: stops at the last round, its best
+    with pytest.raises(EarlyStopException) as stop:
+        for i, score in enumerate([0.1, 0.2, 0.4, 0.3, 0.35]):
+            cb(env(i, 5, [("valid_0", "ndcg@10", score, True)]))
+    assert stop.value.best_iteration + 1 == 3
