@@ -60,8 +60,9 @@ def test_evaluate_many_equals_one_evaluate_scores_per_system() -> None:
     bare = metrics.evaluate_many(scores_fn=lambda u: [a[u], b[u]], n_systems=2, targets=targets, history=history,
                                  n_items=7, ks=(1, 3), batch_size=2, coverage=False)  # the carry fit's call
     for got, full in zip(bare, both):
-        assert got.per_target.equals(full.per_target) and got.coverage == {} and got.summary(ks=(1, 3)) == {
-            k: v for k, v in full.summary(ks=(1, 3)).items() if not k.startswith("coverage")}
+        want = {k: v for k, v in full.summary(ks=(1, 3)).items() if not k.startswith("coverage")}
+        assert got.per_target.equals(full.per_target) and got.coverage == {}
+        assert got.summary(ks=(1, 3)) == pytest.approx(want, rel=1e-12)  # (polars sums groups in any order)
 
 
 def test_fit_returns_the_vectors_the_tower_encodes_at_the_chosen_shift(tiny_run) -> None:
