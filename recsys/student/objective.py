@@ -5,6 +5,12 @@
 is the global batch's positives, scored by the teacher from the same history prefix. With several processes the positives' vectors are
 all-gathered so every rank scores its users against the whole global batch (same negatives as the
 1-process run); ``torch.distributed.nn.all_gather`` carries the gradients back to their owners.
+
+L_rec and the in-batch L_rank read ONE (B, C) score matrix (``recsys.student.fused``: both losses and their
+closed-form gradients in one autograd node). With the teacher carried (``teacher_is_carried``), the towers' first
+``carry_dim`` columns are ``sqrt(a)`` times the adapted teacher's vectors, so that matrix's carried block, taken
+outside autograd, is ``a`` times the teacher's own scores: L_rank's teacher logits and the relational KL's teacher
+cosines are read off it instead of multiplying the teacher's vectors again.
 """
 
 from __future__ import annotations
