@@ -10,11 +10,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Every subpackage of recsys/ is a stage (data, teacher, student, index, rank, eval, baselines, publish, ...).
 STAGES = {p.name for p in (ROOT / "recsys").iterdir() if (p / "__init__.py").exists()}
-# Modules every stage may use: shared plumbing, pure metrics, the run-dir lock, the artifact contracts, the
+# Modules every stage may use: shared plumbing, pure metrics and their exact top-k, the run-dir lock, the artifact contracts, the
 # reader of the data stage's tables and its error type (an input that cannot be used, e.g. items without text
 # for the teacher), and the torchrun launcher + worker lifeline the teacher and student workers share. Nothing
 # else outside its own package.
-SHARED = ("recsys.artifacts", "recsys.config", "recsys.metrics", "recsys.runlock", "recsys.contracts",
+SHARED = ("recsys.artifacts", "recsys.config", "recsys.metrics", "recsys.topk", "recsys.runlock", "recsys.contracts",
           "recsys.data.tables", "recsys.data.schema", "recsys.data.errors", "recsys.torchrun", "recsys.lifeline")
 # Documented exceptions, (importing package, imported module prefix): the service runs the query API over the
 # published store.

@@ -199,7 +199,7 @@ def test_popularity_summary_gives_overall_and_every_popularity_slice() -> None:
 def test_top_k_rows_matches_a_full_sort() -> None:
     """The two-level top-k (bucket maxima, then their members) equals a stable full sort: -inf, ties across the
     k-th place (lower ids win) and the remainder columns too."""
-    from recsys.metrics import top_k_rows
+    from recsys.topk import top_k_rows
 
     rng = np.random.default_rng(3)
     for n, k in [(1000, 10), (1003, 25), (97, 5), (40, 10), (12, 12), (7, 20)]:
@@ -213,7 +213,7 @@ def test_top_k_rows_matches_a_full_sort() -> None:
 
 def test_top_k_rows_does_not_depend_on_the_number_of_buckets() -> None:
     """Any bucket count (and the automatic one) gives the same rows, ties included."""
-    from recsys.metrics import auto_group, top_k_rows
+    from recsys.topk import auto_group, top_k_rows
 
     rng = np.random.default_rng(4)
     s = np.round(rng.standard_normal((40, 3001)), 1).astype(np.float32)
@@ -226,7 +226,7 @@ def test_top_k_rows_does_not_depend_on_the_number_of_buckets() -> None:
 
 
 def test_take_rows_is_take_along_axis() -> None:
-    from recsys.metrics import take_rows
+    from recsys.topk import take_rows
 
     rng = np.random.default_rng(5)
     a = rng.standard_normal((6, 50)).astype(np.float32)
@@ -236,7 +236,7 @@ def test_take_rows_is_take_along_axis() -> None:
 
 
 def test_sorted_unique_is_np_unique() -> None:
-    from recsys.metrics import sorted_unique
+    from recsys.topk import sorted_unique
 
     rng = np.random.default_rng(6)
     for a in (rng.integers(0, 50, 500), rng.integers(-(1 << 40), 1 << 40, 1000), np.zeros(0, np.int64),
@@ -246,7 +246,7 @@ def test_sorted_unique_is_np_unique() -> None:
 
 def test_top_k_set_keeps_the_tie_breakers_choice() -> None:
     """Unique sets are found by buckets; rows with ties across the cut (or NaN) take ``tied``'s choice."""
-    from recsys.metrics import top_k_set
+    from recsys.topk import top_k_set
 
     rng = np.random.default_rng(9)
     s = rng.standard_normal((30, 2000)).astype(np.float32)

@@ -26,8 +26,8 @@ from recsys.metrics import (
     evaluate_lists,
     evaluate_scores,
     of_users,
-    top_k_set,
 )
+from recsys.topk import top_k_set
 
 # Report order; anything else found (e.g. extra student variants) follows.
 ORDER = ["most_popular", "als", "teacher_raw", "teacher_adapted", "student_no_kd", "student_kd_emb",

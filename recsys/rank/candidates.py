@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import polars as pl
 
-from recsys.metrics import sorted_unique, top_k_set
+from recsys.topk import sorted_unique, top_k_set
 
 LIST_SCHEMA = {"user": pl.Int32, "item": pl.Int32, "score": pl.Float32, "rank": pl.Int32}
 
@@ -68,10 +68,10 @@ def exact_topk(*, users: np.ndarray, items: np.ndarray, query: np.ndarray, histo
 
 def _top_set(sc: np.ndarray, k: int) -> np.ndarray:
     """(B, k) columns of each row's ``k`` largest scores, in no order: exactly the set that
-    ``np.argpartition(sc, n - k, axis=1)[:, n - k:]`` keeps (``metrics.top_k_set``: ~5x less work where that set
+    ``np.argpartition(sc, n - k, axis=1)[:, n - k:]`` keeps (``topk.top_k_set``: ~5x less work where that set
     is unique, argpartition itself on the rows where ties cross the cut).
 
-    Not ``metrics.top_k_rows``: among equal scores at the k-th place (the teacher's duplicate item texts) it keeps
+    Not ``topk.top_k_rows``: among equal scores at the k-th place (the teacher's duplicate item texts) it keeps
     the lower ids where argpartition keeps others, and every list the ranker was tuned on would move."""
     n = sc.shape[1]
     if k >= n:
