@@ -156,19 +156,18 @@ def evaluate_many(
     batch_size: int = 1024,
     progress: bool = False,
     fresh: bool = False,
-    coverage: bool = True,
     coverage_ks: Sequence[int] | None = None,
 ) -> list[EvalResult]:
     """``evaluate_scores`` of ``n_systems`` scorers in one pass: ``scores_fn(users)`` returns one (B, n_items)
     score block per system, so systems that share work (e.g. mixtures of the same two matmuls) pay it once.
     ``fresh``: every block is a new array nobody else holds (a matmul's output), masked in place, not copied.
-    ``coverage=False``: skip the top-K pass that only catalogue coverage needs (the results' coverage is empty);
-    the per-target ranks, and every metric of them, are the same. ``coverage_ks``: as in ``evaluate_scores``."""
+    ``coverage_ks``: as in ``evaluate_scores``; ``()`` skips the top-K pass that only catalogue coverage needs (the
+    results' coverage is empty; the per-target ranks, and every metric of them, are the same)."""
     users = sorted_unique(targets["user"].to_numpy()).astype(np.int64)
     t_ptr, t_items = _csr(targets, users)
     h_ptr, h_items = _csr(history, users)
     cov_ks = tuple(ks if coverage_ks is None else coverage_ks)
-    kmax = max(cov_ks, default=0) if coverage else 0
+    kmax = max(cov_ks, default=0)
     ranks = [np.empty(len(t_items), dtype=np.int64) for _ in range(n_systems)]
     seen = [{k: np.zeros(n_items, dtype=bool) for k in cov_ks} for _ in range(n_systems)]
     nonfinite = [0] * n_systems
@@ -210,8 +209,8 @@ def evaluate_many(
                     seen[j][k][top[:, :k].ravel()] = True
     user_col = np.repeat(users, np.diff(t_ptr)).astype(np.int32)
     return [EvalResult(per_target=pl.DataFrame({"user": user_col, "item": t_items.astype(np.int32), "rank": ranks[j]}),
-                       n_items=n_items, coverage={k: float(v.mean()) for k, v in seen[j].items()} if coverage
-                       else {}, nonfinite_targets=nonfinite[j], top_items=seen[j]) for j in range(n_systems)]
+                       n_items=n_items, coverage={k: float(v.mean()) for k, v in seen[j].items()},
+                       nonfinite_targets=nonfinite[j], top_items=seen[j]) for j in range(n_systems)]
 
 
 def evaluate_lists(*, lists: pl.DataFrame, targets: pl.DataFrame, n_items: int,

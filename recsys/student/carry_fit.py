@@ -99,7 +99,7 @@ def fit_shift(*, items: np.ndarray, users: np.ndarray, teacher_dim: int, counts:
 
     results = metrics.evaluate_many(scores_fn=blocks, n_systems=1 + len(shifts), targets=tables.valid,
                                     history=tables.history("valid"), n_items=tables.n_items, ks=(10,),
-                                    batch_size=512, fresh=True, coverage=False)  # 2 + len(shifts) new (512, N) blocks
+                                    batch_size=512, fresh=True, coverage_ks=())  # 2 + len(shifts) new (512, N) blocks
     summaries = [metrics.popularity_summary(res, train=tables.train, ks=(10,)) for res in results]
     teacher = {s: v["ndcg@10"] for s, v in summaries[0].items()}
     targets = {s: v["targets"] for s, v in summaries[0].items()}

@@ -222,7 +222,7 @@ def step_batch(*, data: StudentData, cfg: StudentConfig, idx: np.ndarray, rng: n
     return StepBatch(batch=batch, n_pos=len(idx), n_uniform=len(uni), n_kd=len(kd), n_full=len(full),
                      log_q=data.log_q[pos_items] + math.log(b),
                      uniform_log_q=math.log(max(n_uni, 1) / data.feats.n_items),
-                     teacher_pos=None if data.teacher is None else data.teacher[pos_items],
+                     teacher_pos=None if data.teacher is None or cfg.lambda_emb <= 0 else data.teacher[pos_items],
                      topk_scores=data.topk_scores[kd], topk_mask=mask,
                      teacher_users=t_users, teacher_items=t_items,
                      teacher_uniform=None if t_items is None or not len(uni)

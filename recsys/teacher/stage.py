@@ -192,21 +192,24 @@ def execute(*, cfg: TeacherConfig, run_dir: RunDir, key: str, spec: ModelSpec, e
     raw_means = {split: pooled_mean(item_emb=raw_items, history=tables.history(split), n_users=tables.n_users,
                                     last_n=cfg.history_n, decay=cfg.recency_decay) for split in SPLITS}
     if cfg.adapter_epochs > 0:
-        ad = _reused_adapter(cfg) if cfg.adapter_from else \
-            adapter_cache.load(cache_dir=cfg.cache_dir, key=key)  # the same stage key: the same fit
-        cached_fit = ad is not None
-        if ad is None:
-            ad = train_adapter(item_emb=raw_items, train=tables.train, valid=tables.valid,
-                               valid_history=tables.history("valid"), n_users=tables.n_users, cfg=cfg)
-            adapter_cache.save(cache_dir=cfg.cache_dir, key=key, result=ad)
-        elif not cfg.adapter_from:
-            log.info("teacher adapter: fitted before on these inputs, read from %s",
-                     adapter_cache.path_of(cfg.cache_dir, key))
+        from_cache = False
+        if cfg.adapter_from:
+            ad = _reused_adapter(cfg)
+        else:
+            ad = adapter_cache.load(cache_dir=cfg.cache_dir, key=key)  # the same stage key: the same fit
+            from_cache = ad is not None
+            if ad is None:
+                ad = train_adapter(item_emb=raw_items, train=tables.train, valid=tables.valid,
+                                   valid_history=tables.history("valid"), n_users=tables.n_users, cfg=cfg)
+                adapter_cache.save(cache_dir=cfg.cache_dir, key=key, result=ad)
+            else:
+                log.info("teacher adapter: fitted before on these inputs, read from %s",
+                         adapter_cache.path_of(cfg.cache_dir, key))
         adapted_items = ad.apply(raw_items)
         for split in SPLITS:  # adapted users = A(recency-weighted mean of raw history), as in training
             users[f"adapted_{split}"] = ad.apply(raw_means[split])
         adapter_stats = {"epochs": ad.epochs, "best_epoch": ad.best_epoch, "seconds": round(ad.seconds, 2),
-                         "from_cache": cached_fit and not cfg.adapter_from, "reused_from": cfg.adapter_from or None}
+                         "from_cache": from_cache, "reused_from": cfg.adapter_from or None}
     else:
         adapted_items, adapter_stats = raw_items.copy(), {"epochs": [], "best_epoch": 0, "seconds": 0.0}
         for split in SPLITS:

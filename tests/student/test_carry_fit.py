@@ -58,7 +58,7 @@ def test_evaluate_many_equals_one_evaluate_scores_per_system() -> None:
                                        n_items=7, ks=(1, 3))
         assert got.per_target.equals(want.per_target) and got.coverage == want.coverage
     bare = metrics.evaluate_many(scores_fn=lambda u: [a[u], b[u]], n_systems=2, targets=targets, history=history,
-                                 n_items=7, ks=(1, 3), batch_size=2, coverage=False)  # the carry fit's call
+                                 n_items=7, ks=(1, 3), batch_size=2, coverage_ks=())  # the carry fit's call
     for got, full in zip(bare, both):
         want = {k: v for k, v in full.summary(ks=(1, 3)).items() if not k.startswith("coverage")}
         assert got.per_target.equals(full.per_target) and got.coverage == {}
