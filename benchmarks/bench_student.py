@@ -214,7 +214,7 @@ def _notes(res: dict[str, dict], args: argparse.Namespace) -> list[str]:
          f"16), lognormal histories (mean 20, sigma 1, capped at 200; category bags 2x), batch {args.batch_size}; "
          f"{args.warmup} warm-up steps, then {args.steps} steps x {args.repeats} repeats per process, "
          f"{args.rounds} round-robin rounds over the variants, median of all repeats"),
-        ("same towers (the product's mlp; sampled_softmax with logQ over the global batch), same batches, built "
+        ("same towers (the product's mlp; its fused in-batch softmax with logQ over the global batch, recsys.student.fused), same batches, built "
          "before the clock on both sides; plain = nn.EmbeddingBag(sparse=True, mode=mean), one lookup per table "
          "(its features' bags concatenated, as TorchRec groups them) + torch.optim.Adagrad (per-element state; "
          "torch has no row-wise Adagrad) and AdamW on the MLPs, in one process; TorchRec = the product's TwoTower "

@@ -8,7 +8,7 @@
 ``recsys.student.sharding.shard_model`` (DistributedModelParallel over gloo, fused rowwise-Adagrad TBE tables),
 AdamW on the dense parameters, exactly as ``recsys.student.train`` steps it.
 ``--side plain``: the same towers written with ``nn.EmbeddingBag`` (one lookup per table, its features' bags
-concatenated, as TorchRec groups them), the product's ``mlp`` and ``sampled_softmax``, in one process:
+concatenated, as TorchRec groups them), the product's ``mlp`` and in-batch softmax (``recsys.student.fused``), in one process:
 ``adagrad`` = sparse gradients + ``torch.optim.Adagrad`` (the fair baseline: the optimizer TorchRec's tables use,
 but per element, as torch has no row-wise one), ``sparse_adam`` = sparse gradients + ``torch.optim.SparseAdam``,
 ``dense_adam`` = dense gradients + ``torch.optim.Adam`` on every row every step (a strawman, labelled so).
@@ -146,7 +146,7 @@ def plain(args: argparse.Namespace) -> dict:
     from torch import nn
     from torch.profiler import record_function
 
-    from recsys.student.losses import sampled_softmax
+    from recsys.student.fused import in_batch_losses
     from recsys.student.towers import mlp
 
     torch.manual_seed(0)
@@ -173,8 +173,10 @@ def plain(args: argparse.Namespace) -> dict:
         u = F.normalize(u_mlp(torch.cat(u_in + ([pooled["user"]] if "user" in pooled else []), 1)), dim=1)
         v = F.normalize(i_mlp(torch.cat([pooled["item"] * s.batch.keep_id[:, None], pooled["brand"],
                                          pooled["cat"]], 1)), dim=1)
-        return sampled_softmax(users=u, items=v, temperature=cfg.temperature, item_ids=s.batch.item_ids,
-                               log_q=torch.from_numpy(s.log_q))
+        # the product's L_rec (``StudentObjective`` without distillation): the same fused node on both sides
+        rec, _ = in_batch_losses(users=u, cols=v, item_ids=s.batch.item_ids, temperature=cfg.temperature,
+                                 log_q=torch.from_numpy(s.log_q))
+        return rec
 
     def step(x) -> None:
         inp, s = x

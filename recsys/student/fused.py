@@ -1,64 +1,114 @@
 """L_rec and the in-batch L_rank of one score matrix, forward and backward written out (one autograd node).
 
-Both losses read the same (B, C) matrix of inner products ``S`` (row i's positive in column i):
+Both losses read the same (B, C) matrix of inner products ``S = users @ cols.T`` [+ ``fixed``] (row i's positive in
+column i):
 
     L_rec  = mean_i CE(softmax_j(S_ij / tau - log_q_j), i)                     (``losses.softmax_of_logits``)
     L_rank = T^2 mean_i KL(softmax_j(teacher_ij / T) || softmax_j(S_ij / (tau T)))  (``losses.listwise_kl``)
 
-over the columns ``mask`` keeps (``losses.candidate_mask``), L_rank over the first C' <= C columns. Their gradients
-are closed-form, ``dL_rec/dS = (P - I) / (B tau)`` and ``dL_rank/dS = T (P_s - P_t) / (B tau)``, so the forward
-computes them in place in the buffers it already has and the backward only scales them. Autograd would keep every
-intermediate (B, C) matrix of the two softmaxes and walk them back one by one: on 2 CPU cores those elementwise
-passes over (512, 1024) matrices cost as much as the tower MLPs. Same values and gradients as the direct terms
-(tests/student/test_fused.py).
+over the columns that do not repeat row i's positive (``losses.candidate_mask``), L_rank over the first C' <= C
+columns. Their gradients are closed-form, ``dL_rec/dS = (P - I) / (B tau)`` and ``dL_rank/dS = T (P_s - P_t) / (B
+tau)``, so the node multiplies ``S`` itself, turns that one buffer into the gradient in place and, in the backward,
+multiplies it back through the two factors: no (B, C) matrix is allocated that the math does not need. Autograd
+would keep every intermediate (B, C) matrix of the two softmaxes and walk them back one by one; on 2 CPU cores those
+elementwise passes (and the page faults of their fresh buffers) cost more than the matmuls at B = 4096. The repeated
+positives are excluded by their few (row, column) pairs (``duplicate_pairs``), not by a dense (B, C) mask. Same values
+and gradients as the direct terms (tests/student/test_fused.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 NEG_INF = -1e9  # a masked logit (``recsys.student.losses`` uses the same)
 
 
+def duplicate_pairs(*, item_ids: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (row, column) cells ``losses.candidate_mask`` drops, as two int64 index tensors: column j != i whose id
+    repeats row i's positive ``item_ids[i]``, rows < ``n_rows``. In-batch duplicates are few (popular items), so the
+    pairs replace a (n_rows, C) boolean mask and its passes; ordered by row, then column."""
+    ids = item_ids.detach().cpu().numpy()
+    order = np.argsort(ids, kind="stable")
+    srt = ids[order]
+    starts = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]]) if len(srt) else np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, len(srt)])
+    multi = sizes > 1
+    if not multi.any():
+        empty = torch.zeros(0, dtype=torch.int64)
+        return empty, empty
+    g_start, g_size = starts[multi], sizes[multi]
+    member = np.concatenate([np.arange(a, a + n) for a, n in zip(g_start, g_size)])  # sorted positions in groups
+    reps = np.repeat(g_size, g_size)  # each member pairs with its whole group
+    first = np.repeat(np.repeat(g_start, g_size), reps)
+    within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    rows, cols = order[np.repeat(member, reps)], order[first + within]
+    keep = (rows != cols) & (rows < n_rows)
+    rows, cols = rows[keep], cols[keep]
+    o = np.lexsort((cols, rows))
+    return torch.from_numpy(rows[o].astype(np.int64)), torch.from_numpy(cols[o].astype(np.int64))
+
+
+def _one(x: torch.Tensor) -> bool:
+    return x.numel() == 1 and float(x) == 1.0
+
 
 class _InBatch(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, scores: torch.Tensor, mask: torch.Tensor, log_q: torch.Tensor | None,
-                teacher: torch.Tensor | None, inv_tau: float, rank_t: float) -> tuple[torch.Tensor, torch.Tensor]:
-        b = scores.shape[0]
-        off = ~mask
-        z = scores * inv_tau
+    def forward(ctx: Any, users: torch.Tensor, cols: torch.Tensor, fixed: torch.Tensor | None, rows: torch.Tensor,
+                dcols: torch.Tensor, log_q: torch.Tensor | None, teacher: torch.Tensor | None, inv_tau: float,
+                rank_t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        b = users.shape[0]
+        s = torch.mm(users, cols.T) if fixed is None else torch.addmm(fixed, users, cols.T)  # (B, C), ours to reuse
+        rank = s.new_zeros(())
+        g_rank = None
+        if teacher is not None:  # before s becomes L_rec's logits: the student side of the KL reads s itself
+            c = teacher.shape[1]
+            inc = dcols < c
+            r_c, c_c = rows[inc], dcols[inc]
+            t = teacher / rank_t
+            t[r_c, c_c] = NEG_INF
+            log_pt = F.log_softmax(t, dim=1)
+            z_s = s[:, :c] * (inv_tau / rank_t)
+            z_s[r_c, c_c] = NEG_INF
+            log_ps = F.log_softmax(z_s, dim=1)
+            p_t = log_pt.exp()  # masked columns: p_t = 0 and a finite log-ratio, so they add exactly 0
+            rank = log_pt.sub_(log_ps).mul_(p_t).sum(1).mean() * rank_t**2
+            g_rank = log_ps.exp_().sub_(p_t).mul_(rank_t * inv_tau / b)
+        z = s.mul_(inv_tau)
         if log_q is not None:
             z.sub_(log_q[None, :])
-        z.masked_fill_(off, NEG_INF)
-        lse = torch.logsumexp(z, dim=1, keepdim=True)
-        rec = (lse[:, 0] - z.diagonal()).mean()
-        g_rec = z.sub_(lse).exp_()  # the softmax, in z's buffer
-        g_rec.diagonal().sub_(1.0)
-        g_rec.mul_(inv_tau / b)
-        g_rank = None
-        rank = scores.new_zeros(())
-        if teacher is not None:
-            c = teacher.shape[1]
-            off_c = off[:, :c]
-            log_pt = F.log_softmax((teacher / rank_t).masked_fill_(off_c, NEG_INF), dim=1)
-            log_ps = F.log_softmax((scores[:, :c] * (inv_tau / rank_t)).masked_fill_(off_c, NEG_INF), dim=1)
-            p_t = log_pt.exp()  # masked columns: p_t = 0 and a finite log-ratio, so they add exactly 0
-            rank = (p_t * (log_pt - log_ps)).sum(1).mean() * rank_t**2
-            g_rank = log_ps.exp_().sub_(p_t).mul_(rank_t * inv_tau / b)
-        ctx.save_for_backward(g_rec, g_rank)
+        z[rows, dcols] = NEG_INF
+        # logsumexp as torch computes it (max, exp of the shifted logits, sum, log, plus the max), but in s's buffer:
+        # torch.logsumexp would allocate a (B, C) temporary for the shifted logits
+        z_pos = z.diagonal().clone()
+        m = z.amax(dim=1, keepdim=True)
+        e = z.sub_(m).exp_()
+        total = e.sum(dim=1, keepdim=True)
+        rec = (total.log()[:, 0] + m[:, 0] - z_pos).mean()
+        g = e.mul_((inv_tau / b) / total)  # (softmax) * inv_tau / B, still in s's buffer
+        g.diagonal().sub_(inv_tau / b)
+        ctx.save_for_backward(users, cols, g, g_rank)
+        ctx.used = False
         return rec, rank
 
     @staticmethod
     def backward(ctx: Any, g_rec_out: torch.Tensor, g_rank_out: torch.Tensor) -> tuple[Any, ...]:
-        g_rec, g_rank = ctx.saved_tensors
-        grad = g_rec * g_rec_out
-        if g_rank is not None:
-            grad[:, :g_rank.shape[1]].add_(g_rank * g_rank_out)
-        return grad, None, None, None, None, None
+        users, cols, g, g_rank = ctx.saved_tensors
+        if ctx.used:  # a second backward (retain_graph): the buffer was scaled in place by the first
+            raise RuntimeError("in_batch_losses: its gradient buffer is consumed by one backward pass; "
+                               "recompute the losses instead of retain_graph=True")
+        ctx.used = True
+        if not _one(g_rec_out):
+            g.mul_(g_rec_out)
+        if g_rank is not None and float(g_rank_out) != 0.0:
+            g[:, :g_rank.shape[1]].add_(g_rank if _one(g_rank_out) else g_rank * g_rank_out)
+        grad_u = g @ cols if ctx.needs_input_grad[0] else None
+        grad_c = g.T @ users if ctx.needs_input_grad[1] else None
+        return grad_u, grad_c, None, None, None, None, None, None, None
 
 
 class _RelationalKL(torch.autograd.Function):
@@ -88,16 +138,24 @@ def relational_kl_of(*, cos_s: torch.Tensor, cos_t: torch.Tensor, temperature: f
     return _RelationalKL.apply(cos_s, cos_t.detach(), 1.0 / temperature)
 
 
-def in_batch_losses(*, scores: torch.Tensor, mask: torch.Tensor, temperature: float,
-                    log_q: torch.Tensor | None = None, teacher: torch.Tensor | None = None,
+def in_batch_losses(*, users: torch.Tensor, cols: torch.Tensor, item_ids: torch.Tensor, temperature: float,
+                    fixed: torch.Tensor | None = None, log_q: torch.Tensor | None = None,
+                    teacher: torch.Tensor | None = None,
                     rank_temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """scores (B, C) inner products (row i's positive in column i), mask (B, C) bool (True = a candidate), log_q
-    (C,) or None, teacher (B, C') logits of the teacher or None -> (L_rec, L_rank); L_rank is 0 without a teacher."""
-    if scores.shape[0] > scores.shape[1] or mask.shape != scores.shape:
-        raise ValueError(f"in_batch_losses: scores {tuple(scores.shape)} needs B <= C and a mask of its shape "
-                         f"(got {tuple(mask.shape)})")
-    if teacher is not None and (teacher.shape[0] != scores.shape[0] or teacher.shape[1] > scores.shape[1]):
-        raise ValueError(f"in_batch_losses: teacher {tuple(teacher.shape)} must have the rows of scores "
-                         f"{tuple(scores.shape)} and at most its columns")
-    return _InBatch.apply(scores, mask, log_q, None if teacher is None else teacher.detach(), 1.0 / temperature,
-                          float(rank_temperature))
+    """users (B, d) and cols (C >= B, d): the scores ``S = users @ cols.T`` [+ ``fixed`` (B, C), a block without
+    gradient, e.g. the carried teacher columns' products], row i's positive in column i; item_ids (C,) the columns'
+    ids (a column repeating row i's positive is not a candidate of row i), log_q (C,) or None, teacher (B, C')
+    logits of the teacher or None -> (L_rec, L_rank); L_rank is 0 without a teacher. Gradients reach ``users`` and
+    ``cols``."""
+    b, c = users.shape[0], cols.shape[0]
+    if b > c or cols.shape[1] != users.shape[1] or item_ids.shape != (c,):
+        raise ValueError(f"in_batch_losses: users {tuple(users.shape)} and cols {tuple(cols.shape)} need B <= C, one "
+                         f"width and an id per column (item_ids {tuple(item_ids.shape)})")
+    if fixed is not None and fixed.shape != (b, c):
+        raise ValueError(f"in_batch_losses: fixed {tuple(fixed.shape)} must be the score matrix's shape {(b, c)}")
+    if teacher is not None and (teacher.shape[0] != b or teacher.shape[1] > c):
+        raise ValueError(f"in_batch_losses: teacher {tuple(teacher.shape)} must have the rows of the scores "
+                         f"{(b, c)} and at most their columns")
+    rows, dcols = duplicate_pairs(item_ids=item_ids, n_rows=b)
+    return _InBatch.apply(users, cols, None if fixed is None else fixed.detach(), rows, dcols, log_q,
+                          None if teacher is None else teacher.detach(), 1.0 / temperature, float(rank_temperature))

@@ -6,7 +6,7 @@ is the global batch's positives, scored by the teacher from the same history pre
 all-gathered so every rank scores its users against the whole global batch (same negatives as the
 1-process run); ``torch.distributed.nn.all_gather`` carries the gradients back to their owners.
 
-L_rec and the in-batch L_rank read ONE (B, C) score matrix (``recsys.student.fused``: both losses and their
+L_rec and the in-batch L_rank read ONE (B, C) score matrix (``recsys.student.fused``: its matmul, both losses and their
 closed-form gradients in one autograd node). With the teacher carried (``teacher_is_carried``), the towers' first
 ``carry_dim`` columns are ``sqrt(a)`` times the adapted teacher's vectors, so that matrix's carried block, taken
 outside autograd, is ``a`` times the teacher's own scores: L_rank's teacher logits and the relational KL's teacher
@@ -122,9 +122,12 @@ class StudentObjective(nn.Module):
                 col_ids = torch.cat([col_ids, step.batch.item_ids[b:b + step.n_uniform]])
                 lq_uni = torch.full((step.n_uniform,), step.uniform_log_q)
                 lq = torch.cat([lq if lq is not None else torch.zeros(len(order)), lq_uni])
-            fixed, scores = split_products(u, cols, frozen=frozen)
+            fixed = None
+            if frozen:  # the carried columns' products: no gradient, added into the node's score matrix
+                with torch.no_grad():
+                    fixed = u[:, :frozen] @ cols[:, :frozen].T
             teacher = self._teacher_logits(step, fixed=fixed, order=order) if in_batch_kd else None
-            rec, kd = in_batch_losses(scores=scores, mask=candidate_mask(item_ids=col_ids, n_rows=b),
+            rec, kd = in_batch_losses(users=u[:, frozen:], cols=cols[:, frozen:], item_ids=col_ids, fixed=fixed,
                                       temperature=cfg.temperature, log_q=lq, teacher=teacher,
                                       rank_temperature=cfg.rank_temperature)
             out = {"rec": rec}
