@@ -8,8 +8,9 @@ column-wise sharding, fused rowwise-Adagrad TBE tables) vs a plain single-proces
     python benchmarks/bench_student.py --render-only benchmarks/results/student.json  # rows/notes from its runs
 
 Large: synthetic Zipf ids (``student_synth.py``) over ``--items`` item rows and ``--users`` user rows
-(64-d each), lognormal histories (mean 20, long tail), batch ``--batch-size``; ``tables_*`` variants run the
-same table work without towers or softmax (what the fused kernels change). Beauty: the embedded Beauty
+(``--dim`` wide, 128 by default; the ``d64_`` 1-thread pairs at ``--narrow-dim``), lognormal histories (mean 20,
+long tail), batch ``--batch-size``; ``tables_*`` variants run the same table work without towers or softmax (what
+the fused kernels change). Beauty: the embedded Beauty
 tables (22k users, 12k items), batch 1024, with and without the default distillation (random stand-in
 384-d teacher: throughput does not depend on its values). Every measurement is its own process
 (``student_workers.py``; 2 processes under torchrun); variants run round-robin ``--rounds`` times so a load
@@ -145,6 +146,15 @@ def _variants(args: argparse.Namespace) -> dict[str, tuple[int, int, list[str], 
                   p + "torchrec_1proc_1t": (1, 1, st, 1.0 + table_gib),
                   p + "tables_plain_adagrad_1t": (1, 1, [*sp, "--tables-only"], 1.0 + 2 * table_gib),
                   p + "tables_torchrec_1proc_1t": (1, 1, [*st, "--tables-only"], 1.0 + table_gib)})
+    if args.narrow_dim and args.narrow_dim != args.dim:  # the 1-thread pairs again with narrower id tables
+        p, nd = f"d{args.narrow_dim}_", args.narrow_dim
+        narrow_gib = (args.items + args.users) * nd * 4 / GIB
+        sn = [*syn[:syn.index("--dim")], "--dim", str(nd), *syn[syn.index("--dim") + 2:]]
+        np_, nt = ["--side", "plain", "--optimizer", "adagrad", *sn], ["--side", "torchrec", *sn]
+        v.update({p + "plain_adagrad_1t": (1, 1, np_, base + 2 * narrow_gib),
+                  p + "torchrec_1proc_1t": (1, 1, nt, base + narrow_gib),
+                  p + "tables_plain_adagrad_1t": (1, 1, [*np_, "--tables-only"], 1.0 + 2 * narrow_gib),
+                  p + "tables_torchrec_1proc_1t": (1, 1, [*nt, "--tables-only"], 1.0 + narrow_gib)})
     if args.sparse_adam:
         v["plain_sparse_adam_1t"] = (1, 1, ["--side", "plain", "--optimizer", "sparse_adam", *syn],
                                      base + 3 * table_gib)
@@ -155,7 +165,8 @@ def _variants(args: argparse.Namespace) -> dict[str, tuple[int, int, list[str], 
 
 
 def _rows(res: dict[str, dict], args: argparse.Namespace) -> list[dict]:
-    size = f"{args.items / 1e6:g}M-row item + {args.users / 1e6:g}M-row user tables, batch {args.batch_size}"
+    size = (f"{args.items / 1e6:g}M-row item + {args.users / 1e6:g}M-row user tables at {args.dim} dims, "
+            f"batch {args.batch_size}")
     plain = "plain PyTorch (sparse Adagrad)"
     rows = []
 
@@ -188,6 +199,12 @@ def _rows(res: dict[str, dict], args: argparse.Namespace) -> list[dict]:
         ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch, 1 thread each, {sb} (the student's default)",
               p + "torchrec_1proc_1t", p + "plain_adagrad_1t")
         ratio(f"table work only: TorchRec 1 process vs plain PyTorch, 1 thread each, {sb}",
+              p + "tables_torchrec_1proc_1t", p + "tables_plain_adagrad_1t")
+    if args.narrow_dim and args.narrow_dim != args.dim:
+        p, nd = f"d{args.narrow_dim}_", size.replace(f"at {args.dim} dims", f"at {args.narrow_dim} dims")
+        ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch, 1 thread each, {nd}", p + "torchrec_1proc_1t",
+              p + "plain_adagrad_1t")
+        ratio(f"table work only: TorchRec 1 process vs plain PyTorch, 1 thread each, {nd}",
               p + "tables_torchrec_1proc_1t", p + "tables_plain_adagrad_1t")
     ratio("scaling: 2 processes vs 1 (TorchRec DMP, gloo, same cores), large tables", "torchrec_2proc",
           "torchrec_1proc", baseline_name="1 process")
@@ -234,12 +251,13 @@ def _notes(res: dict[str, dict], args: argparse.Namespace) -> list[str]:
     skipped = {k: v.get("skipped") or v.get("error") for k, v in res.items() if "median_examples_per_s" not in v}
     if skipped:
         notes.append("not measured: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-    notes.extend(_why(res, batch=args.batch_size, small_batch=args.small_batch))
+    notes.extend(_why(res, batch=args.batch_size, small_batch=args.small_batch,
+                      narrow_dim=getattr(args, "narrow_dim", 0)))
     notes.extend(_profile_notes(res))
     return notes
 
 
-def _why(res: dict[str, dict], *, batch: int, small_batch: int) -> list[str]:
+def _why(res: dict[str, dict], *, batch: int, small_batch: int, narrow_dim: int = 0) -> list[str]:
     """Where the 1-thread step's CPU time goes, from the full-step and table-only runs (ms per step); what the
     2-process wall-clock gain is made of."""
     eps = {k: v.get("median_examples_per_s") for k, v in res.items()}
@@ -251,14 +269,15 @@ def _why(res: dict[str, dict], *, batch: int, small_batch: int) -> list[str]:
                    "1-thread ranks each run a whole half-batch, where plain's second thread only helps inside "
                    f"ops (plain all cores vs 1 thread: {eps['plain_adagrad'] / eps['plain_adagrad_1t']:.2f}x); "
                    "the gain is parallel efficiency, not less work per example")
-    for prefix, b in (("", batch), (f"b{small_batch}_", small_batch)):
+    for prefix, b, at in (("", batch, f"batch {batch}"), (f"b{small_batch}_", small_batch, f"batch {small_batch}"),
+                          (f"d{narrow_dim}_", batch if narrow_dim else 0, f"batch {batch}, {narrow_dim}-dim id tables")):
         keys = tuple(prefix + k for k in ("plain_adagrad_1t", "torchrec_1proc_1t", "tables_plain_adagrad_1t",
                                           "tables_torchrec_1proc_1t"))
         if not b or not all(cps.get(k) for k in keys):
             continue
         full_p, full_t, tab_p, tab_t = (b / cps[k] * 1e3 for k in keys)
         rest_p, rest_t = full_p - tab_p, full_t - tab_t
-        out.append(f"where the time goes at batch {b} (1 thread, CPU ms per step): the full step costs plain "
+        out.append(f"where the time goes at {at} (1 thread, CPU ms per step): the full step costs plain "
                    f"{full_p:,.0f} vs TorchRec {full_t:,.0f} ({full_p / full_t:.2f}x); the table work alone "
                    f"(lookups, backward, row updates) {tab_p:,.0f} vs {tab_t:,.0f} ({tab_p / tab_t:.1f}x) is "
                    f"{tab_p / full_p:.0%} of plain's step; the rest (towers, the in-batch softmax over a {b}x{b} "
@@ -288,7 +307,7 @@ def _profile_notes(res: dict[str, dict]) -> list[str]:
         out.append(f"profile of {name} (share of the step): phases {ph}; top ops by self time {top}")
     cw = res.get("torchrec_2proc_cw", {}).get("plan")
     if cw and all(v[0] == "column_wise" and v[2] == 1 for v in cw.values()):
-        out.append("column-wise: the planner kept every table in one column shard (64 and 16 columns; "
+        out.append("column-wise: the planner kept every table in one column shard (all of its columns; "
                    "shard_model sets no min_partition), so each table lives whole on one rank, as under "
                    "table-wise: the two rows measure the same kind of layout")
     return out
@@ -325,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="50k-row tables, batch 512, 3 steps, no Beauty")
     ap.add_argument("--items", type=int, default=5_000_000)
     ap.add_argument("--users", type=int, default=5_000_000)
-    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--dim", type=int, default=128, help="item-id and user-id table width of the large tables "
+                    "(the issue's range is 64-128: the wider, the larger the tables' share of a step)")
+    ap.add_argument("--narrow-dim", type=int, default=64, help="also the 1-thread pairs with id tables this wide; "
+                    "0 = off")
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     ap.add_argument("--repeats", type=int, default=3)
@@ -353,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.items = args.users = 50_000
         args.batch_size, args.steps, args.repeats, args.warmup, args.rounds = 512, 3, 1, 1, 1
-        args.beauty, args.profile, args.small_batch = False, 0, 0
+        args.beauty, args.profile, args.small_batch, args.narrow_dim = False, 0, 0, 0
     tmp = Path(tempfile.mkdtemp(prefix="bench_student_"))
     args.run_dir = tmp / "beauty"
     if args.beauty:
@@ -379,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                                "sizes": {"items": args.items, "users": args.users, "dim": args.dim,
                                          "batch_size": args.batch_size, "steps": args.steps,
                                          "repeats": args.repeats, "warmup": args.warmup, "rounds": args.rounds,
-                                         "small_batch": args.small_batch}})
+                                         "small_batch": args.small_batch, "narrow_dim": args.narrow_dim}})
     print(json.dumps({k: round(v) for k, v in med.items()}, indent=2))
     print(f"wrote {path}")
     return 1 if any("error" in v for v in res.values()) else 0
