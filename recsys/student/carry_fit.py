@@ -10,7 +10,8 @@ Rule: among ``shifts``, keep those whose valid NDCG@10 on every tail/cold slice 
 targets is at least the adapted teacher's on that slice (the student must carry the teacher where it is better)
 and take the best overall valid NDCG@10 among them; if none qualifies, the one closest to qualifying (largest
 worst slice ratio). All mixtures come from the same two matmuls (the teacher's ranking is the carried part's
-own), so the fit costs two matmuls and one ranking per shift.
+own), so the fit costs two matmuls and one ranking per shift. In a process group every rank ranks a share of the
+users (``shift_rankings``) and rank 0 decides on their merge (``recsys.student.stage``).
 """
 
 from __future__ import annotations
@@ -70,18 +71,11 @@ def choose(*, rows: list[dict[str, Any]], teacher: dict[str, Any], targets: dict
                   f"{best['worst_ratio']:.2f}x the teacher's)")
 
 
-def fit_shift(*, items: np.ndarray, users: np.ndarray, teacher_dim: int, counts: np.ndarray, carry: float, k: float,
-              trained_shift: float, shifts: tuple[float, ...], tables: Tables, min_targets: int
-              ) -> tuple[np.ndarray, CarryFit]:
-    """Item vectors re-scaled with the chosen shift (N, Dt + d), and the fit's record.
-
-    Args:
-        items: (N, Dt + d) the student's item vectors as encoded with ``trained_shift``.
-        users: (U, Dt + d) its valid user vectors. Their first ``teacher_dim`` columns and the items' unscaled
-            ones are ``sqrt(a)`` times the carried teacher vectors (the user's: the teacher's own recency pooling of
-            the history), so their product is the teacher's ranking, the reference of the rule.
-        counts: (N,) training events per item.
-    """
+def shift_rankings(*, items: np.ndarray, users: np.ndarray, teacher_dim: int, counts: np.ndarray, carry: float,
+                   k: float, trained_shift: float, shifts: tuple[float, ...], targets: Any, history: Any,
+                   n_items: int) -> list[metrics.EvalResult]:
+    """The valid rankings the rule compares, for the users of ``targets`` (all of them, or one rank's share):
+    [the teacher's (the carried part alone), then one per shift] (``fit_shift`` for the arguments)."""
     t, r = split_parts(items=items, teacher_dim=teacher_dim,
                        scale=item_scales(counts=counts, carry=carry, k=k, shift=trained_shift))
     scales = [item_scales(counts=counts, carry=carry, k=k, shift=s) for s in shifts]
@@ -97,14 +91,44 @@ def fit_shift(*, items: np.ndarray, users: np.ndarray, teacher_dim: int, counts:
             out.append(mix)
         return out  # every block built before any is masked
 
-    results = metrics.evaluate_many(scores_fn=blocks, n_systems=1 + len(shifts), targets=tables.valid,
-                                    history=tables.history("valid"), n_items=tables.n_items, ks=(10,),
-                                    batch_size=512, fresh=True, coverage_ks=())  # 2 + len(shifts) new (512, N) blocks
+    return metrics.evaluate_many(scores_fn=blocks, n_systems=1 + len(shifts), targets=targets, history=history,
+                                 n_items=n_items, ks=(10,), batch_size=512, fresh=True,
+                                 coverage_ks=())  # 2 + len(shifts) new (512, N) blocks
+
+
+def rescaled(*, items: np.ndarray, teacher_dim: int, counts: np.ndarray, carry: float, k: float,
+             trained_shift: float, shift: float) -> np.ndarray:
+    """``items`` (encoded with ``trained_shift``) re-scaled to ``shift``; the same array when they are equal."""
+    if shift == trained_shift:
+        return items
+    t, r = split_parts(items=items, teacher_dim=teacher_dim,
+                       scale=item_scales(counts=counts, carry=carry, k=k, shift=trained_shift))
+    return join_parts(t=t, r=r, scale=item_scales(counts=counts, carry=carry, k=k, shift=shift))
+
+
+def fit_shift(*, items: np.ndarray, users: np.ndarray, teacher_dim: int, counts: np.ndarray, carry: float, k: float,
+              trained_shift: float, shifts: tuple[float, ...], tables: Tables, min_targets: int,
+              rankings: list[metrics.EvalResult] | None = None) -> tuple[np.ndarray, CarryFit]:
+    """Item vectors re-scaled with the chosen shift (N, Dt + d), and the fit's record.
+
+    Args:
+        items: (N, Dt + d) the student's item vectors as encoded with ``trained_shift``.
+        users: (U, Dt + d) its valid user vectors. Their first ``teacher_dim`` columns and the items' unscaled
+            ones are ``sqrt(a)`` times the carried teacher vectors (the user's: the teacher's own recency pooling of
+            the history), so their product is the teacher's ranking, the reference of the rule.
+        counts: (N,) training events per item.
+        rankings: ``shift_rankings`` over every valid user when already computed (e.g. merged from the ranks'
+            shares); None = computed here.
+    """
+    vec = {"teacher_dim": teacher_dim, "counts": counts, "carry": carry, "k": k, "trained_shift": trained_shift}
+    results = rankings if rankings is not None else shift_rankings(
+        items=items, users=users, shifts=shifts, targets=tables.valid, history=tables.history("valid"),
+        n_items=tables.n_items, **vec)
     summaries = [metrics.popularity_summary(res, train=tables.train, ks=(10,)) for res in results]
     teacher = {s: v["ndcg@10"] for s, v in summaries[0].items()}
     targets = {s: v["targets"] for s, v in summaries[0].items()}
     rows = [{"shift": shift, **{s: v["ndcg@10"] for s, v in summ.items()}} for shift, summ in zip(shifts, summaries[1:])]
     best, why = choose(rows=rows, teacher=teacher, targets=targets, min_targets=min_targets)
     chosen = float(best["shift"])
-    out = items if chosen == trained_shift else join_parts(t=t, r=r, scale=scales[list(shifts).index(chosen)])
+    out = rescaled(items=items, shift=chosen, **vec)
     return out, CarryFit(shift=chosen, trained_shift=trained_shift, rows=rows, teacher=teacher, reason=why)

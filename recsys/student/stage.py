@@ -242,42 +242,42 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
 
 def _fit_carry_shared(*, cfg: StudentConfig, data: Any, items: Any, users: Any, rank: int,
                       world: int) -> tuple[Any, Any]:
-    """``_fit_carry`` on rank 0 (every core: the other ranks wait in the broadcast); every rank gets the item vectors
-    it chose (the same array as ``items`` when it kept the trained shift) -> (items, the fit on rank 0, else None)."""
+    """``recsys.student.carry_fit`` on valid against the adapted teacher (the vectors the towers carry), every rank
+    ranking a contiguous share of the valid users (numpy's passes are single-threaded: one rank alone left the other
+    core idle); rank 0 merges the shares (the same per-target ranks as one process ranking everyone), chooses and
+    logs; every rank re-scales its own copy of the item vectors to the chosen shift (the same array as ``items``
+    when it kept the trained shift) -> (items, the fit on rank 0, else None)."""
     import numpy as np
-    import torch
     import torch.distributed as dist
 
-    from recsys.student.cores import all_cores
+    from recsys import metrics
+    from recsys.student.carry_fit import fit_shift, rescaled, shift_rankings
 
-    fit, out = None, items
-    if rank == 0:
-        with all_cores(world=world):
-            out, fit = _fit_carry(cfg=cfg, data=data, items=items, users=users)
+    vec = {"teacher_dim": data.feats.carry.shape[1], "counts": data.feats.train_count, "carry": cfg.teacher_carry,
+           "k": cfg.carry_count_k, "trained_shift": cfg.carry_shift}
+    shifts, tables = tuple(cfg.carry_fit_shifts), data.tables
+    merged = None
     if world > 1:
-        box = [out is not items]
-        dist.broadcast_object_list(box, src=0)
-        if box[0]:  # another shift: its vectors, from rank 0
-            t = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)) if rank == 0 else \
-                torch.empty(items.shape, dtype=torch.float32)
-            dist.broadcast(t, src=0)
-            out = t.numpy()
-    return out, fit
-
-
-def _fit_carry(*, cfg: StudentConfig, data: Any, items: Any, users: Any) -> tuple[Any, Any]:
-    """``recsys.student.carry_fit`` on valid against the adapted teacher (the vectors the towers carry); logs the
-    choice."""
-    from recsys.student.carry_fit import fit_shift
-
-    items, fit = fit_shift(items=items, users=users, teacher_dim=data.feats.carry.shape[1],
-                           counts=data.feats.train_count, carry=cfg.teacher_carry, k=cfg.carry_count_k,
-                           trained_shift=cfg.carry_shift, shifts=tuple(cfg.carry_fit_shifts), tables=data.tables,
-                           min_targets=cfg.carry_fit_min_targets)
-    log.info("student: carry shift %.2f (%s); valid ndcg@10 by shift: %s", fit.shift, fit.reason,
-             ", ".join(f"{r['shift']:g}: {r['all']:.4f}{'' if r['qualifies'] else ' (below the teacher)'}"
-                       for r in fit.rows))
-    return items, fit
+        share = np.array_split(np.unique(tables.valid["user"].to_numpy()), world)[rank]
+        part = shift_rankings(items=items, users=users, shifts=shifts, n_items=tables.n_items,
+                              targets=metrics.of_users(tables.valid, share),
+                              history=metrics.of_users(tables.history("valid"), share), **vec)
+        parts: list[Any] | None = [part] * world if rank == 0 else None
+        dist.gather_object(part, parts, dst=0)
+        if rank == 0 and parts is not None:
+            merged = [metrics.EvalResult.merge([p[j] for p in parts]) for j in range(len(part))]
+    fit = None
+    if rank == 0:
+        items_out, fit = fit_shift(items=items, users=users, shifts=shifts, tables=tables,
+                                   min_targets=cfg.carry_fit_min_targets, rankings=merged, **vec)
+        log.info("student: carry shift %.2f (%s); valid ndcg@10 by shift: %s", fit.shift, fit.reason,
+                 ", ".join(f"{r['shift']:g}: {r['all']:.4f}{'' if r['qualifies'] else ' (below the teacher)'}"
+                           for r in fit.rows))
+    if world <= 1:
+        return items_out, fit
+    box = [fit.shift if fit is not None else None]
+    dist.broadcast_object_list(box, src=0)
+    return (items_out if rank == 0 else rescaled(items=items, shift=float(box[0]), **vec)), fit
 
 
 def _cpu() -> float:

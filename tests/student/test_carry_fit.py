@@ -103,3 +103,22 @@ def test_fit_returns_the_vectors_the_tower_encodes_at_the_chosen_shift(tiny_run)
                                   history=data.tables.history("valid"), n_items=data.tables.n_items, ks=(10,))
     _, fit = fit_shift(items=items, shifts=(0.25, 0.75), **kw)
     assert fit.rows[0]["all"] == pytest.approx(res.summary(ks=(10,))["ndcg@10"], abs=1e-6)
+    # a process group's fit: each rank ranks a contiguous share of the valid users, rank 0 decides on the merge
+    from recsys.student.carry_fit import shift_rankings
+
+    vec = {k: kw[k] for k in ("teacher_dim", "counts", "carry", "k", "trained_shift")}
+    shares = np.array_split(np.unique(data.tables.valid["user"].to_numpy()), 2)
+    parts = [shift_rankings(items=items, users=users, shifts=(0.25, 0.75), n_items=data.tables.n_items,
+                            targets=metrics.of_users(data.tables.valid, s),
+                            history=metrics.of_users(data.tables.history("valid"), s), **vec) for s in shares]
+    merged = [metrics.EvalResult.merge([p[j] for p in parts]) for j in range(3)]
+    _, whole = fit_shift(items=items, shifts=(0.25, 0.75), **kw)
+    _, split_fit = fit_shift(items=items, shifts=(0.25, 0.75), rankings=merged, **kw)
+    assert split_fit.shift == whole.shift and split_fit.reason == whole.reason  # the same choice, same figures
+    for a, b in zip(split_fit.rows, whole.rows):  # (popularity_summary's polars group sums run in any order)
+        assert a.keys() == b.keys() and all(a[c] == pytest.approx(b[c], rel=1e-12) for c in a if a[c] is not None)
+    for c, v in whole.teacher.items():
+        assert (v is None and split_fit.teacher[c] is None) or split_fit.teacher[c] == pytest.approx(v, rel=1e-12)
+    assert all(m.per_target.equals(r.per_target) for m, r in zip(merged, shift_rankings(
+        items=items, users=users, shifts=(0.25, 0.75), n_items=data.tables.n_items, targets=data.tables.valid,
+        history=data.tables.history("valid"), **vec)))
