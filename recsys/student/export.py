@@ -48,7 +48,8 @@ def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Spl
     NDCG/Recall@10 per item-popularity slice (``metrics.popularity_summary``) from the same ranking.
     Every rank of the process group calls it and ranks a share of the users (``recsys.student.scoring``); the
     figures come back on rank 0, None on the others. ``ranked`` (the same on every rank): ``users`` x ``items`` on
-    ``split`` was ranked already, ``ranking`` on rank 0 (the best epoch's validation): its figures, no new ranking."""
+    ``split`` was ranked already, ``ranking`` on rank 0 (the best epoch's validation): its figures, no new ranking.
+    Valid figures carry no catalogue coverage (as each epoch's validation); test figures do."""
     from recsys.student import scoring
 
     if ranked:
@@ -58,7 +59,7 @@ def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Spl
         if eval_users:
             targets = metrics.of_users(targets, metrics.sample_users(targets, n=eval_users, seed=0))
         res = scoring.evaluate(users=users, items=items, targets=targets, history=tables.history(split),
-                               n_items=tables.n_items)
+                               n_items=tables.n_items, coverage=split != "valid")  # as each epoch's validation
     if res is None:
         return None
     if slices is not None:

@@ -74,8 +74,9 @@ def validate_ranking(*, towers: TwoTower, data: StudentData,
     if cfg.eval_users:
         targets = metrics.of_users(targets, metrics.sample_users(targets, n=cfg.eval_users, seed=cfg.seed))
     # every rank ranks its share of the users; rank 0 merges them (``recsys.student.scoring``)
+    # no coverage: it is not what the epochs are chosen by, and the export reuses this ranking for valid figures only
     res = scoring.evaluate(users=users, items=items, targets=targets, history=data.tables.train,
-                           n_items=data.feats.n_items)
+                           n_items=data.feats.n_items, coverage=False)
     if res is not None:
         out = {k: v for k, v in res.summary(ks=(10, 20)).items() if "@" in k}
     box = [out]
