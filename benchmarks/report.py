@@ -101,11 +101,14 @@ def short_machine(m: Any) -> str:
     load = m.get("load_avg") or m.get("loadavg_1m") or m.get("load_avg_1m")
     load = load[0] if isinstance(load, list) and load else load
     dev = m.get("device", "")
+    # the CPU's make in two words ("AMD EPYC", "Intel Xeon"): the same job ran 1.6x apart on the two kinds
+    cpu = " ".join(str(m.get("cpu") or "").replace("(R)", "").replace("(TM)", "").split()[:2])
     return (
         " ".join(
             x
             for x in [
                 f"{cores} cores" if cores else "",
+                cpu,
                 dev if dev and dev != "cpu" else "",
                 f"load {fmt(load)}" if load is not None else "",
             ]
