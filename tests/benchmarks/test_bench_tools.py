@@ -76,3 +76,11 @@ def test_pandas_baseline_matches_polars(tmp_path: Path) -> None:
     import bench_data
 
     bench_data.check(tmp_path)
+
+
+def test_short_machine_names_the_cpu_make() -> None:
+    """The summary's machine column: cores, the CPU's make in two words, the 1-minute load."""
+    m = {"cores": 2, "cpu": "Intel(R) Xeon(R) Processor", "device": "cpu", "load_avg": [1.96, 2.1, 1.7]}
+    assert report.short_machine(m) == "2 cores Intel Xeon load 1.96"
+    assert report.short_machine({"cores": 2, "cpu": "AMD EPYC 7B13", "load_avg": [0.5]}) == "2 cores AMD EPYC load 0.5"
+    assert report.short_machine({"cores": 4}) == "4 cores"
