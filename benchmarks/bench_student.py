@@ -35,7 +35,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import load_average, ratio_row, run_command, write_result
+from common import load_average, run_command, write_result
+from student_rows import notes, rows
 
 WORKER = HERE / "student_workers.py"
 GIB = 2**30
@@ -106,6 +107,21 @@ def _merge(runs: list[dict]) -> dict:
     return out
 
 
+def _set(argv: list[str], flag: str, value: object) -> list[str]:
+    """``argv`` with ``flag``'s value replaced."""
+    i = argv.index(flag)
+    return [*argv[:i + 1], str(value), *argv[i + 2:]]
+
+
+def _one_thread_pairs(prefix: str, syn: list[str], *, base: float, gib: float) -> dict[str, tuple[int, int, list[str], float]]:
+    """The 1-thread plain / TorchRec pair, full step and table work only, on the synthetic data of ``syn``."""
+    sp, st = ["--side", "plain", "--optimizer", "adagrad", *syn], ["--side", "torchrec", *syn]
+    return {prefix + "plain_adagrad_1t": (1, 1, sp, base + 2 * gib),
+            prefix + "torchrec_1proc_1t": (1, 1, st, base + gib),
+            prefix + "tables_plain_adagrad_1t": (1, 1, [*sp, "--tables-only"], 1.0 + 2 * gib),
+            prefix + "tables_torchrec_1proc_1t": (1, 1, [*st, "--tables-only"], 1.0 + gib)}
+
+
 def _variants(args: argparse.Namespace) -> dict[str, tuple[int, int, list[str], float]]:
     """name -> (processes, threads each, worker args, GiB it needs); Beauty's set, then the large synthetic one.
     ``_1t``: one process on one thread, the pair least disturbed by other jobs' load."""
@@ -138,23 +154,11 @@ def _variants(args: argparse.Namespace) -> dict[str, tuple[int, int, list[str], 
               "tables_torchrec_1proc_1t": (1, 1, [*tr, "--tables-only"], 1.0 + table_gib),
               "tables_torchrec_2proc": (2, max(1, cores // 2), [*tr, "--tables-only"], 2.0 + table_gib)})
     if args.small_batch:  # the 1-thread pairs again at the student's own batch size: a 16x smaller softmax
-        b, p = args.small_batch, f"b{args.small_batch}_"
-        sb = [*syn[:syn.index("--batch-size")], "--batch-size", str(b), "--steps", str(2 * args.steps),
-              "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
-        sp, st = ["--side", "plain", "--optimizer", "adagrad", *sb], ["--side", "torchrec", *sb]
-        v.update({p + "plain_adagrad_1t": (1, 1, sp, 1.0 + 2 * table_gib),
-                  p + "torchrec_1proc_1t": (1, 1, st, 1.0 + table_gib),
-                  p + "tables_plain_adagrad_1t": (1, 1, [*sp, "--tables-only"], 1.0 + 2 * table_gib),
-                  p + "tables_torchrec_1proc_1t": (1, 1, [*st, "--tables-only"], 1.0 + table_gib)})
+        sb = _set(_set(syn, "--batch-size", args.small_batch), "--steps", 2 * args.steps)
+        v.update(_one_thread_pairs(f"b{args.small_batch}_", sb, base=1.0, gib=table_gib))
     if args.narrow_dim and args.narrow_dim != args.dim:  # the 1-thread pairs again with narrower id tables
-        p, nd = f"d{args.narrow_dim}_", args.narrow_dim
-        narrow_gib = (args.items + args.users) * nd * 4 / GIB
-        sn = [*syn[:syn.index("--dim")], "--dim", str(nd), *syn[syn.index("--dim") + 2:]]
-        np_, nt = ["--side", "plain", "--optimizer", "adagrad", *sn], ["--side", "torchrec", *sn]
-        v.update({p + "plain_adagrad_1t": (1, 1, np_, base + 2 * narrow_gib),
-                  p + "torchrec_1proc_1t": (1, 1, nt, base + narrow_gib),
-                  p + "tables_plain_adagrad_1t": (1, 1, [*np_, "--tables-only"], 1.0 + 2 * narrow_gib),
-                  p + "tables_torchrec_1proc_1t": (1, 1, [*nt, "--tables-only"], 1.0 + narrow_gib)})
+        v.update(_one_thread_pairs(f"d{args.narrow_dim}_", _set(syn, "--dim", args.narrow_dim), base=base,
+                                   gib=(args.items + args.users) * args.narrow_dim * 4 / GIB))
     if args.sparse_adam:
         v["plain_sparse_adam_1t"] = (1, 1, ["--side", "plain", "--optimizer", "sparse_adam", *syn],
                                      base + 3 * table_gib)
@@ -164,161 +168,12 @@ def _variants(args: argparse.Namespace) -> dict[str, tuple[int, int, list[str], 
     return v
 
 
-def _rows(res: dict[str, dict], args: argparse.Namespace) -> list[dict]:
-    size = (f"{args.items / 1e6:g}M-row item + {args.users / 1e6:g}M-row user tables at {args.dim} dims, "
-            f"batch {args.batch_size}")
-    plain = "plain PyTorch (sparse Adagrad)"
-    rows = []
-
-    def ratio(name: str, ours: str, base: str, baseline_name: str = plain, **kw) -> None:
-        a, b = res.get(ours, {}), res.get(base, {})
-        if "median_examples_per_s" in a and "median_examples_per_s" in b:
-            cpu = a["median_examples_per_cpu_s"] / b["median_examples_per_cpu_s"]
-            rows.append(ratio_row(name=name, ours=a["median_examples_per_s"], baseline=b["median_examples_per_s"],
-                                  unit="examples/s", higher_is_better=True, baseline_name=baseline_name,
-                                  cpu_time_ratio=round(cpu, 2), **kw))
-
-    ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch, 1 thread each, {size}", "torchrec_1proc_1t",
-          "plain_adagrad_1t", target=1.5)
-    ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch, all cores each, {size}", "torchrec_1proc",
-          "plain_adagrad", target=1.5)
-    ratio(f"examples/s: TorchRec DMP 2 processes table-wise vs plain PyTorch on all cores, {size}", "torchrec_2proc",
-          "plain_adagrad", target=1.5)
-    ratio(f"examples/s: TorchRec DMP 2 processes column-wise vs plain PyTorch on all cores, {size}", "torchrec_2proc_cw",
-          "plain_adagrad")
-    ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch SparseAdam, 1 thread each, {size}",
-          "torchrec_1proc_1t", "plain_sparse_adam_1t", baseline_name="plain PyTorch (SparseAdam)")
-    ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch dense Adam (strawman), 1 thread each, {size}",
-          "torchrec_1proc_1t", "plain_dense_adam_1t", baseline_name="plain PyTorch (dense Adam, strawman)")
-    ratio(f"table work only (lookups, backward, row updates): TorchRec 1 process vs plain PyTorch, 1 thread "
-          f"each, {size}", "tables_torchrec_1proc_1t", "tables_plain_adagrad_1t")
-    ratio(f"table work only: TorchRec DMP 2 processes vs plain PyTorch on 1 thread, {size}", "tables_torchrec_2proc",
-          "tables_plain_adagrad_1t")
-    if args.small_batch:
-        p, sb = f"b{args.small_batch}_", size.replace(f"batch {args.batch_size}", f"batch {args.small_batch}")
-        ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch, 1 thread each, {sb} (the student's default)",
-              p + "torchrec_1proc_1t", p + "plain_adagrad_1t")
-        ratio(f"table work only: TorchRec 1 process vs plain PyTorch, 1 thread each, {sb}",
-              p + "tables_torchrec_1proc_1t", p + "tables_plain_adagrad_1t")
-    if args.narrow_dim and args.narrow_dim != args.dim:
-        p, nd = f"d{args.narrow_dim}_", size.replace(f"at {args.dim} dims", f"at {args.narrow_dim} dims")
-        ratio(f"examples/s: TorchRec DMP 1 process vs plain PyTorch, 1 thread each, {nd}", p + "torchrec_1proc_1t",
-              p + "plain_adagrad_1t")
-        ratio(f"table work only: TorchRec 1 process vs plain PyTorch, 1 thread each, {nd}",
-              p + "tables_torchrec_1proc_1t", p + "tables_plain_adagrad_1t")
-    ratio("scaling: 2 processes vs 1 (TorchRec DMP, gloo, same cores), large tables", "torchrec_2proc",
-          "torchrec_1proc", baseline_name="1 process")
-    for ours, base in (("torchrec_1proc_1t", "plain_adagrad_1t"), ("torchrec_2proc", "plain_adagrad")):
-        if "peak_tree_rss_mib" in res.get(ours, {}) and "peak_tree_rss_mib" in res.get(base, {}):
-            rows.append(ratio_row(name=f"peak memory (process tree): {ours} vs {base}, large tables",
-                                  ours=res[ours]["peak_tree_rss_mib"], baseline=res[base]["peak_tree_rss_mib"],
-                                  unit="MiB", higher_is_better=False, baseline_name=plain))
-    ratio("examples/s: TorchRec DMP 1 process vs plain PyTorch, 1 thread each, Beauty size (batch 1024)",
-          "beauty_torchrec_1proc_1t", "beauty_plain_adagrad_1t")
-    ratio("examples/s: TorchRec DMP 1 process vs plain PyTorch, all cores each, Beauty size (batch 1024)",
-          "beauty_torchrec_1proc", "beauty_plain_adagrad")
-    ratio("examples/s: TorchRec DMP 2 processes vs plain PyTorch on all cores, Beauty size", "beauty_torchrec_2proc",
-          "beauty_plain_adagrad")
-    ratio("examples/s: with distillation (in-batch ranking + embedding KD + teacher carry) vs without, 2 processes, "
-          "Beauty", "beauty_torchrec_2proc_kd", "beauty_torchrec_2proc", baseline_name="no KD")
-    return rows
-
-
-def _notes(res: dict[str, dict], args: argparse.Namespace) -> list[str]:
-    notes = [
-        (f"large: synthetic Zipf(0.95) item and user ids (ranks scattered over the table), {args.items:,} item "
-         f"rows and {args.users:,} user rows at {args.dim} dims (+ 10k-row brand and 1k-leaf category tables at "
-         f"16), lognormal histories (mean 20, sigma 1, capped at 200; category bags 2x), batch {args.batch_size}; "
-         f"{args.warmup} warm-up steps, then {args.steps} steps x {args.repeats} repeats per process, "
-         f"{args.rounds} round-robin rounds over the variants, median of all repeats"),
-        ("same towers (the product's mlp; its fused in-batch softmax with logQ over the global batch, recsys.student.fused), same batches, built "
-         "before the clock on both sides; plain = nn.EmbeddingBag(sparse=True, mode=mean), one lookup per table "
-         "(its features' bags concatenated, as TorchRec groups them) + torch.optim.Adagrad (per-element state; "
-         "torch has no row-wise Adagrad) and AdamW on the MLPs, in one process; TorchRec = the product's TwoTower "
-         "+ StudentObjective under recsys.student.sharding.shard_model (DMP, gloo, fused rowwise-Adagrad TBE); "
-         "_1t rows: 1 thread; the others: cores / processes threads per process"),
-        ("cpu_time_ratio: the same ratio in examples per CPU-second (all threads and ranks): on a machine "
-         "busier than its cores a process gets CPU in proportion to its threads, so wall-clock ratios between a "
-         "1- and a 2-thread run say little; the 1-thread pair's CPU-time ratio is the figure other jobs disturb "
-         "least. Every worker runs with OMP_WAIT_POLICY=PASSIVE (unless set): with spinning waits a 2-thread step "
-         "ran ~10x slower than a 1-thread one at load 17 on 2 cores"),
-        ("memory: peak summed RSS of the process tree every 0.5 s (2 processes: torchrun's launcher included); "
-         "each run's own peak per rank is in runs.*.peak_rss_mib_per_rank"),
-    ]
-    if args.beauty:
-        notes.append("Beauty: embedded Beauty tables (22k users, 12k items), batch 1024, product defaults without "
-                     "text input; _kd = the default distillation on a random stand-in 384-d teacher")
-    skipped = {k: v.get("skipped") or v.get("error") for k, v in res.items() if "median_examples_per_s" not in v}
-    if skipped:
-        notes.append("not measured: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-    notes.extend(_why(res, batch=args.batch_size, small_batch=args.small_batch,
-                      narrow_dim=getattr(args, "narrow_dim", 0)))
-    notes.extend(_profile_notes(res))
-    return notes
-
-
-def _why(res: dict[str, dict], *, batch: int, small_batch: int, narrow_dim: int = 0) -> list[str]:
-    """Where the 1-thread step's CPU time goes, from the full-step and table-only runs (ms per step); what the
-    2-process wall-clock gain is made of."""
-    eps = {k: v.get("median_examples_per_s") for k, v in res.items()}
-    cps = {k: v.get("median_examples_per_cpu_s") for k, v in res.items()}
-    out = []
-    if all(eps.get(k) and cps.get(k) for k in ("torchrec_2proc", "plain_adagrad", "plain_adagrad_1t")):
-        out.append(f"the 2-process rows are wall clock: {eps['torchrec_2proc'] / eps['plain_adagrad']:.2f}x plain "
-                   f"on all cores, but {cps['torchrec_2proc'] / cps['plain_adagrad']:.2f}x per CPU-second: two "
-                   "1-thread ranks each run a whole half-batch, where plain's second thread only helps inside "
-                   f"ops (plain all cores vs 1 thread: {eps['plain_adagrad'] / eps['plain_adagrad_1t']:.2f}x); "
-                   "the gain is parallel efficiency, not less work per example")
-    for prefix, b, at in (("", batch, f"batch {batch}"), (f"b{small_batch}_", small_batch, f"batch {small_batch}"),
-                          (f"d{narrow_dim}_", batch if narrow_dim else 0, f"batch {batch}, {narrow_dim}-dim id tables")):
-        keys = tuple(prefix + k for k in ("plain_adagrad_1t", "torchrec_1proc_1t", "tables_plain_adagrad_1t",
-                                          "tables_torchrec_1proc_1t"))
-        if not b or not all(cps.get(k) for k in keys):
-            continue
-        full_p, full_t, tab_p, tab_t = (b / cps[k] * 1e3 for k in keys)
-        rest_p, rest_t = full_p - tab_p, full_t - tab_t
-        out.append(f"where the time goes at {at} (1 thread, CPU ms per step): the full step costs plain "
-                   f"{full_p:,.0f} vs TorchRec {full_t:,.0f} ({full_p / full_t:.2f}x); the table work alone "
-                   f"(lookups, backward, row updates) {tab_p:,.0f} vs {tab_t:,.0f} ({tab_p / tab_t:.1f}x) is "
-                   f"{tab_p / full_p:.0%} of plain's step; the rest (towers, the in-batch softmax over a {b}x{b} "
-                   f"logit matrix, AdamW) costs {rest_p:,.0f} vs {rest_t:,.0f}, the same code on both sides, so "
-                   f"even free table work would give at most {full_p / max(rest_t, 1e-9):.2f}x")
-    if any(n.startswith("where the time") for n in out):
-        out.append("what TBE does differently: one fused kernel per table group pools the bags, and its backward "
-                   "sorts the step's ids once, sums each unique row's gradient and applies the row-wise Adagrad "
-                   "update in place (one accumulator per row); plain nn.EmbeddingBag(sparse=True) emits a COO "
-                   "gradient with one row per lookup, and torch.optim.Adagrad coalesces it (a sort) and then makes "
-                   "separate passes (square, add into the rows x dim state, sparse_mask, sqrt, add eps, divide, add "
-                   "into the weights)")
-    return out
-
-
-def _profile_notes(res: dict[str, dict]) -> list[str]:
-    """Where the profiled 1-thread pair's step goes (``--profile``), as shares: the profiler's op times are wall
-    time spent inside ops, which a busy machine inflates, so only their proportions carry over."""
-    out = []
-    for name in ("plain_adagrad_1t", "torchrec_1proc_1t"):
-        prof = res.get(name, {}).get("profile")
-        if not prof:
-            continue
-        total = prof["self_cpu_ms_per_step"] or 1.0
-        ph = ", ".join(f"{k} {v / total:.0%}" for k, v in prof["phases_ms_per_step"].items())
-        top = ", ".join(f"{o['op'].split('::')[-1]} {o['share']:.0%}" for o in prof["top_ops"][:10])
-        out.append(f"profile of {name} (share of the step): phases {ph}; top ops by self time {top}")
-    cw = res.get("torchrec_2proc_cw", {}).get("plan")
-    if cw and all(v[0] == "column_wise" and v[2] == 1 for v in cw.values()):
-        out.append("column-wise: the planner kept every table in one column shard (all of its columns; "
-                   "shard_model sets no min_partition), so each table lives whole on one rank, as under "
-                   "table-wise: the two rows measure the same kind of layout")
-    return out
-
-
 def _render(path: Path, args: argparse.Namespace) -> int:
     """Rows and notes again from the stored runs (same figures; machine, date and command kept)."""
     doc = json.loads(path.read_text())
     vars(args).update({k: v for k, v in doc["sizes"].items() if k != "batch_size"}, batch_size=doc["sizes"]
                       ["batch_size"], beauty=any(k.startswith("beauty_") for k in doc["runs"]))
-    doc.update(results=_rows(doc["runs"], args), notes=_notes(doc["runs"], args))
+    doc.update(results=rows(doc["runs"], args), notes=notes(doc["runs"], args))
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     os.replace(tmp, path)
@@ -395,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge_into:
         return _merge_into(args.merge_into, res, args)
     out_dir = args.out_dir or (tmp if args.quick else None)
-    path = write_result("student", results=_rows(res, args), notes=_notes(res, args), out_dir=out_dir,
+    path = write_result("student", results=rows(res, args), notes=notes(res, args), out_dir=out_dir,
                         probes=not args.quick,
                         extra={"runs": res, "quick": args.quick,
                                "sizes": {"items": args.items, "users": args.users, "dim": args.dim,

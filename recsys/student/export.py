@@ -59,7 +59,8 @@ def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Spl
         if eval_users:
             targets = metrics.of_users(targets, metrics.sample_users(targets, n=eval_users, seed=0))
         res = scoring.evaluate(users=users, items=items, targets=targets, history=tables.history(split),
-                               n_items=tables.n_items, coverage=split != "valid")  # as each epoch's validation
+                               n_items=tables.n_items,
+                               coverage_ks=() if split == "valid" else None)  # as each epoch's validation
     if res is None:
         return None
     if slices is not None:

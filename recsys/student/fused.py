@@ -40,10 +40,9 @@ def duplicate_pairs(*, item_ids: torch.Tensor, n_rows: int) -> tuple[torch.Tenso
     if not multi.any():
         empty = torch.zeros(0, dtype=torch.int64)
         return empty, empty
-    g_start, g_size = starts[multi], sizes[multi]
-    member = np.concatenate([np.arange(a, a + n) for a, n in zip(g_start, g_size)])  # sorted positions in groups
-    reps = np.repeat(g_size, g_size)  # each member pairs with its whole group
-    first = np.repeat(np.repeat(g_start, g_size), reps)
+    member = np.flatnonzero(np.repeat(multi, sizes))  # sorted positions inside a repeated id's group
+    reps = np.repeat(sizes, sizes)[member]  # each member pairs with its whole group
+    first = np.repeat(np.repeat(starts, sizes)[member], reps)
     within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
     rows, cols = order[np.repeat(member, reps)], order[first + within]
     keep = (rows != cols) & (rows < n_rows)

@@ -120,11 +120,19 @@ def split_products(a: torch.Tensor, b: torch.Tensor, *, frozen: int) -> tuple[to
     """``inner_products`` and its gradient-free part: -> (``a[:, :frozen] @ b[:, :frozen].T`` or None when
     ``frozen`` is 0, ``a @ b.T``). The carried part is the teacher's own score matrix times the carry weight, so the
     distillation losses read their teacher side off it instead of multiplying the teacher's vectors again."""
-    if frozen <= 0:
+    fixed = carried_products(a, b, frozen=frozen)
+    if fixed is None:
         return None, a @ b.T
-    with torch.no_grad():
-        fixed = a[:, :frozen] @ b[:, :frozen].T
     return fixed, fixed + a[:, frozen:] @ b[:, frozen:].T
+
+
+def carried_products(a: torch.Tensor, b: torch.Tensor, *, frozen: int) -> torch.Tensor | None:
+    """``a[:, :frozen] @ b[:, :frozen].T`` outside autograd (the carried teacher columns' products), None when
+    ``frozen`` is 0."""
+    if frozen <= 0:
+        return None
+    with torch.no_grad():
+        return a[:, :frozen] @ b[:, :frozen].T
 
 
 def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor | None, temperature: float,

@@ -28,6 +28,7 @@ from recsys.student.losses import (
     RankingDistillLoss,
     RetrievalLoss,
     candidate_mask,
+    carried_products,
     split_products,
 )
 from recsys.student.towers import TwoTower
@@ -122,10 +123,7 @@ class StudentObjective(nn.Module):
                 col_ids = torch.cat([col_ids, step.batch.item_ids[b:b + step.n_uniform]])
                 lq_uni = torch.full((step.n_uniform,), step.uniform_log_q)
                 lq = torch.cat([lq if lq is not None else torch.zeros(len(order)), lq_uni])
-            fixed = None
-            if frozen:  # the carried columns' products: no gradient, added into the node's score matrix
-                with torch.no_grad():
-                    fixed = u[:, :frozen] @ cols[:, :frozen].T
+            fixed = carried_products(u, cols, frozen=frozen)  # no gradient, added into the node's score matrix
             teacher = self._teacher_logits(step, fixed=fixed, order=order) if in_batch_kd else None
             rec, kd = in_batch_losses(users=u[:, frozen:], cols=cols[:, frozen:], item_ids=col_ids, fixed=fixed,
                                       temperature=cfg.temperature, log_q=lq, teacher=teacher,

@@ -243,41 +243,33 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
 def _fit_carry_shared(*, cfg: StudentConfig, data: Any, items: Any, users: Any, rank: int,
                       world: int) -> tuple[Any, Any]:
     """``recsys.student.carry_fit`` on valid against the adapted teacher (the vectors the towers carry), every rank
-    ranking a contiguous share of the valid users (numpy's passes are single-threaded: one rank alone left the other
-    core idle); rank 0 merges the shares (the same per-target ranks as one process ranking everyone), chooses and
-    logs; every rank re-scales its own copy of the item vectors to the chosen shift (the same array as ``items``
-    when it kept the trained shift) -> (items, the fit on rank 0, else None)."""
-    import numpy as np
+    ranking a contiguous share of the valid users (``scoring.shared``; numpy's passes are single-threaded: one rank
+    alone left the other core idle); rank 0 chooses on the merged rankings and logs; every rank re-scales its own
+    copy of the item vectors to the chosen shift (the same array as ``items`` when it kept the trained shift)
+    -> (items, the fit on rank 0, else None)."""
     import torch.distributed as dist
 
-    from recsys import metrics
+    from recsys.student import scoring
     from recsys.student.carry_fit import fit_shift, rescaled, shift_rankings
 
     vec = {"teacher_dim": data.feats.carry.shape[1], "counts": data.feats.train_count, "carry": cfg.teacher_carry,
            "k": cfg.carry_count_k, "trained_shift": cfg.carry_shift}
     shifts, tables = tuple(cfg.carry_fit_shifts), data.tables
-    merged = None
-    if world > 1:
-        share = np.array_split(np.unique(tables.valid["user"].to_numpy()), world)[rank]
-        part = shift_rankings(items=items, users=users, shifts=shifts, n_items=tables.n_items,
-                              targets=metrics.of_users(tables.valid, share),
-                              history=metrics.of_users(tables.history("valid"), share), **vec)
-        parts: list[Any] | None = [part] * world if rank == 0 else None
-        dist.gather_object(part, parts, dst=0)
-        if rank == 0 and parts is not None:
-            merged = [metrics.EvalResult.merge([p[j] for p in parts]) for j in range(len(part))]
+    merged = scoring.shared(targets=tables.valid, history=tables.history("valid"), rank_fn=lambda t, h: shift_rankings(
+        items=items, users=users, shifts=shifts, n_items=tables.n_items, targets=t, history=h, **vec))
     fit = None
     if rank == 0:
-        items_out, fit = fit_shift(items=items, users=users, shifts=shifts, tables=tables,
-                                   min_targets=cfg.carry_fit_min_targets, rankings=merged, **vec)
+        items, fit = fit_shift(items=items, users=users, shifts=shifts, tables=tables,
+                               min_targets=cfg.carry_fit_min_targets, rankings=merged, **vec)
         log.info("student: carry shift %.2f (%s); valid ndcg@10 by shift: %s", fit.shift, fit.reason,
                  ", ".join(f"{r['shift']:g}: {r['all']:.4f}{'' if r['qualifies'] else ' (below the teacher)'}"
                            for r in fit.rows))
-    if world <= 1:
-        return items_out, fit
-    box = [fit.shift if fit is not None else None]
-    dist.broadcast_object_list(box, src=0)
-    return (items_out if rank == 0 else rescaled(items=items, shift=float(box[0]), **vec)), fit
+    if world > 1:
+        box = [fit.shift if fit is not None else None]
+        dist.broadcast_object_list(box, src=0)
+        if rank != 0:
+            items = rescaled(items=items, shift=float(box[0]), **vec)
+    return items, fit
 
 
 def _cpu() -> float:

@@ -76,7 +76,7 @@ def validate_ranking(*, towers: TwoTower, data: StudentData,
     # every rank ranks its share of the users; rank 0 merges them (``recsys.student.scoring``)
     # no coverage: it is not what the epochs are chosen by, and the export reuses this ranking for valid figures only
     res = scoring.evaluate(users=users, items=items, targets=targets, history=data.tables.train,
-                           n_items=data.feats.n_items, coverage=False)
+                           n_items=data.feats.n_items, coverage_ks=())
     if res is not None:
         out = {k: v for k, v in res.summary(ks=(10, 20)).items() if "@" in k}
     box = [out]
