@@ -22,7 +22,7 @@ Two-tower retrieval and ranking for e-commerce. Data flows one way through a run
   logs -> tables/ (polars: validate, quarantine, id-map, split)
        -> teacher/ (HF text model: item + user embeddings, top-K scores, domain adapter; cached)
        -> student/ (TorchRec two-tower, sharded tables under DMP, distilled on the teacher)
-       -> index/   (FAISS: flat / IVF / IVF-PQ / HNSW, CPU or GPU)
+       -> index/   (FAISS: flat / IVF / IVF-PQ / fast-scan PQ / HNSW, CPU or GPU; exact below 200k items)
        -> rank/    (LightGBM LambdaRank re-ranker)
        -> report  (metrics JSON, markdown report, plots)
 """

@@ -9,6 +9,7 @@ the wrong quantity (the TorchRec retrieval example's bug), so a mismatch is refu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Any
@@ -64,15 +65,38 @@ def auto_pq(d: int, n: int, *, m: int, nbits: int, fastscan: bool = False) -> tu
     return m, nbits
 
 
+def coarse_centroids(index: ItemIndex) -> np.ndarray | None:
+    """(nlist, d) centroids of an IVF index's flat coarse quantizer (None for other kinds)."""
+    faiss = import_faiss()
+    if index.cfg.kind not in ("ivf_flat", "ivf_pq", "ivf_fastscan") or index.cfg.quantizer != "flat":
+        return None
+    ivf = faiss.extract_index_ivf(index.index)
+    return faiss.rev_swig_ptr(faiss.downcast_index(ivf.quantizer).get_xb(), ivf.nlist * index.dim) \
+        .reshape(ivf.nlist, index.dim).copy()
+
+
+def resolve_kind(cfg: IndexConfig, *, n_items: int) -> IndexConfig:
+    """``cfg`` with ``kind = "auto"`` made concrete for ``n_items`` vectors: ``flat`` (exact; batched matmul is the
+    fastest search at this size) up to ``cfg.flat_max_items``, ``ivf_fastscan`` (IVF over 4-bit PQ codes with an
+    exact re-score of the shortlist, the fastest kind at 1M items, benchmarks/README.md) above."""
+    if cfg.kind != "auto":
+        return cfg
+    return dataclasses.replace(cfg, kind="flat" if n_items <= cfg.flat_max_items else "ivf_fastscan")
+
+
 def build_index(
-    vectors: np.ndarray, *, cfg: IndexConfig, model_metric: str | None = None, ids: np.ndarray | None = None
+    vectors: np.ndarray, *, cfg: IndexConfig, model_metric: str | None = None, ids: np.ndarray | None = None,
+    centroids: np.ndarray | None = None,
 ) -> ItemIndex:
     """Build and fill an index.
 
     Args:
         vectors: (N, d) item vectors, row i = item ``ids[i]`` (default ``i``).
-        cfg: index kind, metric and build parameters.
+        cfg: index kind (``auto``: ``resolve_kind``), metric and build parameters.
         model_metric: the metric the vectors were trained with (meta.json); refused if != ``cfg.metric``.
+        centroids: IVF kinds with a flat quantizer: (nlist, d) coarse centroids already trained on these vectors
+            (``coarse_centroids`` of another IVF index over them), so only the codes are trained. Same seed, same
+            sample: the k-means would find the very same centroids.
     Returns:
         ItemIndex with provisional search parameters (``tune`` sets them for a target recall).
     """
@@ -88,6 +112,7 @@ def build_index(
     if cfg.metric == "cosine":
         x = normalize(x)
     n, d = x.shape
+    cfg = resolve_kind(cfg, n_items=n)
     ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
     ip = faiss.METRIC_INNER_PRODUCT
     params: dict[str, int] = {}
@@ -106,6 +131,10 @@ def build_index(
         else:
             m, _ = auto_pq(d, n, m=cfg.pq_m, nbits=4, fastscan=True)
             inner = faiss.IndexIVFPQFastScan(quant, d, nlist, m, 4, ip)
+        if centroids is not None:
+            if cfg.quantizer != "flat" or centroids.shape != (nlist, d):
+                raise ValueError(f"centroids {centroids.shape} do not fit a flat quantizer of {nlist} x {d}")
+            quant.add(np.ascontiguousarray(centroids, dtype=np.float32))  # trained: IndexIVF.train skips it
         inner.own_fields = True
         quant.this.disown()
         inner.cp.niter = cfg.kmeans_iters

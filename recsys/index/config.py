@@ -7,7 +7,7 @@ from typing import Literal
 
 from recsys.config import ranged
 
-IndexKind = Literal["flat", "ivf_flat", "ivf_pq", "ivf_fastscan", "hnsw"]
+IndexKind = Literal["auto", "flat", "ivf_flat", "ivf_pq", "ivf_fastscan", "hnsw"]
 Quantizer = Literal["flat", "hnsw"]
 Metric = Literal["ip", "cosine"]
 UseGpu = Literal["auto", "never", "always"]
@@ -22,9 +22,15 @@ class IndexConfig:
     ``IndexIVFPQFastScan``) whose shortlist is re-scored exactly: the fastest kind at 1M items on CPU
     (benchmarks/README.md). Search parameters (nprobe / efSearch, and the shortlist factor of the
     refined kinds) left at 0 are tuned at build time to reach ``target_recall`` of exact search at depth ``k``.
+    ``auto`` (the default) picks by catalogue size when the index is built (``recsys.index.build.resolve_kind``):
+    ``flat`` up to ``flat_max_items`` items, ``ivf_fastscan`` above; the manifest records the kind it built.
     """
 
-    kind: IndexKind = "hnsw"
+    kind: IndexKind = "auto"
+    # "auto": exact search up to this many items. Beauty's 12k x 448 student vectors: the valid and test searches
+    # of 22k users each took 2.7 s exact vs 7.5 s through the tuned HNSW (ef_search 100, recall@100 0.956), whose
+    # build and tuning cost another 5 s (Intel Xeon, 2 cores, 2026-12-01); at 1M items fast-scan IVF is 31x exact
+    flat_max_items: int = ranged(200_000, ge=0)
     metric: Metric = "ip"  # must equal the student's meta.json metric; a mismatch is refused, never coerced
     k: int = ranged(100, ge=1)  # candidates per user written for the ranker (the depth recall is tuned at)
     target_recall: float = ranged(0.95, gt=0, le=1)  # of exact search, at depth k, on the validation users'

@@ -81,6 +81,7 @@ def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd
     tb = time.perf_counter()
     index = build_index(items, cfg=cfg, model_metric=meta["metric"])
     build_s = time.perf_counter() - tb
+    built = index.cfg  # ``auto`` made concrete
     rng = np.random.default_rng(cfg.seed)
     vusers = tables.targets("valid")["user"].unique().to_numpy()
     tq = uv["valid"][rng.choice(vusers, min(cfg.tune_queries, len(vusers)), replace=False)] if len(vusers) \
@@ -89,17 +90,17 @@ def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd
     outs = save_index(index, lay.index, vectors_path=lay.item_vectors(variant), tune=tuned)
     others = None
     if cfg.tradeoff:
-        # the trade-off's other kinds are built in a background thread while the candidates are searched (IVF-PQ's
-        # codebooks take ~10 s of one core; faiss releases the GIL): on an idle 2-core box the two overlap. So
+        # the trade-off's other kinds are built in a background thread while the candidates are searched (the IVF
+        # kinds' k-means take ~5 s each of one core; faiss releases the GIL): on an idle 2-core box the two overlap. So
         # search_seconds_* count the shared cores; the sweep's QPS are measured after, alone
         from concurrent.futures import ThreadPoolExecutor
 
         from recsys.index.tradeoff import build_kinds
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-tradeoff")
-        others = pool.submit(build_kinds, items, cfg=cfg, model_metric=meta["metric"])
+        others = pool.submit(build_kinds, items, cfg=built, model_metric=meta["metric"])
         pool.shutdown(wait=False)
-    report: dict[str, Any] = {"kind": cfg.kind, "metric": cfg.metric, "items": index.count, "dim": index.dim,
+    report: dict[str, Any] = {"kind": built.kind, "metric": cfg.metric, "items": index.count, "dim": index.dim,
                               "build_seconds": round(build_s, 3), "search_params": dict(index.params),
                               "tuned_recall_at_k": tuned.recall, "k": cfg.k, "target_recall": cfg.target_recall}
     for split in ("valid", "test"):
@@ -109,7 +110,8 @@ def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd
         cands = to_frame(users, sc, ids)
         outs.append(L.write(path=lay.candidates(split), frame=cands))
         if split == "test":
-            _, esc, eids = search_split(index, user_vectors=uv[split], tables=tables, split=split, k=cfg.k, exact=True)
+            esc, eids = (sc, ids) if index.exact else \
+                search_split(index, user_vectors=uv[split], tables=tables, split=split, k=cfg.k, exact=True)[1:]
             report["ann_vs_exact_recall@10"] = recall_vs_exact(ids[:, :10], eids[:, :10])
             report[f"ann_vs_exact_recall@{cfg.k}"] = recall_vs_exact(ids, eids)
             ks = tuple(sorted({10, 20, cfg.k}))
@@ -118,14 +120,14 @@ def run(cfg: IndexConfig, run_dir: RunDir, *, vectors: str = "student/student_kd
     if others is not None:  # the QPS are measured now, with nothing else running in this process
         from recsys.index.tradeoff import sweep
 
-        points = sweep(items, queries=tq, cfg=cfg, model_metric=meta["metric"], built=(index, build_s),
+        points = sweep(items, queries=tq, cfg=built, model_metric=meta["metric"], built=(index, build_s),
                        prebuilt=others.result())
         if tuned.param is not None:  # the sweep moved the stage's own index through its settings
             index.set_params(**{tuned.param: int(tuned.value)})  # type: ignore[arg-type]
         outs.append(IC.write_tradeoff(layout=lay, tradeoff={"k": 10, "queries": len(tq), "points": points}))
     run_dir.record(STAGE, key=key, config=cfg, outputs=outs, seconds=time.perf_counter() - t0, vectors=vectors,
                    report=report, tune=tuned, versions=versions())
-    log.info("index: %s, exact-vs-ANN recall@10 %.4f, test recall@%d %.4f (exact %.4f)", cfg.kind,
+    log.info("index: %s, exact-vs-ANN recall@10 %.4f, test recall@%d %.4f (exact %.4f)", built.kind,
              report["ann_vs_exact_recall@10"], cfg.k, report["test_ann"][f"recall@{cfg.k}"],
              report["test_exact"][f"recall@{cfg.k}"])
     return report

@@ -15,17 +15,20 @@ from typing import Any
 import numpy as np
 
 from recsys.index._faiss import want_gpu
-from recsys.index.build import build_index
+from recsys.index.build import build_index, coarse_centroids
 from recsys.index.config import IndexConfig
 from recsys.index.search import ItemIndex
 from recsys.index.tune import recall_vs_exact
 
 log = logging.getLogger(__name__)
 
+# IVF-PQ (8-bit codes) is not swept by default: its 448-d codebooks took 29 s of one core on Beauty (Intel Xeon,
+# 2026-12-01), and fast-scan PQ with an exact re-score, 6 s to build, is the faster of the two at every recall
+# at 1M items (benchmarks/README.md)
 SWEEPS: dict[str, tuple[str | None, tuple[int, ...]]] = {
     "flat": (None, (0,)),
     "ivf_flat": ("nprobe", (1, 2, 4, 8, 16, 32, 64)),
-    "ivf_pq": ("nprobe", (1, 2, 4, 8, 16, 32, 64)),
+    "ivf_fastscan": ("nprobe", (1, 2, 4, 8, 16, 32, 64)),
     "hnsw": ("ef_search", (16, 32, 64, 128, 256)),
 }
 
@@ -36,7 +39,8 @@ def _pq_m(kind: str, cfg: IndexConfig, d: int) -> int:
 
 
 def _reuses(kind: str, cfg: IndexConfig, d: int) -> bool:
-    """True when the stage's own index (of ``cfg.kind``) is swept for ``kind`` instead of building another."""
+    """True when the stage's own index (of ``cfg.kind``, made concrete) is swept for ``kind`` instead of building
+    another."""
     return kind == cfg.kind and (kind != "ivf_pq" or _pq_m(kind, cfg, d) == cfg.pq_m) \
         and not want_gpu(cfg.use_gpu)  # the sweep measures CPU search
 
@@ -46,12 +50,18 @@ def build_kinds(items: np.ndarray, *, cfg: IndexConfig, model_metric: str,
     """Every kind of ``SWEEPS`` built over ``items`` with its sweep settings -> kind -> (index, build seconds);
     ``skip_own``: not the kind the stage's own index stands for (``sweep``'s ``built``).
 
-    The slow part of the sweep (IVF-PQ's codebooks: 10 of its 15 s on Beauty, one thread) and timing nothing
+    The slow part of the sweep (the IVF kinds' k-means: ~5 s each on Beauty, one thread) and timing nothing
     but the builds, so the index stage runs it in a background thread while it searches (faiss releases the
     GIL); the QPS are measured afterwards, alone. On a busy machine a build's seconds then include waiting for
-    a core."""
-    return {kind: _build_one(items, kind, cfg, model_metric) for kind in SWEEPS
-            if not (skip_own and _reuses(kind, cfg, items.shape[1]))}
+    a core. The IVF kinds after the first reuse its coarse centroids (``build_index(centroids=)``), so their build
+    seconds leave out the k-means."""
+    out: dict[str, tuple[ItemIndex, float]] = {}
+    centroids = None  # the IVF kinds share one coarse k-means (same seed and sample: the same centroids)
+    for kind in SWEEPS:
+        if not (skip_own and _reuses(kind, cfg, items.shape[1])):
+            out[kind] = _build_one(items, kind, cfg, model_metric, centroids=centroids)
+            centroids = centroids if centroids is not None else coarse_centroids(out[kind][0])
+    return out
 
 
 def sweep(items: np.ndarray, *, queries: np.ndarray, cfg: IndexConfig, model_metric: str, k: int = 10,
@@ -95,9 +105,10 @@ def sweep(items: np.ndarray, *, queries: np.ndarray, cfg: IndexConfig, model_met
     return points
 
 
-def _build_one(items: np.ndarray, kind: str, cfg: IndexConfig, model_metric: str) -> tuple[ItemIndex, float]:
+def _build_one(items: np.ndarray, kind: str, cfg: IndexConfig, model_metric: str,
+               centroids: np.ndarray | None = None) -> tuple[ItemIndex, float]:
     t0 = time.perf_counter()
     index = build_index(items, cfg=dataclasses.replace(cfg, kind=kind, nprobe=0, ef_search=0, use_gpu="never",
                                                        pq_m=_pq_m(kind, cfg, items.shape[1])),
-                        model_metric=model_metric)
+                        model_metric=model_metric, centroids=centroids)
     return index, time.perf_counter() - t0
