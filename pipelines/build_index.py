@@ -14,7 +14,7 @@ import logging
 
 from pipelines.common import (add_common_args, command_main, load_config, open_run, quiet_third_party, setup_logging,
                               step)
-from pipelines.config import PipelineConfig
+from pipelines.config import PipelineConfig, ablation_lanes
 from recsys.artifacts import RunDir, versions
 from recsys.contracts import student as S
 from recsys.student.config import StudentConfig
@@ -40,7 +40,7 @@ def build(cfg: PipelineConfig, run_dir: RunDir, *, force: bool = False, timings:
         teacher.run(cfg.teacher, run_dir, force=force)
     cfgs = {"student_kd": cfg.student, **(variants or {})}
     with step("student_kd" if len(cfgs) == 1 else "students", timings, cpu):
-        recs = student.run_variants(cfgs, run_dir, force=force)
+        recs = student.run_variants(cfgs, run_dir, force=force, lanes=ablation_lanes(cfg))
     if len(cfgs) > 1:
         log.info("── students: %s", ", ".join(f"{v} {float(r.get('seconds', 0)):.0f}s" for v, r in recs.items()))
     with step("index", timings, cpu):

@@ -26,20 +26,29 @@ class PipelineConfig:
     eval: EvalConfig = EvalConfig()
     prune: PruneConfig = PruneConfig()  # the pruned student_kd: a report row beside int8, never served
     ablation: bool = True  # also train student_no_kd / _kd_emb / _kd_rank for the report
-    # processes of each ablation variant; 0 = student.nproc (2), so the four variants train in ONE 2-process
-    # launch (recsys.student.stage.run_variants: one torchrun start and torchrec import instead of four) and
-    # every row matches the previous release's. 1 trains the ablation in this process, no launch at all. Two
-    # 1-thread ranks are the better use of 2 cores: 1.52x the examples/s of one 2-thread process at 0.94 of its
-    # per-CPU-second rate (benchmarks/README.md, student, load 17.9), and on a shared machine (load ~19,
-    # 2026-12-01) Beauty's student_no_kd for 2 epochs took 44 CPU s / 306 s in two processes against over 123
-    # CPU s / 1239 s in one, killed in its 2nd epoch (its threads wait for each other at every op); the
-    # shards' own initialisation also moves the metrics like another seed
-    ablation_nproc: int = ranged(0, ge=0)
+    # processes of each ablation variant (0 = student.nproc). student_kd, the served student, always trains on
+    # student.nproc (2) processes, sharded under DMP; the three ablation twins default to 1 process each, run
+    # ``ablation_lanes`` at a time (one launch per lane, the cores split between them). At Beauty size the 2-process
+    # run is bound by its per-step gloo all-to-all and all-gathers: in one 1-thread process student_kd_rank trained
+    # at 7.8 s an epoch while student_kd_emb ran beside it, against 7.7 s on both cores in 2 processes (Intel Xeon,
+    # 2 cores, 2026-12-01; bench_student, Beauty: TorchRec 1 process on 1 thread 38.6k examples/s, 2 processes on 2
+    # cores 31.0k). Before (2026-12-01 earlier): ablation_nproc 0, every variant in one 2-process launch. 1 process
+    # changes the tables' initialisation like another seed (valid NDCG@10 within the seeds' spread)
+    ablation_nproc: int = ranged(1, ge=0)
+    ablation_lanes: int = ranged(0, ge=0)  # 1-process ablation variants trained at once; 0 = one per core (capped
+    # by the variants). 1 trains them one after another in this process, no launch
     rerank: bool = True  # train the LightGBM re-ranker on the index's candidates
     multilevel: bool = False  # also train student_intermediate (the sequential student, distilled from the
     # teacher) and student_kd_ml (student_kd whose ranking KL reads the intermediate's vectors): two more rows.
     # Off by default: two more student trainings (the sequential one ~5x slower per example), and student_kd_ml
     # did not beat student_kd on valid NDCG@10 (Beauty 0.0734 vs 0.0752, Toys 0.0731 vs 0.0768; README)
+
+
+def ablation_lanes(cfg: PipelineConfig) -> int:
+    """How many 1-process ablation variants train at once (``ablation_lanes``; 0 = the cores)."""
+    import os
+
+    return cfg.ablation_lanes or (os.cpu_count() or 1)
 
 
 def student_variant(base: StudentConfig, name: str) -> StudentConfig:

@@ -154,10 +154,25 @@ class RunDir:
         except json.JSONDecodeError as e:
             raise ArtifactError(f"{p}: not valid JSON ({e}). Delete it to start the run over.") from e
 
+    @contextlib.contextmanager
+    def _manifest_lock(self) -> Iterator[None]:
+        """Serialise read-modify-writes of the manifest across processes (``flock`` on ``.manifest.lock``): the
+        student's parallel lanes record their variants from separate processes. Where the file system has no
+        ``flock`` (some network mounts) the write goes ahead unlocked, as before."""
+        import fcntl
+
+        with open(self.root / ".manifest.lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX)
+            except OSError:
+                pass
+            yield  # closing the file releases the lock
+
     def update_manifest(self, **fields: Any) -> None:
-        m = self.manifest()
-        m.update(to_jsonable(fields))
-        write_json(self.layout.manifest, m)
+        with self._manifest_lock():
+            m = self.manifest()
+            m.update(to_jsonable(fields))
+            write_json(self.layout.manifest, m)
 
     def stage_record(self, stage: str) -> dict[str, Any] | None:
         return self.manifest().get("stages", {}).get(stage)
@@ -197,8 +212,7 @@ class RunDir:
         seconds: float,
         **extra: Any,
     ) -> None:
-        m = self.manifest()
-        m.setdefault("stages", {})[stage] = to_jsonable(
+        entry = to_jsonable(
             {
                 "key": key,
                 "config": config,
@@ -208,7 +222,10 @@ class RunDir:
                 **extra,
             }
         )
-        write_json(self.layout.manifest, m)
+        with self._manifest_lock():
+            m = self.manifest()
+            m.setdefault("stages", {})[stage] = entry
+            write_json(self.layout.manifest, m)
 
     def output_hash(self, stage: str) -> str:
         """Hash of a finished stage's outputs: the input key of the stages that read them."""

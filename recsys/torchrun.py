@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
@@ -100,15 +101,16 @@ def _agent_preexec() -> None:
 
 
 @contextlib.contextmanager
-def forward_signals(proc: subprocess.Popen[Any]) -> Iterator[None]:
-    """While the agent runs, SIGINT/SIGTERM to us go to it too; then we stop as those signals would."""
+def forward_signals(*procs: subprocess.Popen[Any]) -> Iterator[None]:
+    """While the agents run, SIGINT/SIGTERM to us go to them too; then we stop as those signals would."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
@@ -138,16 +140,30 @@ def launch(*, cmd: list[str], nproc: int, what: str, detail: str = "", timeout_s
 
     Interrupted (SIGINT/SIGTERM, a timeout, any exception here), the workers are stopped before this returns.
     """
-    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    launch_many(launches=[(cmd, nproc, detail)], what=what, timeout_s=timeout_s)
+
+
+def launch_many(*, launches: Sequence[tuple[list[str], int, str]], what: str, timeout_s: float | None = None) -> None:
+    """Run several torchrun commands at once, ``(cmd, nproc, detail)`` each, and wait for all; raise
+    ``WorkersFailed`` naming every launch that failed. The cores are shared: each worker gets
+    ``cores // (all workers)`` OpenMP threads unless ``OMP_NUM_THREADS`` is set. One that fails does not stop the
+    others (their work is recorded as it finishes); interrupted, every launch is stopped before this returns."""
+    total = sum(n for _, n, _ in launches)
+    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, total))))
     env = {**os.environ, "OMP_NUM_THREADS": threads, LAUNCHER_ENV: str(os.getpid())}
-    log.info("%s: launching %d workers on this host: %s", what, nproc, " ".join(cmd[:10]) + " ...")
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=_agent_preexec)  # noqa: PLW1509 - prctl only
+    procs = []
     try:
-        with forward_signals(proc):
-            rc = proc.wait(timeout=timeout_s)
+        for cmd, nproc, _ in launches:
+            log.info("%s: launching %d workers on this host: %s", what, nproc, " ".join(cmd[:10]) + " ...")
+            procs.append(subprocess.Popen(cmd, env=env, preexec_fn=_agent_preexec))  # noqa: PLW1509 - prctl only
+        with forward_signals(*procs):
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            rcs = [p.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+                   for p in procs]
     finally:
-        stop(proc)
-    if rc != 0:
-        more = f", {detail}" if detail else ""
-        raise WorkersFailed(f"{what} workers ({nproc} processes{more}) failed with exit code {rc}; their log is "
-                            "above")
+        for p in procs:
+            stop(p)
+    failed = [(rc, nproc, detail) for rc, (_, nproc, detail) in zip(rcs, launches) if rc != 0]
+    if failed:
+        raise WorkersFailed("; ".join(f"{what} workers ({nproc} processes{', ' + d if d else ''}) failed with exit "
+                                      f"code {rc}" for rc, nproc, d in failed) + "; their log is above")

@@ -2,7 +2,8 @@
 when ``cfg.nproc > 1`` or the job spans several hosts; ``recsys student`` is its command line).
 
 One launch trains one or several variants (``jobs``, same ``nproc``), one after another in the same workers and
-process group: torchrun's start, the torchrec import and the rendezvous are paid once.
+process group: torchrun's start, the torchrec import and the rendezvous are paid once. ``launch_lanes`` runs
+several such launches at once (the ablation's 1-process lanes, one per core).
 Process handling (lifeline, signal forwarding, multi-node rendezvous) is ``recsys.torchrun``'s.
 """
 
@@ -17,8 +18,9 @@ from recsys.student.config import StudentConfig
 from recsys.torchrun import SINGLE, Rendezvous, WorkersFailed, command
 from recsys.torchrun import forward_signals as _forward_signals  # noqa: F401 - the lifeline tests use it
 from recsys.torchrun import launch as _launch
+from recsys.torchrun import launch_many
 
-__all__ = ["WorkersFailed", "launch", "torchrun_command"]
+__all__ = ["WorkersFailed", "launch", "launch_lanes", "torchrun_command"]
 WORKER = "recsys.student.worker"
 Jobs = Sequence[tuple[str, StudentConfig, str]]  # (variant, config, stage key), trained in this order
 
@@ -39,3 +41,11 @@ def launch(*, jobs: Jobs, run_dir: Path, rdzv: Rendezvous = SINGLE, timeout_s: f
     nproc = jobs[0][1].nproc
     _launch(cmd=cmd, nproc=nproc, what="student", detail="variant " + ", ".join(v for v, _, _ in jobs),
             timeout_s=timeout_s)
+
+
+def launch_lanes(*, lanes: Sequence[Jobs], run_dir: Path, timeout_s: float | None = None) -> None:
+    """Run one launch per lane (each trains its jobs in order) all at once on this host, and wait for all; the
+    cores are split between their workers. Raise ``WorkersFailed`` naming the lanes that failed."""
+    launch_many(launches=[(torchrun_command(jobs=jobs, run_dir=run_dir), jobs[0][1].nproc,
+                           "variant " + ", ".join(v for v, _, _ in jobs)) for jobs in lanes],
+                what="student", timeout_s=timeout_s)

@@ -89,11 +89,13 @@ class Job:
 
 
 def run_variants(cfgs: dict[str, StudentConfig], run_dir: RunDir, *, force: bool = False,
-                 rdzv: Rendezvous = SINGLE) -> dict[str, dict[str, Any]]:
+                 rdzv: Rendezvous = SINGLE, lanes: int = 1) -> dict[str, dict[str, Any]]:
     """Train + export every stale variant of ``cfgs`` (variant -> config); -> variant -> manifest record.
 
     The ones that run on several processes share ONE torchrun launch per process count (in ``cfgs`` order);
-    1-process ones train in this process. The exports are those of ``run`` called once per variant.
+    1-process ones train in this process, or with ``lanes`` > 1 in that many 1-process launches running at once
+    (variants dealt to them round-robin in ``cfgs`` order, each lane's in order; the cores are split between
+    them). The exports are those of ``run`` called once per variant.
     """
     keys = {v: input_key(c, run_dir, variant=v) for v, c in cfgs.items()}
     out: dict[str, dict[str, Any]] = {}
@@ -109,6 +111,8 @@ def run_variants(cfgs: dict[str, StudentConfig], run_dir: RunDir, *, force: bool
         group = [j for j in todo if j.cfg.nproc == nproc]
         if nproc > 1 or rdzv.multi_node:
             out.update(_launched(group, run_dir, rdzv=rdzv))
+        elif lanes > 1 and len(group) > 1:
+            out.update(_launched(group, run_dir, rdzv=rdzv, lanes=min(lanes, len(group))))
         else:
             for j in group:
                 out[j.variant] = execute(cfg=j.cfg, run_dir=run_dir, variant=j.variant, key=j.key)
@@ -123,14 +127,19 @@ def _check_batch(cfg: StudentConfig) -> None:
                           f"{cfg.nproc} (each process takes an equal share of every batch); set a multiple of it")
 
 
-def _launched(jobs: list[Job], run_dir: RunDir, *, rdzv: Rendezvous) -> dict[str, dict[str, Any]]:
-    """Train ``jobs`` (same ``nproc``) in one torchrun launch; -> variant -> the record rank 0 wrote."""
-    from recsys.student.launch import launch
+def _launched(jobs: list[Job], run_dir: RunDir, *, rdzv: Rendezvous, lanes: int = 1) -> dict[str, dict[str, Any]]:
+    """Train ``jobs`` (same ``nproc``) in one torchrun launch, or in ``lanes`` launches at once (1-process jobs
+    dealt round-robin); -> variant -> the record rank 0 wrote."""
+    from recsys.student.launch import launch, launch_lanes
     from recsys.torchrun import WorkersFailed
 
     before = {j.variant: run_dir.stage_record(stage_name(j.variant)) for j in jobs}
+    specs = [(j.variant, j.cfg, j.key) for j in jobs]
     try:
-        launch(jobs=[(j.variant, j.cfg, j.key) for j in jobs], run_dir=run_dir.root, rdzv=rdzv)
+        if lanes > 1:
+            launch_lanes(lanes=[specs[i::lanes] for i in range(lanes)], run_dir=run_dir.root)
+        else:
+            launch(jobs=specs, run_dir=run_dir.root, rdzv=rdzv)
     except WorkersFailed as e:
         # A worker that dies in interpreter teardown (a C++ thread of gloo/fbgemm: "terminate called without
         # an active exception", SIGABRT) after rank 0 recorded the stage has lost nothing: accept the run

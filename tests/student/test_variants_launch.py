@@ -52,3 +52,19 @@ def test_one_launch_for_two_variants_equals_two_launches(tiny_run: RunDir, tmp_p
     assert run_variants(cfgs, one) == {v: json.loads(one.layout.manifest.read_text())["stages"][f"student/{v}"]
                                        for v in cfgs}  # fresh: skipped, no launch
     assert len(launches) == 3
+
+
+@pytest.mark.slow
+def test_lanes_of_one_process_variants_equal_training_them_in_this_process(tiny_run: RunDir, tmp_path: Path) -> None:
+    one = {**TINY, "nproc": 1}
+    cfgs = {"student_kd": StudentConfig(**one),
+            "student_no_kd": StudentConfig(**{**one, "lambda_emb": 0.0, "lambda_rank": 0.0})}
+    lanes, here = _copy_run(tiny_run, tmp_path / "lanes"), _copy_run(tiny_run, tmp_path / "here")
+    recs = run_variants(cfgs, lanes, lanes=2)  # two 1-process launches at once, each recording its variant
+    run_variants(cfgs, here)  # one after another in this process
+    stages = json.loads(lanes.layout.manifest.read_text())["stages"]
+    for v in cfgs:
+        assert recs[v]["world_size"] == 1 and stages[f"student/{v}"]["key"] == recs[v]["key"]
+        for name in FILES:
+            np.testing.assert_allclose(np.load(lanes.layout.student(v) / name), np.load(here.layout.student(v) / name),
+                                       atol=1e-6, err_msg=f"{v}/{name}")
