@@ -12,8 +12,15 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipelines.common import (add_common_args, command_main, load_config, open_run, quiet_third_party, setup_logging,
-                              step)
+from pipelines.common import (
+    add_common_args,
+    command_main,
+    load_config,
+    open_run,
+    quiet_third_party,
+    setup_logging,
+    step,
+)
 from pipelines.config import PipelineConfig, ablation_lanes
 from recsys.artifacts import RunDir, versions
 from recsys.contracts import student as S

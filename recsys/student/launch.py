@@ -15,10 +15,9 @@ from pathlib import Path
 
 from recsys.artifacts import to_jsonable
 from recsys.student.config import StudentConfig
-from recsys.torchrun import SINGLE, Rendezvous, WorkersFailed, command
+from recsys.torchrun import SINGLE, Rendezvous, WorkersFailed, command, launch_many
 from recsys.torchrun import forward_signals as _forward_signals  # noqa: F401 - the lifeline tests use it
 from recsys.torchrun import launch as _launch
-from recsys.torchrun import launch_many
 
 __all__ = ["WorkersFailed", "launch", "launch_lanes", "torchrun_command"]
 WORKER = "recsys.student.worker"
