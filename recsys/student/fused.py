@@ -128,6 +128,56 @@ class _RelationalKL(torch.autograd.Function):
         return g * g_out, None, None
 
 
+class _CarriedRelational(torch.autograd.Function):
+    """``losses.relational_kl`` with the teacher carried in the first columns, in one node (``carried_relational``)."""
+
+    @staticmethod
+    def forward(ctx: Any, xf: torch.Tensor, xr: torch.Tensor, inv_t: float) -> torch.Tensor:
+        b = xf.shape[0]
+        sq_t = xf.square().sum(1)
+        nt = sq_t.sqrt().clamp_min(1e-12)
+        n = (sq_t + xr.square().sum(1)).sqrt().clamp_min(1e-12)
+        yt = xf * (inv_t**0.5 / nt)[:, None]
+        a = torch.mm(yt, yt.T)  # cos_t / T
+        w = nt / n  # the frozen block of cos_s is cos_t * w_i * w_j
+        yr = xr / n[:, None]
+        s = (a * w[:, None]).mul_(w[None, :]).addmm_(yr, yr.T, alpha=inv_t)  # cos_s / T
+        a.diagonal().fill_(NEG_INF)
+        s.diagonal().fill_(NEG_INF)
+        a.sub_(a.amax(1, keepdim=True))
+        e = a.exp()
+        zt = e.sum(1, keepdim=True)
+        a.sub_(zt.log())  # log P_t
+        p_t = e.div_(zt)
+        ms = s.amax(1, keepdim=True)
+        s.sub_(ms)  # log P_s + log zs
+        e_s = s.exp()
+        zs = e_s.sum(1, keepdim=True)
+        kl = (a.sub_(s).mul_(p_t).sum(1) + zs.log()[:, 0]).mean()  # sum_j P_t = 1; masked cells add 0 * finite
+        g = e_s.div_(zs).sub_(p_t).mul_(inv_t / b)  # dKL/dcos_s = (P_s - P_t) / (B T); its diagonal is 0
+        wg = torch.add(s, ms, out=p_t).mul_(g)  # (cos_s / T) * G, in P_t's buffer
+        q = (wg.sum(1) + wg.sum(0)) / inv_t  # sum_j (G + G^T)_kj cos_kj: the part along y_k, which |y_k| = 1 removes
+        ctx.save_for_backward(g, q, yr, n)
+        return kl
+
+    @staticmethod
+    def backward(ctx: Any, g_out: torch.Tensor) -> tuple[Any, ...]:
+        g, q, yr, n = ctx.saved_tensors
+        grad_yr = torch.addmm(g @ yr, g.T, yr)  # (G + G^T) @ y, trainable columns
+        return None, grad_yr.sub_(q[:, None] * yr).div_(n[:, None]).mul_(g_out), None
+
+
+def carried_relational(*, student: torch.Tensor, frozen: int, temperature: float) -> torch.Tensor:
+    """``losses.relational_kl(student=, teacher=None, frozen=)`` in one autograd node: the teacher's cosines are
+    those of the first ``frozen`` columns (the carried teacher vectors, no gradient), the student's those of the whole
+    rows. Four (B, B) buffers and closed-form gradients (``dKL/dcos_s = (P_s - P_t) / (B T)``, then through the
+    row normalisation onto the trainable columns) instead of autograd's chain of (B, B) temporaries. Same value and
+    gradient as the Gram-over-norms form (tests/student/test_fused.py)."""
+    if not 0 < frozen < student.shape[1] or student.ndim != 2:
+        raise ValueError(f"carried_relational: frozen={frozen} must split the {tuple(student.shape)} rows' columns")
+    return _CarriedRelational.apply(student[:, :frozen].detach(), student[:, frozen:], 1.0 / temperature)
+
+
 def relational_kl_of(*, cos_s: torch.Tensor, cos_t: torch.Tensor, temperature: float) -> torch.Tensor:
     """``losses.relational_kl`` from the two (B, B) cosine matrices: KL(softmax(cos_t / T) || softmax(cos_s / T))
     per row over the other rows (diagonal dropped), mean over rows; gradient ``(P_s - P_t) / (B T)`` in closed form."""

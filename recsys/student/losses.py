@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys.student.fused import NEG_INF, relational_kl_of
+from recsys.student.fused import NEG_INF, carried_relational, relational_kl_of
 
 
 
@@ -146,6 +146,8 @@ def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor | None, temper
     ``teacher=None`` (with ``frozen``): the frozen columns ARE the teacher's vectors (times a constant, the towers'
     carry), and the teacher's cosines are read off their Gram matrix.
     """
+    if teacher is None and 0 < frozen < student.shape[1]:
+        return carried_relational(student=student, frozen=frozen, temperature=temperature)
     n = student.norm(dim=1).clamp_min(1e-12)  # F.normalize's x / max(|x|, eps), applied to the Gram matrix
     fixed, gram = split_products(student, student, frozen=frozen)
     with torch.no_grad():

@@ -111,3 +111,37 @@ def test_relational_kl_of_is_the_direct_kl() -> None:
     assert torch.allclose(got, want, rtol=1e-10)
     assert torch.allclose(a.grad, d.grad, rtol=1e-9, atol=1e-12)
     assert float(relational_kl_of(cos_s=cos_t, cos_t=cos_t, temperature=0.1)) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_carried_relational_is_the_gram_over_norms_form(dtype: torch.dtype) -> None:
+    """The one-node relational KL equals the autograd form (fixed block from the carried columns, cosines over the
+    whole rows' norms), value and gradient of the trainable columns; repeated rows (duplicate positives) included."""
+    from recsys.student.fused import carried_relational
+    from recsys.student.losses import split_products
+
+    g = torch.Generator().manual_seed(5)
+    carried = torch.randn(9, 6, generator=g, dtype=dtype)
+    carried[4] = carried[1]  # a positive repeated in the batch
+    r0 = torch.randn(9, 3, generator=g, dtype=dtype) * 0.5
+    r0[4] = r0[1]
+
+    def direct(x: torch.Tensor) -> torch.Tensor:  # the pre-fusion code path of losses.relational_kl
+        n = x.norm(dim=1).clamp_min(1e-12)
+        fixed, gram = split_products(x, x, frozen=6)
+        nt = x[:, :6].norm(dim=1).clamp_min(1e-12)
+        return relational_kl_of(cos_s=gram / (n[:, None] * n[None, :]),
+                                cos_t=fixed / (nt[:, None] * nt[None, :]), temperature=0.1)
+
+    ra, rb = r0.clone().requires_grad_(True), r0.clone().requires_grad_(True)
+    got = carried_relational(student=torch.cat([carried, ra], 1), frozen=6, temperature=0.1)
+    want = direct(torch.cat([carried, rb], 1))
+    (got * 1.7).backward()
+    (want * 1.7).backward()
+    tol = {"rtol": 1e-9, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 2e-4, "atol": 1e-6}
+    assert float(got) > 0 and torch.allclose(got, want, **tol)
+    assert torch.allclose(ra.grad, rb.grad, **tol)
+    same = torch.cat([carried, carried[:, :3] * 0.0], 1)  # no residual: the student's cosines are the teacher's
+    assert float(carried_relational(student=same, frozen=6, temperature=0.1)) == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="must split"):
+        carried_relational(student=carried, frozen=6, temperature=0.1)
