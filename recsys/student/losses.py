@@ -17,7 +17,6 @@ from torch import nn
 from recsys.student.fused import NEG_INF, carried_relational, relational_kl_of
 
 
-
 def sampled_softmax(
     *, users: torch.Tensor, items: torch.Tensor, temperature: float, item_ids: torch.Tensor | None = None,
     log_q: torch.Tensor | None = None, extra_items: torch.Tensor | None = None,
