@@ -138,7 +138,8 @@ def decide(cfg: GateConfig, *, candidate: dict[str, float], published: dict[str,
            change: dict[str, float] | None = None, baseline: str = "as_served",
            published_as_served: dict[str, float] | None = None) -> Decision:
     """``point``: pass iff ``candidate[metric] >= published[metric] * (1 - tolerance) - abs_tolerance``.
-    ``bootstrap``: refuse iff the upper end of ``change``'s interval is below ``-tolerance`` (confidently worse)."""
+    ``bootstrap``: refuse iff the upper end of ``change``'s interval is below ``-tolerance`` (confidently worse) or the
+    point estimate is below ``-max_drop``."""
     users = int(candidate.get("users", 0))
     if cfg.metric not in candidate:
         raise KeyError(f"gate.metric '{cfg.metric}' is not measured; choose one of {sorted(candidate)}")
@@ -157,9 +158,12 @@ def decide(cfg: GateConfig, *, candidate: dict[str, float], published: dict[str,
     if cfg.decision == "bootstrap":
         if change is None:
             raise ValueError("gate.decision=bootstrap needs the per-user change")
-        ok = change["high"] >= -cfg.tolerance
+        confident = change["high"] < -cfg.tolerance
+        collapsed = rel < -cfg.max_drop
+        ok = not (confident or collapsed)
         reason = (f"candidate {cfg.metric} {c:.4f} vs {baseline} published {p:.4f}: change {rel:+.1%}{ci}; "
-                  f"{'not confidently' if ok else 'confidently'} below -{cfg.tolerance:.0%}")
+                  f"{'confidently' if confident else 'not confidently'} below -{cfg.tolerance:.0%}"
+                  + (f", and the point estimate loses more than gate.max_drop={cfg.max_drop:.0%}" if collapsed else ""))
     else:
         ok = c >= threshold
         reason = (f"candidate {cfg.metric} {c:.4f} {'>=' if ok else '<'} threshold {threshold:.4f} "

@@ -133,6 +133,13 @@ def test_gate_bootstrap_refuses_only_a_confident_regression_and_records_the_inte
                       change=noisy).passed
     with pytest.raises(ValueError, match="bootstrap"):
         decide(cfg, candidate=cand, published=pub)
+    # a collapse the window is too small to make confident is refused by the point guard (gate.max_drop = 0.5)
+    broken = {"ndcg@10": 0.029, "users": 30.0}
+    wide = {"relative": -0.71, "low": -1.0, "high": -0.019, "confidence": 0.95, "users": 30}
+    d = decide(cfg, candidate=broken, published=pub, change=wide)
+    assert not d.passed and "not confidently below -2%" in d.reason and "gate.max_drop=50%" in d.reason
+    assert decide(GateConfig(max_drop=1.0), candidate=broken, published=pub, change=wide).passed  # guard off
+    assert decide(cfg, candidate={"ndcg@10": 0.051, "users": 30.0}, published=pub, change=wide).passed  # -49 %
 
 
 def test_gate_aligns_by_raw_ids_and_never_recommends_items_the_model_does_not_know() -> None:
