@@ -50,13 +50,13 @@ DAY = 86_400
 # teacher's text cache is shared by later runs). The teacher adapter is off (it costs ~1 min per retrain on
 # UCI; the teacher is then the raw text model). The student keeps its own epochs (5, early stopping) so the
 # full retrain and the incremental one (at most retrain.incremental_epochs on new window + replay) train as
-# they would in use. Exact (flat) index. key=value overrides these.
+# they would in use. Exact (flat) index, no recall/QPS sweep of the other kinds. key=value overrides these.
 # The deliberately broken retrain: an untrained student (a new output size, so the warm start cannot reuse the last
 # layer) that carries nothing of the teacher either (with the default carry an untrained student still scores
 # half the teacher's cosine, which a 30-customer window cannot tell from an honest retrain).
 SABOTAGE = ["student.epochs=0", "student.dim=8", "student.teacher_carry=0"]
 FAST = ["teacher.adapter_epochs=0", "student.rank_users_per_step=64", "student.history_len=20",
-        "index.kind=flat", "data.kcore=0", "publish.keep=3"]
+        "index.kind=flat", "index.tradeoff=false", "data.kcore=0", "publish.keep=3"]
 
 
 def _ts(df: pl.DataFrame, col: str) -> pl.Series:
