@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from recsys.baselines.config import BaselinesConfig
 from recsys.config import ranged
@@ -46,8 +47,6 @@ class PipelineConfig:
 
 def ablation_lanes(cfg: PipelineConfig) -> int:
     """How many 1-process ablation variants train at once (``ablation_lanes``; 0 = the cores)."""
-    import os
-
     return cfg.ablation_lanes or (os.cpu_count() or 1)
 
 

@@ -46,6 +46,7 @@ def auto_nlist(n: int) -> int:
     return int(max(1, min(round(4 * math.sqrt(n)), n // 39)))
 
 
+IVF = ("ivf_flat", "ivf_pq", "ivf_fastscan")  # kinds with a coarse quantizer (nlist lists)
 REFINED = ("ivf_pq", "ivf_fastscan")  # kinds whose PQ shortlist is re-scored exactly (IndexRefineFlat)
 
 
@@ -68,7 +69,7 @@ def auto_pq(d: int, n: int, *, m: int, nbits: int, fastscan: bool = False) -> tu
 def coarse_centroids(index: ItemIndex) -> np.ndarray | None:
     """(nlist, d) centroids of an IVF index's flat coarse quantizer (None for other kinds)."""
     faiss = import_faiss()
-    if index.cfg.kind not in ("ivf_flat", "ivf_pq", "ivf_fastscan") or index.cfg.quantizer != "flat":
+    if index.cfg.kind not in IVF or index.cfg.quantizer != "flat":
         return None
     ivf = faiss.extract_index_ivf(index.index)
     return faiss.rev_swig_ptr(faiss.downcast_index(ivf.quantizer).get_xb(), ivf.nlist * index.dim) \
@@ -118,7 +119,7 @@ def build_index(
     params: dict[str, int] = {}
     if cfg.kind == "flat":
         inner = faiss.IndexFlatIP(d)
-    elif cfg.kind in ("ivf_flat", "ivf_pq", "ivf_fastscan"):
+    elif cfg.kind in IVF:
         nlist = cfg.nlist or auto_nlist(n)
         if nlist > n:
             raise ValueError(f"index.nlist={nlist} exceeds the {n} item vectors; lower it or leave it at 0 (auto)")

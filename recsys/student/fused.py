@@ -173,7 +173,7 @@ def carried_relational(*, student: torch.Tensor, frozen: int, temperature: float
     rows. Four (B, B) buffers and closed-form gradients (``dKL/dcos_s = (P_s - P_t) / (B T)``, then through the
     row normalisation onto the trainable columns) instead of autograd's chain of (B, B) temporaries. Same value and
     gradient as the Gram-over-norms form (tests/student/test_fused.py)."""
-    if not 0 < frozen < student.shape[1] or student.ndim != 2:
+    if student.ndim != 2 or not 0 < frozen < student.shape[1]:
         raise ValueError(f"carried_relational: frozen={frozen} must split the {tuple(student.shape)} rows' columns")
     return _CarriedRelational.apply(student[:, :frozen].detach(), student[:, frozen:], 1.0 / temperature)
 

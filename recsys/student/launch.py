@@ -50,13 +50,15 @@ def launch(*, jobs: Jobs, run_dir: Path, rdzv: Rendezvous = SINGLE, timeout_s: f
     ``WorkersFailed`` with their exit code if any failed."""
     cmd = torchrun_command(jobs=jobs, run_dir=run_dir, rdzv=rdzv)
     nproc = jobs[0][1].nproc
-    _launch(cmd=cmd, nproc=nproc, what="student", detail="variant " + ", ".join(v for v, _, _ in jobs),
-            timeout_s=timeout_s)
+    _launch(cmd=cmd, nproc=nproc, what="student", detail=_detail(jobs), timeout_s=timeout_s)
 
 
 def launch_lanes(*, lanes: Sequence[Jobs], run_dir: Path, timeout_s: float | None = None) -> None:
     """Run one launch per lane (each trains its jobs in order) all at once on this host, and wait for all; the
     cores are split between their workers. Raise ``WorkersFailed`` naming the lanes that failed."""
-    launch_many(launches=[(lane_command(jobs=jobs, run_dir=run_dir), jobs[0][1].nproc,
-                           "variant " + ", ".join(v for v, _, _ in jobs)) for jobs in lanes],
-                what="student", timeout_s=timeout_s)
+    launch_many(launches=[(lane_command(jobs=jobs, run_dir=run_dir), jobs[0][1].nproc, _detail(jobs))
+                          for jobs in lanes], what="student", timeout_s=timeout_s)
+
+
+def _detail(jobs: Jobs) -> str:
+    return "variant " + ", ".join(v for v, _, _ in jobs)

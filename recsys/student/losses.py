@@ -143,21 +143,15 @@ def relational_kl(*, student: torch.Tensor, teacher: torch.Tensor | None, temper
     student (B, d), teacher (B, D) -> scalar mean KL per row. ``frozen``: the first columns of ``student``
     that carry no gradient (``inner_products``); the cosines are then the Gram matrix over the row norms.
     ``teacher=None`` (with ``frozen``): the frozen columns ARE the teacher's vectors (times a constant, the towers'
-    carry), and the teacher's cosines are read off their Gram matrix.
+    carry), and the teacher's cosines are read off their Gram matrix (``fused.carried_relational``, one node).
     """
-    if teacher is None and 0 < frozen < student.shape[1]:
+    if teacher is None:
         return carried_relational(student=student, frozen=frozen, temperature=temperature)
     n = student.norm(dim=1).clamp_min(1e-12)  # F.normalize's x / max(|x|, eps), applied to the Gram matrix
-    fixed, gram = split_products(student, student, frozen=frozen)
+    _, gram = split_products(student, student, frozen=frozen)
     with torch.no_grad():
-        if teacher is None:
-            if fixed is None:
-                raise ValueError("relational_kl: teacher=None needs frozen > 0 (the carried teacher columns)")
-            nt = student[:, :frozen].norm(dim=1).clamp_min(1e-12)
-            cos_t = fixed / (nt[:, None] * nt[None, :])
-        else:
-            t = F.normalize(teacher, dim=1)
-            cos_t = t @ t.T
+        t = F.normalize(teacher, dim=1)
+        cos_t = t @ t.T
     return relational_kl_of(cos_s=gram / (n[:, None] * n[None, :]), cos_t=cos_t, temperature=temperature)
 
 
