@@ -10,6 +10,7 @@ its rank in that source's list, or the sentinel ``depth`` when the source did no
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import polars as pl
@@ -93,21 +94,37 @@ def source_lists(sources: list[Source], *, query: np.ndarray, history: pl.DataFr
 
 
 def pair_scores(users: np.ndarray, items: np.ndarray, u: np.ndarray, i: np.ndarray, *,
-                chunk: int = 256) -> np.ndarray:
+                chunk: int = 256, threads: int = 0) -> np.ndarray:
     """(n,) float32 ``users[u] . items[i]``, in chunks (the gathered rows of millions of pairs would not fit).
 
     The rows are gathered (``np.take(out=)``) into two small buffers allocated once, which stay in the CPU
     cache between the gather and the products: chunks of 128k pairs (fresh (chunk, D) arrays) cost 3x the CPU
-    at D = 448. Each product is one row's einsum, so the values do not depend on the chunk."""
+    at D = 448. Each product is one row's einsum, so the values do not depend on the chunk, nor on which of the
+    ``threads`` (0 = one per core, at most 4) computed it: contiguous shares of the pairs, each thread with its own
+    buffers (numpy's take and einsum release the GIL; one thread left a core idle for ~10 s of Beauty's rank stage)."""
     out = np.empty(len(u), dtype=np.float32)
-    n = min(chunk, len(u))
-    bu = np.empty((n, users.shape[1]), dtype=users.dtype)
-    bi = np.empty((n, items.shape[1]), dtype=items.dtype)
-    for s in range(0, len(u), chunk):
-        m = min(chunk, len(u) - s)
-        np.take(users, u[s:s + m], axis=0, out=bu[:m])
-        np.take(items, i[s:s + m], axis=0, out=bi[:m])
-        out[s:s + m] = np.einsum("nd,nd->n", bu[:m], bi[:m])
+    n_threads = max(1, min(threads or (os.cpu_count() or 1), 4, len(u) // (64 * chunk) or 1))
+
+    def share(lo: int, hi: int) -> None:
+        n = min(chunk, hi - lo)
+        bu = np.empty((n, users.shape[1]), dtype=users.dtype)
+        bi = np.empty((n, items.shape[1]), dtype=items.dtype)
+        for s in range(lo, hi, chunk):
+            m = min(chunk, hi - s)
+            np.take(users, u[s:s + m], axis=0, out=bu[:m])
+            np.take(items, i[s:s + m], axis=0, out=bi[:m])
+            out[s:s + m] = np.einsum("nd,nd->n", bu[:m], bi[:m])
+
+    if len(u) == 0:
+        return out
+    cuts = [min(len(u), j * -(-len(u) // n_threads)) for j in range(n_threads + 1)]
+    if n_threads == 1:
+        share(0, len(u))
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="pair-scores") as pool:
+        list(pool.map(share, cuts[:-1], cuts[1:]))
     return out
 
 

@@ -14,8 +14,10 @@ into the stage record (``report.gate``) and the manifest's ``served``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from recsys.rank.config import RankConfig
 from recsys.rank.features import candidate_features, feature_columns, feature_context, label
 from recsys.rank.gate import decide
 from recsys.rank.sources import RANKER_ROW, SOURCE_ROWS, load_sources, source_files
-from recsys.rank.train import importance, rerank, save_model, threads_for, train_ranker
+from recsys.rank.train import import_lightgbm, importance, rerank, save_model, threads_for, train_ranker
 
 log = logging.getLogger(__name__)
 STAGE = "rank"
@@ -62,6 +64,11 @@ def user_blocks(frame: pl.DataFrame, *, block_users: int) -> list[pl.DataFrame]:
             for s in range(0, len(users), block_users)]
 
 
+def _prefetch_lightgbm() -> None:
+    with contextlib.suppress(ImportError):  # ``train_ranker`` raises the error that says what to install
+        import_lightgbm()
+
+
 def gate_users(users: np.ndarray, *, share: float, seed: int) -> np.ndarray:
     """The seeded share of the valid users held out from training for the gate."""
     n = int(round(share * len(users)))
@@ -79,6 +86,9 @@ def run(cfg: RankConfig, run_dir: RunDir, *, force: bool = False) -> dict[str, A
         log.info("rank: up to date, skipped")
         return run_dir.stage_record(STAGE)["report"]  # type: ignore[index]
     t0 = time.perf_counter()
+    # lightgbm's import (~1.5 s, most of it scikit-learn's when installed) in a thread while the candidates are
+    # built on numpy, which releases the GIL; ``train_ranker``'s own import then waits for it
+    threading.Thread(target=_prefetch_lightgbm, name="import-lightgbm", daemon=True).start()
     tables = load_tables(lay)
     cv, lists_v = candidates(root, cfg, tables=tables, split="valid")
     if cfg.train_users:

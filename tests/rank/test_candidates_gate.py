@@ -71,6 +71,22 @@ def test_union_by_keys_equals_the_polars_joins() -> None:
     np.testing.assert_array_equal(pair_scores(users, items, u, i, chunk=7), pair_scores(users, items, u, i))
 
 
+@pytest.mark.parametrize("dim", [448, 37])
+def test_pair_scores_are_the_same_bits_on_any_number_of_threads(dim: int) -> None:
+    """Each thread takes a contiguous share of the pairs with its own buffers; every value is the one-thread one
+    (a feature that moved by a rounding would move the ranker's splits) and each row's own einsum."""
+    from recsys.rank.candidates import pair_scores
+
+    rng = np.random.default_rng(dim)
+    users, items = rng.standard_normal((50, dim)).astype(np.float32), rng.standard_normal((80, dim)).astype(np.float32)
+    u, i = np.sort(rng.integers(0, 50, 5003)), rng.integers(0, 80, 5003)
+    one = pair_scores(users, items, u, i, chunk=8, threads=1)
+    for t in (2, 3):
+        np.testing.assert_array_equal(pair_scores(users, items, u, i, chunk=8, threads=t), one)
+    ref = np.array([np.einsum("nd,nd->n", users[u[j:j + 1]], items[i[j:j + 1]])[0] for j in range(0, 5003, 97)])
+    np.testing.assert_array_equal(one[::97], ref)
+
+
 def test_union_of_a_list_repeating_a_pair_falls_back_to_the_joins() -> None:
     twice = pl.DataFrame({"user": [0, 0], "item": [1, 1], "score": [1.0, 1.0], "rank": [0, 1]},
                          schema={"user": pl.Int32, "item": pl.Int32, "score": pl.Float32, "rank": pl.Int32})
