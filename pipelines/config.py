@@ -21,7 +21,9 @@ class PipelineConfig:
     data: DataConfig = DataConfig()
     baselines: BaselinesConfig = BaselinesConfig()
     teacher: TeacherConfig = TeacherConfig()
-    student: StudentConfig = StudentConfig()  # the distilled student (student_kd); lambdas set in configs
+    # the distilled student (student_kd); its export ranks no test split (``test_metrics``): the evaluate stage ranks
+    # test for every row. ``student.test_metrics=true`` adds each variant's own test figures to its meta
+    student: StudentConfig = StudentConfig(test_metrics=False)
     index: IndexConfig = IndexConfig()
     rank: RankConfig = RankConfig()
     eval: EvalConfig = EvalConfig()

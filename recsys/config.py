@@ -165,6 +165,11 @@ def build(cls: type[T], table: dict[str, Any], *, prefix: str = "") -> T:
             f"unknown config key(s) {sorted(prefix + u for u in unknown)}; valid keys here: {sorted(names)}"
         )
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in table.items()}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        # a nested table overrides its keys on the field's own default (e.g. PipelineConfig's student sets
+        # test_metrics = false), not on a fresh instance of the nested class
+        if f.name in kwargs and isinstance(table[f.name], dict) and dataclasses.is_dataclass(f.default):
+            kwargs[f.name] = dataclasses.replace(f.default, **{k: getattr(kwargs[f.name], k) for k in table[f.name]})
     obj = cls(**kwargs)
     check_ranges(obj, prefix=prefix)
     return obj

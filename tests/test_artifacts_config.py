@@ -67,6 +67,25 @@ def test_config_toml_and_overrides(tmp_path: Path) -> None:
     assert cfg == Outer(inner=Inner(k=5, name="x"), mode="b", ks=(1, 5), flag=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class Tweaked:
+    inner: Inner = Inner(name="tweaked")  # a nested default that is not the nested class's own
+
+
+def test_a_nested_table_overrides_the_fields_own_default_not_a_fresh_instance() -> None:
+    assert load(Tweaked).inner == Inner(name="tweaked")
+    assert load(Tweaked, overrides=["inner.k=7"]).inner == Inner(k=7, name="tweaked")
+    assert load(Tweaked, overrides=["inner.name=x"]).inner.name == "x"
+
+
+def test_the_main_jobs_students_rank_no_test_split_whatever_student_keys_are_set() -> None:
+    from pipelines.config import PipelineConfig
+
+    assert not load(PipelineConfig).student.test_metrics
+    assert not load(PipelineConfig, overrides=["student.epochs=3"]).student.test_metrics
+    assert load(PipelineConfig, overrides=["student.test_metrics=true"]).student.test_metrics
+
+
 @pytest.mark.parametrize("override,match", [
     ("inner.kk=1", r"unknown config key\(s\) \['inner.kk'\]"),
     ("mode=c", "config key 'mode': 'c' is not one of"),

@@ -71,9 +71,9 @@ def tune(index: ItemIndex, *, queries: np.ndarray, k: int, target_recall: float)
     ``refine_ladder`` gets its smallest nprobe; the pair with the highest QPS on ``queries`` is kept.
     """
     k = min(k, index.count)
-    exact_ids = index.search(queries, k=k, exact=True)[1]
-    if index.exact:
+    if index.exact:  # nothing to tune, nothing to search
         return TuneResult(param=None, value=None, recall=1.0, k=k, target=target_recall, tried={})
+    exact_ids = index.search(queries, k=k, exact=True)[1]
     cfg = index.cfg
     if cfg.kind == "hnsw":
         param, fixed, lo, hi = "ef_search", cfg.ef_search, max(16, k), max(4096, 4 * k)

@@ -136,6 +136,9 @@ class StudentConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # --- export
     quantize_int8: bool = True  # also write int8 per-row-quantised item vectors + scales
+    test_metrics: bool = True  # rank the test split at export: the variant's own test figures (its meta, the
+    # manifest, ``recsys student``). The main job sets it off (``pipelines.evaluate``): its evaluate stage ranks
+    # test for every row anyway, with slices and intervals (the export's test ranking took 1.8-3.8 s a variant)
     eval_batch_size: int = ranged(2048, ge=1)
     # 0 = every user. N > 0: validation (each epoch) and the export's metrics rank the catalogue for a seeded
     # sample of N users with a target: each full-ranking pass costs users x items, the first thing to break

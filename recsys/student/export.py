@@ -70,16 +70,18 @@ def evaluate(*, users: np.ndarray, items: np.ndarray, tables: Tables, split: Spl
 
 def export_metrics(*, items: np.ndarray, users_valid: np.ndarray, users_test: np.ndarray, tables: Tables,
                    quantize: bool, eval_users: int = 0, valid_ranking: metrics.EvalResult | None = None,
-                   valid_ranked: bool = False) -> dict[str, Any] | None:
+                   valid_ranked: bool = False, test: bool = True) -> dict[str, Any] | None:
     """The export's figures: valid (with its popularity slices) and test metrics, and with ``quantize`` the int8 item
     vectors' largest error and size. Every rank calls it (the rankings are shared); -> the summary on rank 0, None elsewhere.
     ``valid_ranked`` (every rank) / ``valid_ranking`` (rank 0): the valid split's ranking of exactly these vectors
-    over every user, done already (the best epoch's validation), reused instead of ranked again."""
+    over every user, done already (the best epoch's validation), reused instead of ranked again. ``test`` = False:
+    no test ranking (its figures are None)."""
     valid_slices: dict[str, Any] = {}
     valid = evaluate(users=users_valid, items=items, tables=tables, split="valid", eval_users=eval_users,
                      slices=valid_slices, ranking=valid_ranking, ranked=valid_ranked)
-    test = evaluate(users=users_test, items=items, tables=tables, split="test", eval_users=eval_users)
-    info: dict[str, Any] = {"valid": valid, "test": test, "bytes": {"item_vectors_f32": int(items.nbytes)},
+    test_fig = evaluate(users=users_test, items=items, tables=tables, split="test", eval_users=eval_users) \
+        if test else None
+    info: dict[str, Any] = {"valid": valid, "test": test_fig, "bytes": {"item_vectors_f32": int(items.nbytes)},
                             "valid_slices": valid_slices}
     if quantize:  # its ranking quality is the evaluation's ``<variant>_int8`` row (test, with slices), not ranked here
         q, s = quantize_int8(items)

@@ -202,7 +202,8 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     reuse = trained.has_best_ranking and cfg.eval_users == 0 and items is encoded
     info = export_metrics(items=items, users_valid=users_valid, users_test=users_test, tables=data.tables,
                           quantize=cfg.quantize_int8, eval_users=cfg.eval_users,
-                          valid_ranking=trained.best_ranking if reuse else None, valid_ranked=reuse)
+                          valid_ranking=trained.best_ranking if reuse else None, valid_ranked=reuse,
+                          test=cfg.test_metrics)
     phases["export_metrics"] = time.perf_counter() - t0 - sum(phases.values())
     record: dict[str, Any] = {}
     if trained.rank == 0:
@@ -238,8 +239,10 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
                        carry_shift=fit.shift if fit else None,
                        phase_seconds={k: round(v, 2) for k, v in phases.items()})
         record = run_dir.stage_record(stage_name(variant)) or {}
-        log.info("student %s: test ndcg@10 %.4f recall@10 %.4f (valid ndcg@10 %.4f), %.0fs (%s), plan %s", variant,
-                 info["test"]["ndcg@10"], info["test"]["recall@10"], info["valid"]["ndcg@10"], seconds,
+        test_fig = (f"test ndcg@10 {info['test']['ndcg@10']:.4f} recall@10 {info['test']['recall@10']:.4f}"
+                    if info["test"] else "test not ranked (student.test_metrics = false)")
+        log.info("student %s: %s (valid ndcg@10 %.4f), %.0fs (%s), plan %s", variant,
+                 test_fig, info["valid"]["ndcg@10"], seconds,
                  ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()),
                  {t: p["sharding_type"] for t, p in trained.plan["tables"].items()})
     if dist.is_initialized():
