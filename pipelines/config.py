@@ -57,9 +57,12 @@ def student_variant(base: StudentConfig, name: str) -> StudentConfig:
 
 
 def ablation_variants(cfg: PipelineConfig) -> dict[str, StudentConfig]:
-    """The ablation's variants (name -> config) on ``cfg.ablation_nproc`` processes each (0: student.nproc)."""
+    """The ablation's variants (name -> config) on ``cfg.ablation_nproc`` processes each (0: student.nproc). With
+    the carry fit on, each takes student_kd's shift (``student.carry_fit_from``) instead of fitting its own."""
     nproc = cfg.ablation_nproc or cfg.student.nproc
-    return {name: dataclasses.replace(student_variant(cfg.student, name), nproc=nproc) for name in ABLATION}
+    src = "student_kd" if cfg.student.carry_fit else cfg.student.carry_fit_from
+    return {name: dataclasses.replace(student_variant(cfg.student, name), nproc=nproc, carry_fit_from=src)
+            for name in ABLATION}
 
 
 @dataclasses.dataclass(frozen=True)

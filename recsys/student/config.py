@@ -81,6 +81,10 @@ class StudentConfig:
     # 0.25 on UCI Online Retail, where 0.75 fills the lists with items nobody bought (valid 0.240 vs 0.209)
     carry_fit_shifts: tuple[float, ...] = ranged((0.0, 0.25, 0.5, 0.75), ge=0, le=1)
     carry_fit_min_targets: int = ranged(20, ge=1)  # a slice with fewer valid targets does not constrain the fit
+    carry_fit_from: str = ""  # a variant of the same run whose chosen shift this one takes instead of fitting its
+    # own ("" = fit its own when carry_fit). The main job's ablation twins take student_kd's: the shift is a setting
+    # of the run, chosen once on the served student and shared like every other one (a twin's own fit ranked valid
+    # 5 times, ~8.5 s of each in its lane; on Beauty and Toys every twin chose student_kd's shift anyway)
     # --- training
     lr: float = ranged(2e-3, gt=0)  # Adam(W) for the dense parts (MLPs, projections)
     table_lr: float = ranged(0.05, gt=0)  # fused rowwise Adagrad for the tables (sparse rows: adagrad is the

@@ -53,7 +53,29 @@ def input_key(cfg: StudentConfig, run_dir: RunDir, *, variant: str) -> str:
     except Exception:  # tables made outside the data stage (tests): hash the split files themselves
         data = hash_obj([file_sha256(p) for p in T.paths(run_dir.layout)[2:]])
     same = dataclasses.replace(cfg, nproc=1)  # (it was in the key until the multi-node work noticed)
-    return hash_obj({"cfg": same, "variant": variant, "data": data, "teacher": teacher, "v": 1})
+    key = {"cfg": same, "variant": variant, "data": data, "teacher": teacher, "v": 1}
+    if carries_shift_from(cfg):  # the shift it takes is an input: the source variant's, as recorded now
+        rec = run_dir.stage_record(stage_name(cfg.carry_fit_from)) or {}
+        key["carry_from"] = {"key": rec.get("key"), "shift": rec.get("carry_shift")}
+    return hash_obj(key)
+
+
+def carries_shift_from(cfg: StudentConfig) -> bool:
+    """True when ``cfg`` has a per-item carry whose shift is taken from another variant (``carry_fit_from``)."""
+    return bool(cfg.carry_fit_from) and cfg.teacher_carry > 0 and cfg.carry_count_k > 0
+
+
+def inherited_shift(cfg: StudentConfig, run_dir: RunDir) -> float:
+    """The carry shift ``cfg.carry_fit_from`` chose in this run (its manifest record); a clear error without one."""
+    rec = run_dir.stage_record(stage_name(cfg.carry_fit_from)) or {}
+    shift = rec.get("carry_shift")
+    if shift is None:
+        from recsys.config import ConfigError
+
+        raise ConfigError(f"config key 'student.carry_fit_from': variant {cfg.carry_fit_from!r} has no carry shift "
+                          f"in {run_dir.layout.manifest} (not trained in this run, or trained without a per-item "
+                          f"carry fit). Train it first, or set student.carry_fit_from=\"\" to fit this variant's own")
+    return float(shift)
 
 
 def run(cfg: StudentConfig, run_dir: RunDir, *, variant: str, force: bool = False,
@@ -97,18 +119,22 @@ def run_variants(cfgs: dict[str, StudentConfig], run_dir: RunDir, *, force: bool
     (variants dealt to them round-robin in ``cfgs`` order, each lane's in order; the cores are split between
     them). The exports are those of ``run`` called once per variant.
     """
-    keys = {v: input_key(c, run_dir, variant=v) for v, c in cfgs.items()}
     out: dict[str, dict[str, Any]] = {}
-    todo: list[Job] = []
-    for v, c in cfgs.items():
-        if not force and run_dir.is_fresh(stage_name(v), keys[v]):
-            log.info("student %s: up to date, skipped", v)
-            out[v] = run_dir.stage_record(stage_name(v))  # type: ignore[assignment]
-        else:
-            _check_batch(c)
-            todo.append(Job(v, c, keys[v]))
-    for nproc in dict.fromkeys(j.cfg.nproc for j in todo):  # one launch per process count, first-seen order
-        group = [j for j in todo if j.cfg.nproc == nproc]
+    for c in cfgs.values():
+        _check_batch(c)
+    for nproc, names in launch_groups(cfgs):
+        # keys just before the group runs: a variant taking an earlier group's carry shift hashes it as recorded now
+        group = []
+        for v in names:
+            c = cfgs[v]
+            key = input_key(c, run_dir, variant=v)
+            if not force and run_dir.is_fresh(stage_name(v), key):
+                log.info("student %s: up to date, skipped", v)
+                out[v] = run_dir.stage_record(stage_name(v))  # type: ignore[assignment]
+            else:
+                group.append(Job(v, c, key))
+        if not group:
+            continue
         if nproc > 1 or rdzv.multi_node:
             out.update(_launched(group, run_dir, rdzv=rdzv))
         elif lanes > 1 and len(group) > 1:
@@ -117,6 +143,18 @@ def run_variants(cfgs: dict[str, StudentConfig], run_dir: RunDir, *, force: bool
             for j in group:
                 out[j.variant] = execute(cfg=j.cfg, run_dir=run_dir, variant=j.variant, key=j.key)
     return {v: out[v] for v in cfgs}
+
+
+def launch_groups(cfgs: dict[str, StudentConfig]) -> list[tuple[int, list[str]]]:
+    """The order ``run_variants`` trains ``cfgs`` in: (process count, variants) groups, one launch each, by process
+    count in first-seen order. A variant taking the carry shift of another one of ``cfgs`` (``carry_fit_from``) whose
+    group would not run after that one's goes to a second wave of groups (the main job's twins, 1 process, already
+    follow student_kd's 2-process group)."""
+    first = list(dict.fromkeys(c.nproc for c in cfgs.values()))
+    wave = {v: int(carries_shift_from(c) and c.carry_fit_from in cfgs
+                   and first.index(cfgs[c.carry_fit_from].nproc) >= first.index(c.nproc)) for v, c in cfgs.items()}
+    keys = dict.fromkeys((wave[v], c.nproc) for v, c in sorted(cfgs.items(), key=lambda vc: wave[vc[0]]))
+    return [(n, [v for v, c in cfgs.items() if (wave[v], c.nproc) == (w, n)]) for w, n in keys]
 
 
 def _check_batch(cfg: StudentConfig) -> None:
@@ -191,8 +229,15 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
     users_test = encode_users(towers=towers, feats=data.feats, hist=data.train_valid, cfg=cfg)
     tower = user_tower(towers=towers, feats=data.feats, cfg=cfg)  # every rank: the tables may be sharded
     phases["encode"] = time.perf_counter() - t0 - sum(phases.values())
-    fit, encoded = None, items
-    if towers.carry_dim and cfg.carry_count_k > 0 and cfg.carry_fit:  # (the same on every rank)
+    fit, encoded, inherited = None, items, None
+    if towers.carry_dim and carries_shift_from(cfg):  # another variant's shift: no fit (the same on every rank)
+        from recsys.student.carry_fit import rescaled
+
+        inherited = inherited_shift(cfg, run_dir)
+        items = rescaled(items=items, teacher_dim=data.feats.carry.shape[1], counts=data.feats.train_count,
+                         carry=cfg.teacher_carry, k=cfg.carry_count_k, trained_shift=cfg.carry_shift, shift=inherited)
+        log.info("student %s: carry shift %.2f, %s's", variant, inherited, cfg.carry_fit_from)
+    elif towers.carry_dim and cfg.carry_count_k > 0 and cfg.carry_fit:  # (the same on every rank)
         items, fit = _fit_carry_shared(cfg=cfg, data=data, items=items, users=users_valid, rank=trained.rank,
                                        world=trained.world)
     # every rank: each ranks a share of the users, rank 0 gets the figures (``recsys.student.scoring``)
@@ -224,7 +269,8 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
                 "valid": info["valid"], "test": info["test"], "int8": info.get("int8"),
                 "valid_slices": info["valid_slices"],
                 "items_without_train_events": int((data.feats.train_count == 0).sum()), "examples": examples,
-                "carry_fit": fit.as_dict() if fit else None,
+                "carry_fit": fit.as_dict() if fit else
+                ({"shift": inherited, "from": cfg.carry_fit_from} if inherited is not None else None),
                 "config": dataclasses.asdict(cfg), "versions": versions()}
         paths.append(S.write_meta(layout=run_dir.layout, variant=variant, meta=meta))
         paths.append(S.write_train_log(layout=run_dir.layout, variant=variant,
@@ -236,7 +282,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
                        valid_slices=info["valid_slices"], train_seconds=meta["train_seconds"],
                        examples_per_s=meta["examples_per_s"], int8=info.get("int8"), params=params,
                        world_size=trained.world, examples=examples, rank0_cpu_seconds=round(_cpu() - c0, 2),
-                       carry_shift=fit.shift if fit else None,
+                       carry_shift=fit.shift if fit else inherited,
                        phase_seconds={k: round(v, 2) for k, v in phases.items()})
         record = run_dir.stage_record(stage_name(variant)) or {}
         test_fig = (f"test ndcg@10 {info['test']['ndcg@10']:.4f} recall@10 {info['test']['recall@10']:.4f}"
