@@ -15,6 +15,8 @@ cosines are read off it instead of multiplying the teacher's vectors again.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -40,7 +42,10 @@ def _gather(x: torch.Tensor, *, grad: bool) -> torch.Tensor:
     if grad:
         from torch.distributed.nn.functional import all_gather
 
-        return torch.cat(all_gather(x), dim=0)
+        with warnings.catch_warnings():  # torch 2.13 marks it deprecated (a FutureWarning in every worker's log); the
+            # replacement it names lives in the private ``torch.distributed._functional_collectives``
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.cat(all_gather(x), dim=0)
     out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
     dist.all_gather(out, x.contiguous())
     return torch.cat(out, dim=0)
