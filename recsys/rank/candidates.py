@@ -115,16 +115,15 @@ def pair_scores(users: np.ndarray, items: np.ndarray, u: np.ndarray, i: np.ndarr
             np.take(items, i[s:s + m], axis=0, out=bi[:m])
             out[s:s + m] = np.einsum("nd,nd->n", bu[:m], bi[:m])
 
-    if len(u) == 0:
-        return out
-    cuts = [min(len(u), j * -(-len(u) // n_threads)) for j in range(n_threads + 1)]
     if n_threads == 1:
         share(0, len(u))
         return out
     from concurrent.futures import ThreadPoolExecutor
 
+    per = -(-len(u) // n_threads)
+    starts = range(0, len(u), per)
     with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="pair-scores") as pool:
-        list(pool.map(share, cuts[:-1], cuts[1:]))
+        list(pool.map(share, starts, [min(len(u), s + per) for s in starts]))
     return out
 
 

@@ -8,13 +8,11 @@ regular Adam(W) built by the caller from ``dense_parameters``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import os
 import socket
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -93,23 +91,6 @@ def describe_plan(plan: ShardingPlan) -> dict[str, dict[str, Any]]:
     return out
 
 
-PLANNER_LOGGERS = ("torchrec.distributed.planner",)  # its children (types, storage_reservations) inherit the level
-
-
-@contextlib.contextmanager
-def _quiet(names: tuple[str, ...]) -> Iterator[None]:
-    """These loggers at ERROR for the block (their levels restored after)."""
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
 def shard_model(*, model: nn.Module, cfg: StudentConfig, device: torch.device, batch_size: int,
                 ) -> tuple[DistributedModelParallel, dict[str, Any]]:
     """Plan with EmbeddingShardingPlanner over a Topology of this world, wrap in DMP.
@@ -130,11 +111,11 @@ def shard_model(*, model: nn.Module, cfg: StudentConfig, device: torch.device, b
                    for ebc in ebcs for t in (ebc.embedding_bag_configs() if hasattr(ebc, "embedding_bag_configs")
                                              else ebc.embedding_configs())}
     pg = dist.GroupMember.WORLD
-    with warnings.catch_warnings(), _quiet(PLANNER_LOGGERS):
-        # torchrec 1.8's deprecations of its own defaults (the planner's heuristic storage reservation, DMP's
-        # broadcast_buffers) and its planner's advice for GPU clusters ("use TopologyFactory ... otherwise, the job
-        # will fail"), once per worker in the log: changing either default could move the plan, and a CPU topology of
-        # this world is what the planner gets
+    # torchrec 1.8's planner advice for GPU clusters ("use TopologyFactory ... otherwise, the job will fail"), once per
+    # worker in the log: a CPU topology of this world is what it gets (``recsys.student.planner`` does the same)
+    logging.getLogger("torchrec.distributed.planner").setLevel(logging.ERROR)
+    with warnings.catch_warnings():  # its deprecations of its own defaults (the planner's heuristic storage
+        # reservation, DMP's broadcast_buffers): changing either could move the plan
         warnings.simplefilter("ignore", FutureWarning)
         topology = Topology(world_size=world, compute_device=device.type)
         planner = EmbeddingShardingPlanner(topology=topology, batch_size=batch_size, constraints=constraints,

@@ -234,8 +234,7 @@ def execute(*, cfg: StudentConfig, run_dir: RunDir, variant: str, key: str, keep
         from recsys.student.carry_fit import rescaled
 
         inherited = inherited_shift(cfg, run_dir)
-        items = rescaled(items=items, teacher_dim=data.feats.carry.shape[1], counts=data.feats.train_count,
-                         carry=cfg.teacher_carry, k=cfg.carry_count_k, trained_shift=cfg.carry_shift, shift=inherited)
+        items = rescaled(items=items, shift=inherited, **_carry_vec(cfg, data))
         log.info("student %s: carry shift %.2f, %s's", variant, inherited, cfg.carry_fit_from)
     elif towers.carry_dim and cfg.carry_count_k > 0 and cfg.carry_fit:  # (the same on every rank)
         items, fit = _fit_carry_shared(cfg=cfg, data=data, items=items, users=users_valid, rank=trained.rank,
@@ -310,8 +309,7 @@ def _fit_carry_shared(*, cfg: StudentConfig, data: Any, items: Any, users: Any, 
     from recsys.student import scoring
     from recsys.student.carry_fit import fit_shift, rescaled, shift_rankings
 
-    vec = {"teacher_dim": data.feats.carry.shape[1], "counts": data.feats.train_count, "carry": cfg.teacher_carry,
-           "k": cfg.carry_count_k, "trained_shift": cfg.carry_shift}
+    vec = _carry_vec(cfg, data)
     shifts, tables = tuple(cfg.carry_fit_shifts), data.tables
     merged = scoring.shared(targets=tables.valid, history=tables.history("valid"), rank_fn=lambda t, h: shift_rankings(
         items=items, users=users, shifts=shifts, n_items=tables.n_items, targets=t, history=h, **vec))
@@ -328,6 +326,12 @@ def _fit_carry_shared(*, cfg: StudentConfig, data: Any, items: Any, users: Any, 
         if rank != 0:
             items = rescaled(items=items, shift=float(box[0]), **vec)
     return items, fit
+
+
+def _carry_vec(cfg: StudentConfig, data: Any) -> dict[str, Any]:
+    """What ``recsys.student.carry_fit`` needs to know of the encoded item vectors' per-item carry."""
+    return {"teacher_dim": data.feats.carry.shape[1], "counts": data.feats.train_count, "carry": cfg.teacher_carry,
+            "k": cfg.carry_count_k, "trained_shift": cfg.carry_shift}
 
 
 def _cpu() -> float:
